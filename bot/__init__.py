@@ -1,0 +1,1 @@
+"""The bot: config, pipeline, CLI and platform front-ends."""

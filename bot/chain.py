@@ -1,0 +1,111 @@
+"""The chain: per-session ordering around the literal list of pipeline stages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from bot.exchange import ChannelSettings, Exchange, Sink, Stage
+from bot.messages import Incoming, Reply
+from memory.store import ConversationStore
+from memory.turns import SessionKey
+from persona.card import Persona
+from persona.library import PersonaLibrary
+
+log = logging.getLogger(__name__)
+
+
+class SessionLocks:
+    """One lock per conversation, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Serialize work on one key; different keys run concurrently."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+def conversation_of(msg: Incoming) -> tuple[str, str]:
+    """(scope, id): the channel in groups, the user in DMs."""
+    return ("dm", msg.user_id) if msg.is_direct else ("group", msg.channel_id)
+
+
+class Chain:
+    """Runs each message through the stages, in order within a conversation."""
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        store: ConversationStore,
+        personas: PersonaLibrary,
+        default_persona: str,
+    ):
+        self.stages = list(stages)
+        self.store = store
+        self.personas = personas
+        self.default_persona = default_persona
+        self.locks = SessionLocks()
+
+    async def handle(self, msg: Incoming, sink: Sink | None = None) -> Reply | None:
+        """The character's reply to one message, or None when it stays silent."""
+        scope, cid = conversation_of(msg)
+        async with self.locks.hold(f"{msg.platform}:{scope}:{cid}"):
+            settings = await self.channel_settings(msg)
+            persona = self.persona_for(msg, settings)
+            ex: Exchange | None = Exchange(
+                incoming=msg,
+                persona=persona,
+                session=SessionKey(persona.id, msg.platform, scope, cid),  # type: ignore[arg-type]
+                settings=settings,
+                text=msg.text,
+                sink=sink,
+            )
+            for stage in self.stages:
+                assert ex is not None
+                ex = await stage(ex)
+                if ex is None:
+                    return None
+            return ex.reply if ex else None
+
+    async def channel_settings(self, msg: Incoming) -> ChannelSettings:
+        """The stored settings of the message's conversation."""
+        _, cid = conversation_of(msg)
+        return ChannelSettings.parse(await self.store.settings(msg.platform, cid))
+
+    def persona_for(self, msg: Incoming, settings: ChannelSettings) -> Persona:
+        """Explicit persona, else the channel's, else the default."""
+        for pid in (msg.persona, settings.persona, self.default_persona):
+            if pid and pid in self.personas:
+                return self.personas.get(pid)
+        return self.personas.get(self.personas.ids()[0])
+
+    async def set_persona(self, msg: Incoming, pid: str) -> Persona:
+        """Switch the conversation's persona (each persona keeps its own history)."""
+        persona = self.personas.get(pid)
+        _, cid = conversation_of(msg)
+        await self.store.set_setting(msg.platform, cid, "persona", pid)
+        return persona
+
+    async def reset(self, msg: Incoming) -> Persona:
+        """Forget the conversation (history and summary) of the active persona, for everyone."""
+        scope, cid = conversation_of(msg)
+        persona = self.persona_for(msg, await self.channel_settings(msg))
+        await self.store.reset(SessionKey(persona.id, msg.platform, scope, cid))  # type: ignore[arg-type]
+        return persona

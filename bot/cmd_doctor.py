@@ -1,0 +1,130 @@
+"""`doctor`: check every component and say how to fix what fails."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.boot import settings_from
+from bot.config import Settings
+from bot.llm import LLMError, OpenAIChat
+from memory.open import _safe_url, open_store
+from memory.store import StoreError
+from persona.library import PersonaError, PersonaLibrary
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's table."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+Probe = Callable[[Settings], Awaitable[Check]]
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `doctor`."""
+    sub.add_parser("doctor", help="check config, memory, model, knowledge, voice", parents=[common]).set_defaults(
+        func=doctor_cmd
+    )
+
+
+async def check_config(s: Settings) -> Check:
+    """The config file."""
+    if s.source:
+        return Check("config", True, str(s.source))
+    return Check("config", True, "no config.toml; using defaults and the environment", required=False)
+
+
+async def check_personas(s: Settings) -> Check:
+    """Persona cards and the default persona."""
+    try:
+        lib = PersonaLibrary([*s.personas.dirs, s.personas.import_dir])
+    except PersonaError as exc:
+        return Check("personas", False, str(exc), "fix or remove that card")
+    if s.bot.default_persona not in lib:
+        return Check("personas", False, f"default_persona '{s.bot.default_persona}' not found",
+                     f"set [bot] default_persona to one of: {', '.join(lib.ids())}")
+    return Check("personas", True, f"{len(lib.ids())} cards: {', '.join(lib.ids())}")
+
+
+async def check_memory(s: Settings) -> Check:
+    """The conversation store."""
+    try:
+        store = await open_store(s.memory)
+    except StoreError as exc:
+        return Check("memory", False, str(exc), "start Redis or set [memory] backend = \"sqlite\"")
+    try:
+        await store.ping()
+        where = _safe_url(s.memory.redis_url.get_secret_value()) if store.name == "redis" else str(s.memory.sqlite_path)
+        return Check("memory", True, f"{store.name} ({where})")
+    except StoreError as exc:
+        return Check("memory", False, str(exc), "check [memory] redis_url / sqlite_path")
+    finally:
+        await store.close()
+
+
+async def check_model(s: Settings) -> Check:
+    """The model server's /v1/models."""
+    if s.llm.provider == "offline":
+        return Check("model", True, "offline mode (example lines)", required=False)
+    model = OpenAIChat(s.llm)
+    try:
+        names = await model.models()
+    except LLMError as exc:
+        return Check("model", False, exc.args[0], "start lmdeploy serve api_server, or set BOT_LLM__BASE_URL")
+    finally:
+        await model.close()
+    if s.llm.model and s.llm.model not in names:
+        return Check("model", False, f"'{s.llm.model}' not served (have: {', '.join(names)})", "fix [llm] model")
+    return Check("model", True, f"{s.llm.base_url}: {', '.join(names) or 'no models listed'}")
+
+
+async def check_knowledge(s: Settings) -> Check:
+    """The knowledge store."""
+    if not s.knowledge.enabled:
+        return Check("knowledge", True, "disabled", required=False)
+    return Check("knowledge", True, "no source index in this build; lore comes from the cards", required=False)
+
+
+async def check_voice(s: Settings) -> Check:
+    """The voice engine."""
+    if not s.voice.enabled:
+        return Check("voice", True, "off ([voice] enabled = false)", required=False)
+    return Check("voice", False, "voice is on but no engine is part of this build", "set [voice] enabled = false",
+                 required=False)
+
+
+PROBES: list[Probe] = [check_config, check_personas, check_memory, check_model, check_knowledge, check_voice]
+
+
+def render(checks: list[Check]) -> str:
+    """The table."""
+    rows = [("check", "status", "detail", "fix")]
+    for c in checks:
+        status = "ok" if c.ok else ("FAIL" if c.required else "warn")
+        rows.append((c.name, status, c.detail, c.fix))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows
+    )
+
+
+def doctor_cmd(args: argparse.Namespace) -> int:
+    """Print the table; exit 0 only when every required check passes."""
+    settings = settings_from(args)
+    checks = asyncio.run(_run_all(settings))
+    print(render(checks))
+    return 0 if all(c.ok or not c.required for c in checks) else 1
+
+
+async def _run_all(settings: Settings) -> list[Check]:
+    return [await probe(settings) for probe in PROBES]

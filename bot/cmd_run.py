@@ -1,0 +1,91 @@
+"""`chat` and `run`: talk in the terminal, or start every configured platform."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from bot.app import App
+from bot.boot import settings_from
+from bot.config import Settings
+from bot.llm import LLMError
+from bot.terminal import TerminalChat
+
+log = logging.getLogger(__name__)
+
+CONNECT_HINT = """\
+How to connect things (see README.md):
+  model   start an OpenAI-compatible server, e.g.
+          lmdeploy serve api_server ./model --backend turbomind --server-port 23333
+          or point BOT_LLM__BASE_URL / BOT_LLM__MODEL / BOT_LLM__API_KEY at one
+  Discord set BOT_DISCORD__TOKEN (in the environment or .env)
+  QQ      set BOT_QQ__ENABLED=true and connect NapCat/Lagrange to ws://HOST:PORT/onebot/v11/ws"""
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `chat` and `run`."""
+    chat = sub.add_parser("chat", help="chat in the terminal", parents=[common])
+    chat.add_argument("--persona", default="", help="persona id (default: [bot] default_persona)")
+    chat.add_argument("--session", default="terminal", help="conversation name; history persists per name")
+    chat.set_defaults(func=chat_cmd)
+    run = sub.add_parser("run", help="start every configured platform", parents=[common])
+    run.add_argument("--platform", choices=["all", "discord", "qq", "terminal"], default="all")
+    run.set_defaults(func=run_cmd)
+
+
+async def announce_model(app: App) -> None:
+    """Say which mode will answer; with no model, say how to connect one."""
+    cfg = app.settings.llm
+    if app.model is None:
+        print("model: offline mode ([llm] provider = \"offline\"): answers come from the card's example lines", file=sys.stderr)
+        return
+    try:
+        names = await app.model.models()
+        print(f"model: {cfg.base_url} serves {', '.join(names) or '(no models listed)'}", file=sys.stderr)
+    except LLMError:
+        print(
+            f"model: nothing answers at {cfg.base_url}; the character answers from its example lines "
+            "until a model server is up", file=sys.stderr,
+        )
+
+
+def chat_cmd(args: argparse.Namespace) -> int:
+    """Terminal chat."""
+    settings = settings_from(args)
+    return asyncio.run(_chat(settings, args.persona, args.session))
+
+
+async def _chat(settings: Settings, persona: str, session: str, hint: bool = False) -> int:
+    async with App.open(settings) as app:
+        if persona:
+            app.personas.get(persona)
+        interactive = sys.stdin.isatty()
+        if interactive or hint:
+            await announce_model(app)
+            if hint:
+                print(CONNECT_HINT, file=sys.stderr)
+        await TerminalChat(app, session, persona).run(interactive)
+    return 0
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    """Start the configured platforms; with none, the terminal chat."""
+    settings = settings_from(args)
+    wanted = args.platform
+    discord_on = wanted in ("all", "discord") and settings.discord.configured
+    qq_on = wanted in ("all", "qq") and settings.qq.configured
+    if wanted == "discord" and not discord_on:
+        print("error: Discord is not configured: set BOT_DISCORD__TOKEN", file=sys.stderr)
+        return 2
+    if wanted == "qq" and not qq_on:
+        print("error: QQ is not configured: set BOT_QQ__ENABLED=true ([qq] in config.toml)", file=sys.stderr)
+        return 2
+    if not (discord_on or qq_on):
+        print("No platform is configured; starting the terminal chat.", file=sys.stderr)
+        return asyncio.run(_chat(settings, "", "terminal", hint=True))
+    from bot.platforms import serve
+
+    return serve(settings, discord=discord_on, qq=qq_on)

@@ -1,0 +1,150 @@
+"""Configuration: config.toml parsed once into typed sections, overridable from the environment.
+
+Precedence, highest first: environment (`BOT_<SECTION>__<KEY>`), `.env`, the TOML file, defaults.
+Relative paths in the file are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import PrivateAttr, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.config.core import BotConfig, LLMConfig, MemoryConfig, PersonasConfig
+from bot.config.discord import DiscordConfig
+from bot.config.knowledge import KnowledgeConfig
+from bot.config.qq import QQConfig
+from bot.config.training import TrainingConfig
+from bot.config.voice import VoiceConfig
+
+__all__ = [
+    "BotConfig",
+    "ConfigError",
+    "DiscordConfig",
+    "KnowledgeConfig",
+    "LLMConfig",
+    "MemoryConfig",
+    "PersonasConfig",
+    "QQConfig",
+    "Settings",
+    "TrainingConfig",
+    "VoiceConfig",
+    "load_config",
+]
+
+DEFAULT_PATH = Path("config.toml")
+
+
+class ConfigError(Exception):
+    """A config file or environment override that cannot be used; the message names the key."""
+
+
+class Settings(BaseSettings):
+    """The whole configuration; each component receives only its own section."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BOT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    bot: BotConfig = BotConfig()
+    llm: LLMConfig = LLMConfig()
+    memory: MemoryConfig = MemoryConfig()
+    personas: PersonasConfig = PersonasConfig()
+    knowledge: KnowledgeConfig = KnowledgeConfig()
+    voice: VoiceConfig = VoiceConfig()
+    discord: DiscordConfig = DiscordConfig()
+    qq: QQConfig = QQConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats .env beats the TOML file (passed as init data)."""
+        return env_settings, dotenv_settings, init_settings
+
+    @property
+    def source(self) -> Path | None:
+        """The config file these settings came from, if any."""
+        return self._source
+
+    def secrets(self) -> list[str]:
+        """Every non-empty secret value, for log redaction."""
+        found: list[str] = []
+        for section in self.__class__.model_fields:
+            part = getattr(self, section)
+            for name in part.__class__.model_fields:
+                value = getattr(part, name)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    found.append(value.get_secret_value())
+        return found
+
+
+def load_config(path: Path | None = None, env_file: Path | None = None) -> Settings:
+    """Read config.toml (or PATH), the environment and .env into Settings; raise ConfigError."""
+    explicit = path is not None
+    path = Path(path) if path is not None else DEFAULT_PATH
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"{path}: config file not found")
+    env_file = env_file if env_file is not None else Path(".env")
+    try:
+        settings = Settings(_env_file=env_file if env_file.is_file() else None, **data)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path if path.is_file() else None)) from None
+    root = path.resolve().parent if path.is_file() else Path.cwd()
+    settings = _resolve_paths(settings, root)
+    settings._source = path.resolve() if path.is_file() else None
+    return settings
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    """One line per problem, naming the file, section and key (or the environment variable)."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        section, key = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else ("", loc[0] if loc else "")
+        env_name = "BOT_" + "__".join(p.upper() for p in loc)
+        where = f"environment {env_name}" if env_name in os.environ else str(path or "config")
+        what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if not section:
+            lines.append(f"{where}: unknown section [{key}]" if err["type"] == "extra_forbidden" else f"{where}: {key}: {what}")
+        else:
+            lines.append(f"{where}: [{section}] {key}: {what}")
+    return "\n".join(lines)
+
+
+def _resolve_paths(settings: Settings, root: Path) -> Settings:
+    """Anchor relative paths at the config file's folder (and sqlite under data_dir)."""
+
+    def anchor(p: Path, base: Path) -> Path:
+        return p if p.is_absolute() else (base / p)
+
+    data_dir = anchor(settings.bot.data_dir, root)
+    settings.bot = settings.bot.model_copy(update={"data_dir": data_dir})
+    settings.memory = settings.memory.model_copy(
+        update={"sqlite_path": anchor(settings.memory.sqlite_path, data_dir)}
+    )
+    settings.personas = settings.personas.model_copy(
+        update={
+            "dirs": [anchor(d, root) for d in settings.personas.dirs],
+            "import_dir": anchor(settings.personas.import_dir, root),
+        }
+    )
+    return settings

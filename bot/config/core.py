@@ -1,0 +1,74 @@
+"""Sections for the core: [bot], [llm], [memory], [personas]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class BotConfig(Section):
+    """[bot]: process-wide settings."""
+
+    default_persona: str = "horo"
+    data_dir: Path = Path("data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_input_chars: int = Field(1500, ge=50)
+    rate_limit_per_minute: int = Field(12, ge=1)
+    flood_merge_seconds: float = Field(0.0, ge=0.0)
+    reply_chance: float = Field(0.0, ge=0.0, le=1.0)
+    reply_cooldown_seconds: float = Field(60.0, ge=0.0)
+    answer_bots: bool = False
+    bot_reply_limit: int = Field(3, ge=0)
+
+
+class LLMConfig(Section):
+    """[llm]: the OpenAI-compatible model server (lmdeploy api_server by default)."""
+
+    provider: Literal["openai", "offline"] = "openai"
+    base_url: str = "http://127.0.0.1:23333/v1"
+    model: str = ""
+    api_key: SecretStr = SecretStr("")
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(0.8, gt=0.0, le=1.0)
+    top_k: int = Field(40, ge=0)
+    repetition_penalty: float = Field(1.05, gt=0.0)
+    max_tokens: int = Field(512, ge=1)
+    context_tokens: int = Field(4096, ge=512)
+    example_tokens: int = Field(800, ge=0)
+    request_timeout: float = Field(30.0, gt=0.0)
+    deadline: float = Field(60.0, gt=0.0)
+    max_concurrency: int = Field(4, ge=1)
+    retry_after: float = Field(30.0, ge=0.0)
+
+
+class MemoryConfig(Section):
+    """[memory]: conversation store, window, summary and user facts."""
+
+    backend: Literal["auto", "redis", "sqlite"] = "auto"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    key_prefix: str = "rp:v1"
+    sqlite_path: Path = Path("memory.sqlite3")
+    max_turns: int = Field(200, ge=10)
+    ttl_days: float = Field(0.0, ge=0.0)
+    history_tokens: int = Field(1500, ge=100)
+    group_context_turns: int = Field(12, ge=0)
+    summary: bool = True
+    summary_tokens: int = Field(300, ge=50)
+    facts: bool = True
+    facts_per_user: int = Field(12, ge=0)
+    facts_every: int = Field(6, ge=1)
+
+
+class PersonasConfig(Section):
+    """[personas]: where character cards live."""
+
+    dirs: list[Path] = Field(default_factory=lambda: [Path("persona")])
+    import_dir: Path = Path("data/personas")

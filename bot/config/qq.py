@@ -1,0 +1,27 @@
+"""[qq]: the QQ front-end (nonebot2: OneBot v11 and the official API)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from bot.config.core import Section
+
+
+class QQConfig(Section):
+    """[qq]: OneBot v11 (reverse WebSocket) and the official QQ bot API."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    access_token: SecretStr = SecretStr("")
+    superusers: list[str] = Field(default_factory=list)
+    official_app_id: str = ""
+    official_token: SecretStr = SecretStr("")
+    official_secret: SecretStr = SecretStr("")
+    reply_delay_max: float = Field(0.0, ge=0.0)
+    forward_over_chars: int = Field(600, ge=0)
+
+    @property
+    def configured(self) -> bool:
+        """True when QQ is switched on."""
+        return self.enabled

@@ -1,0 +1,23 @@
+"""[voice]: translation and speech for voiced replies."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from bot.config.core import Section
+
+
+class VoiceConfig(Section):
+    """[voice]: off by default; per-persona voices come from the card."""
+
+    enabled: bool = False
+    engine: Literal["auto", "kokoro", "vits"] = "auto"
+    vits_url: str = ""
+    vits_api_key: SecretStr = SecretStr("")
+    translator_base_url: str = ""
+    translator_model: str = ""
+    max_chars: int = Field(200, ge=1)
+    timeout: float = Field(60.0, gt=0.0)
+    cache_mb: int = Field(200, ge=0)

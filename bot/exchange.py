@@ -1,0 +1,74 @@
+"""The typed record that flows through the pipeline, and the stage contract."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.llm import ChatMessage
+from bot.lookup import Passage
+from bot.messages import Incoming, Mode, Reply
+from memory.turns import SessionKey, Summary, Turn
+from persona.card import Persona
+
+Sink = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """Per-channel choices, persisted in the store."""
+
+    persona: str = ""
+    voice: bool | None = None
+    max_chapter: int | None = None
+    chance: float | None = None
+    bots: bool | None = None
+
+    @classmethod
+    def parse(cls, raw: dict[str, str]) -> ChannelSettings:
+        """From the store's string map (unknown or malformed entries are ignored)."""
+
+        def flag(v: str | None) -> bool | None:
+            return None if v is None else v in ("1", "true", "on")
+
+        def num(v: str | None, kind: type[int] | type[float]) -> int | float | None:
+            try:
+                return None if v is None else kind(v)
+            except ValueError:
+                return None
+
+        chapter = num(raw.get("max_chapter"), int)
+        chance = num(raw.get("chance"), float)
+        return cls(
+            persona=raw.get("persona", ""),
+            voice=flag(raw.get("voice")),
+            max_chapter=int(chapter) if chapter is not None else None,
+            chance=float(chance) if chance is not None else None,
+            bots=flag(raw.get("bots")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One message's way through the pipeline; each stage returns an updated copy."""
+
+    incoming: Incoming
+    persona: Persona
+    session: SessionKey
+    settings: ChannelSettings
+    text: str
+    sink: Sink | None = None
+    history: tuple[Turn, ...] = ()
+    unsummarized: tuple[Turn, ...] = ()
+    summary: Summary = field(default_factory=Summary)
+    facts: tuple[str, ...] = ()
+    passages: tuple[Passage, ...] = ()
+    lore: tuple[Passage, ...] = ()
+    scenes: tuple[Passage, ...] = ()
+    prompt: tuple[ChatMessage, ...] = ()
+    draft: str = ""
+    mode: Mode = "model"
+    reply: Reply | None = None
+
+
+Stage = Callable[[Exchange], Awaitable[Exchange | None]]

@@ -1,0 +1,47 @@
+"""Logging set-up with secret redaction: tokens and keys never reach a log line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+REDACTED = "***"
+
+
+def _variants(secret: str) -> list[str]:
+    """The secret itself; for a URL only its password (the host is no secret)."""
+    try:
+        parts = urlsplit(secret)
+        if parts.scheme and parts.netloc:
+            return [parts.password] if parts.password and len(parts.password) >= 4 else []
+    except ValueError:
+        pass
+    return [secret] if len(secret) >= 4 else []
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then replaces every known secret."""
+
+    def __init__(self, fmt: str, secrets: Iterable[str]):
+        super().__init__(fmt)
+        self.secrets = sorted({v for s in secrets for v in _variants(s)}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record's text with secrets replaced."""
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def setup_logging(level: str, secrets: Iterable[str]) -> None:
+    """Log to stderr (stdout stays for replies) with redaction; quiet chatty libraries."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "openai", "urllib3", "chromadb", "jieba", "discord.gateway"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,1 @@
+"""The pipeline stages, in the order the chain runs them."""

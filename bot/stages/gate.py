@@ -1,0 +1,92 @@
+"""Stage 1, gate: should the character answer this message at all?"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from bot.config import BotConfig
+from bot.exchange import Exchange
+from bot.stages.guard import clean_input
+from memory.store import ConversationStore
+from memory.turns import Turn
+
+log = logging.getLogger(__name__)
+
+
+class Gate:
+    """DMs, mentions, replies and names pass; the rest is kept as group context and stops here."""
+
+    def __init__(
+        self,
+        cfg: BotConfig,
+        store: ConversationStore,
+        clock: Callable[[], float] = time.time,
+        chance: Callable[[], float] = random.random,
+    ):
+        self.cfg = cfg
+        self.store = store
+        self.clock = clock
+        self.chance = chance
+        self._last_random: dict[str, float] = {}
+        self._bot_streak: dict[str, int] = {}
+
+    async def __call__(self, ex: Exchange) -> Exchange | None:
+        """Pass addressed messages on; store the others as context."""
+        msg = ex.incoming
+        if msg.is_self:
+            return None
+        channel = f"{msg.platform}:{msg.channel_id}"
+        if msg.author_is_bot:
+            allowed = ex.settings.bots if ex.settings.bots is not None else self.cfg.answer_bots
+            streak = self._bot_streak.get(channel, 0)
+            if not allowed or streak >= self.cfg.bot_reply_limit:
+                await self._keep(ex)
+                return None
+        if self._addressed(ex) or self._by_chance(ex, channel):
+            if msg.author_is_bot:
+                self._bot_streak[channel] = self._bot_streak.get(channel, 0) + 1
+            else:
+                self._bot_streak.pop(channel, None)
+            return ex
+        if not msg.author_is_bot:
+            self._bot_streak.pop(channel, None)
+        await self._keep(ex)
+        return None
+
+    def _addressed(self, ex: Exchange) -> bool:
+        msg = ex.incoming
+        if msg.is_direct or msg.mentions_bot or msg.reply_to_bot:
+            return True
+        text = ex.text.lower()
+        return any(word.lower() in text for word in ex.persona.triggers())
+
+    def _by_chance(self, ex: Exchange, channel: str) -> bool:
+        p = ex.settings.chance if ex.settings.chance is not None else self.cfg.reply_chance
+        if p <= 0:
+            return False
+        now = self.clock()
+        if now - self._last_random.get(channel, float("-inf")) < self.cfg.reply_cooldown_seconds:
+            return False
+        if self.chance() < p:
+            self._last_random[channel] = now
+            return True
+        return False
+
+    async def _keep(self, ex: Exchange) -> None:
+        """Unaddressed group messages become context (keyed by user id, never by nickname)."""
+        text = clean_input(ex.text, self.cfg.max_input_chars)
+        if ex.incoming.is_direct or not text:
+            return
+        turn = Turn(
+            role="user",
+            text=text,
+            user_id=ex.incoming.user_id,
+            name=ex.incoming.display_name,
+            addressed=False,
+            at=self.clock(),
+            message_id=ex.incoming.message_id,
+        )
+        await self.store.append(ex.session, [turn])

@@ -1,0 +1,39 @@
+"""Stage 7, speak: start the voice clip in the background; the text never waits for it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bot.background import Background
+from bot.exchange import Exchange
+from bot.messages import Clip
+from persona.card import Persona
+from voice.base import Voice
+
+log = logging.getLogger(__name__)
+
+
+class Speak:
+    """Attaches a voice task to the reply when voice is on for the channel."""
+
+    def __init__(self, voice: Voice | None, enabled: bool, background: Background):
+        self.voice = voice
+        self.enabled = enabled
+        self.background = background
+
+    async def __call__(self, ex: Exchange) -> Exchange:
+        """Reply.voice becomes a task that yields the clip (or None on failure)."""
+        wanted = ex.settings.voice if ex.settings.voice is not None else self.enabled
+        if not (wanted and self.voice and ex.reply):
+            return ex
+        task = self.background.spawn(self._clip(ex.persona, ex.reply.text), name="voice")
+        return replace(ex, reply=replace(ex.reply, voice=task))
+
+    async def _clip(self, persona: Persona, text: str) -> Clip | None:
+        assert self.voice is not None
+        try:
+            return await self.voice.speak(persona, text)
+        except Exception as exc:  # voice must never break the text reply
+            log.warning("voice failed: %s", exc)
+            return None

@@ -1,0 +1,115 @@
+"""Terminal chat: interactive with streaming, or one reply per input line when scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import TextIO
+
+from bot.app import App
+from bot.messages import Incoming
+from memory.turns import SessionKey
+from persona.card import Persona
+from persona.library import PersonaError
+
+HELP = "/reset forgets this conversation · /persona ID switches character · /quit leaves"
+
+
+class TerminalChat:
+    """Talks to the chain as one user in a direct conversation named by --session."""
+
+    def __init__(self, app: App, session: str, persona: str = "", out: TextIO = sys.stdout):
+        self.app = app
+        self.session = session
+        self.persona = persona
+        self.out = out
+        self.user = getpass.getuser() or "user"
+
+    def incoming(self, text: str) -> Incoming:
+        """A terminal line as a direct message."""
+        return Incoming(
+            platform="terminal",
+            channel_id=self.session,
+            user_id=self.session,
+            display_name=self.user,
+            text=text,
+            is_direct=True,
+            persona=self.persona,
+        )
+
+    async def run(self, interactive: bool) -> None:
+        """Chat until /quit or end of input."""
+        if self.persona:
+            await self.app.chain.set_persona(self.incoming(""), self.persona)
+        if interactive:
+            await self._greet()
+        while True:
+            line = await asyncio.to_thread(self._read, interactive)
+            if line is None:
+                break
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("/") and await self._command(line):
+                if line.split()[0] in ("/quit", "/exit"):
+                    break
+                continue
+            await self._say(line, interactive)
+
+    def _read(self, interactive: bool) -> str | None:
+        try:
+            return input("> ") if interactive else (sys.stdin.readline() or None)
+        except EOFError:
+            return None
+
+    async def _current(self) -> Persona:
+        msg = self.incoming("")
+        return self.app.chain.persona_for(msg, await self.app.chain.channel_settings(msg))
+
+    async def _greet(self) -> None:
+        persona = await self._current()
+        key = SessionKey(persona.id, "terminal", "dm", self.session)
+        if not await self.app.store.recent(key, 1) and persona.greetings():
+            print(f"{persona.name}: {persona.render(persona.greetings()[0], self.user)}", file=self.out)
+        print(f"({HELP})", file=self.out)
+
+    async def _say(self, line: str, interactive: bool) -> None:
+        if interactive:
+            self.out.write(f"{(await self._current()).name}: ")
+
+            async def sink(delta: str) -> None:
+                self.out.write(delta)
+                self.out.flush()
+
+            reply = await self.app.chain.handle(self.incoming(line), sink)
+            self.out.write("\n")
+        else:
+            reply = await self.app.chain.handle(self.incoming(line))
+            print(reply.text.replace("\n", " ") if reply else "", file=self.out, flush=True)
+        if reply and reply.voice:
+            clip = await reply.voice
+            if clip and interactive:
+                print(f"(voice clip: {clip.duration:.1f}s {clip.format})", file=self.out)
+
+    async def _command(self, line: str) -> bool:
+        word, _, rest = line.partition(" ")
+        msg = self.incoming("")
+        if word == "/reset":
+            persona = await self.app.chain.reset(msg)
+            print(f"({persona.name} forgot this conversation)", file=self.out)
+        elif word == "/persona" and rest.strip():
+            try:
+                persona = await self.app.chain.set_persona(msg, rest.strip())
+            except PersonaError as exc:
+                print(f"({exc})", file=self.out)
+                return True
+            self.persona = ""
+            print(f"({persona.name} is here now)", file=self.out)
+        elif word in ("/quit", "/exit"):
+            pass
+        elif word == "/help":
+            print(HELP, file=self.out)
+        else:
+            return False
+        return True

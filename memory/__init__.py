@@ -1,0 +1,1 @@
+"""Conversation memory (Redis or SQLite) and the knowledge store."""

@@ -1,0 +1,40 @@
+"""Pick and open the conversation store named by [memory]."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.config import MemoryConfig
+from memory.redis_store import RedisStore
+from memory.sqlite_store import SQLiteStore
+from memory.store import ConversationStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+async def open_store(cfg: MemoryConfig) -> ConversationStore:
+    """Redis when configured or answering (auto), else the embedded SQLite file."""
+    ttl = cfg.ttl_days * 86400
+    if cfg.backend in ("redis", "auto"):
+        store = RedisStore(cfg.redis_url.get_secret_value(), cfg.key_prefix, cfg.max_turns, ttl)
+        try:
+            await store.ping()
+            log.info("memory: redis (%s)", _safe_url(cfg.redis_url.get_secret_value()))
+            return store
+        except StoreError as exc:
+            await store.close()
+            if cfg.backend == "redis":
+                raise
+            log.info("memory: no redis answers (%s); using sqlite at %s", exc, cfg.sqlite_path)
+    store_sql = SQLiteStore(cfg.sqlite_path, cfg.max_turns, ttl)
+    if cfg.backend == "sqlite":
+        log.info("memory: sqlite at %s", cfg.sqlite_path)
+    return store_sql
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,72 @@
+"""The conversation store contract; Redis and SQLite implement it the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from memory.turns import SessionKey, Summary, Turn
+
+
+class StoreError(Exception):
+    """The store could not be reached or answered badly."""
+
+
+class ConversationStore(Protocol):
+    """Where sessions, summaries, user facts and channel settings persist."""
+
+    name: str
+
+    async def append(self, key: SessionKey, turns: Sequence[Turn]) -> list[Turn]:
+        """Atomically append turns (assigning seq) and trim to the configured length."""
+        ...
+
+    async def recent(self, key: SessionKey, limit: int) -> list[Turn]:
+        """The last `limit` turns, oldest first."""
+        ...
+
+    async def summary(self, key: SessionKey) -> Summary:
+        """The rolling summary (empty when none)."""
+        ...
+
+    async def set_summary(self, key: SessionKey, summary: Summary) -> bool:
+        """Store the summary unless a newer one (or a reset) is already there."""
+        ...
+
+    async def reset(self, key: SessionKey) -> None:
+        """Forget the session's turns and summary, for everyone in it."""
+        ...
+
+    async def facts(self, persona: str, platform: str, user_id: str) -> list[str]:
+        """What the persona remembers about a user, oldest first."""
+        ...
+
+    async def add_facts(
+        self, persona: str, platform: str, user_id: str, facts: Sequence[str], limit: int
+    ) -> list[str]:
+        """Add new facts (duplicates ignored), keep the newest `limit`, return the list."""
+        ...
+
+    async def forget_user(self, persona: str, platform: str, user_id: str) -> None:
+        """Drop every fact about a user."""
+        ...
+
+    async def settings(self, platform: str, channel: str) -> dict[str, str]:
+        """Per-channel settings (persona, voice, max_chapter...)."""
+        ...
+
+    async def set_setting(self, platform: str, channel: str, name: str, value: str | None) -> None:
+        """Set (or with None, remove) one per-channel setting."""
+        ...
+
+    async def claim(self, platform: str, message_id: str, ttl: float) -> bool:
+        """True the first time a message id is seen within `ttl` seconds (no double replies)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreError when the store does not answer."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,98 @@
+"""Background memory upkeep: fold old turns into the rolling summary, note facts about users."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+
+from bot.background import Background
+from bot.config import MemoryConfig
+from bot.llm import ChatMessage, ChatModel, LLMError
+from memory.store import ConversationStore
+from memory.turns import SessionKey, Summary, Turn
+from persona.card import Persona
+
+log = logging.getLogger(__name__)
+
+SUMMARY_PROMPT = (
+    "你在为角色扮演对话维护一份前情提要。把【旧提要】和【新对话】合并成一份新的提要："
+    "保留人物、事件、承诺、每位用户的称呼与关系，省略寒暄；用第三人称，不超过{limit}字。只输出提要正文。"
+)
+FACTS_PROMPT = (
+    "从下面{name}说的话里，找出值得长期记住的关于{name}本人的事实（名字、喜好、职业、计划、经历等），"
+    '最多3条，每条一句话。只输出JSON字符串数组，例如 ["喜欢苹果"]；没有就输出 []。'
+)
+
+
+def render_turns(turns: Sequence[Turn], persona: Persona) -> str:
+    """Turns as `name: text` lines."""
+    return "\n".join(f"{persona.name if t.role == 'assistant' else (t.name or t.user_id)}: {t.text}" for t in turns)
+
+
+def parse_facts(raw: str) -> list[str]:
+    """The JSON string array in a model answer (tolerates code fences and chatter around it)."""
+    match = re.search(r"\[.*\]", raw, re.S)
+    if not match:
+        return []
+    try:
+        items = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return []
+    return [s.strip()[:120] for s in items if isinstance(s, str) and s.strip()][:3]
+
+
+class Summarizer:
+    """Schedules summary and fact updates; each runs in the background and never blocks a reply."""
+
+    def __init__(
+        self, cfg: MemoryConfig, store: ConversationStore, model: ChatModel, background: Background
+    ):
+        self.cfg = cfg
+        self.store = store
+        self.model = model
+        self.background = background
+
+    def fold(self, key: SessionKey, persona: Persona, summary: Summary, turns: Sequence[Turn]) -> None:
+        """Fold `turns` (which fell out of the window) into the summary, later."""
+        if self.cfg.summary and turns:
+            self.background.spawn(
+                self._fold(key, persona, summary, list(turns)), name=f"summary {key}", key=f"sum:{key}"
+            )
+
+    async def _fold(self, key: SessionKey, persona: Persona, old: Summary, turns: list[Turn]) -> None:
+        limit = self.cfg.summary_tokens
+        prompt = [
+            ChatMessage("system", SUMMARY_PROMPT.format(limit=limit)),
+            ChatMessage("user", f"【旧提要】\n{old.text or '（无）'}\n\n【新对话】\n{render_turns(turns, persona)}"),
+        ]
+        try:
+            text = await self.model.complete(prompt, max_tokens=limit * 2, temperature=0.3)
+        except LLMError as exc:
+            log.info("summary skipped: %s", exc)
+            return
+        if text.strip() and await self.store.set_summary(key, Summary(text.strip(), turns[-1].seq)):
+            log.info("summary of %s now covers turns up to %d", key, turns[-1].seq)
+
+    def note_facts(self, persona: Persona, platform: str, user_id: str, name: str, said: Sequence[str]) -> None:
+        """Extract lasting facts about a user from what they said, later."""
+        if self.cfg.facts and self.cfg.facts_per_user and said:
+            self.background.spawn(
+                self._facts(persona, platform, user_id, name, list(said)),
+                name=f"facts {platform}:{user_id}",
+                key=f"facts:{persona.id}:{platform}:{user_id}",
+            )
+
+    async def _facts(self, persona: Persona, platform: str, user_id: str, name: str, said: list[str]) -> None:
+        prompt = [
+            ChatMessage("system", FACTS_PROMPT.format(name=name or user_id)),
+            ChatMessage("user", "\n".join(said)),
+        ]
+        try:
+            facts = parse_facts(await self.model.complete(prompt, max_tokens=200, temperature=0.2))
+        except LLMError as exc:
+            log.info("facts skipped: %s", exc)
+            return
+        if facts:
+            await self.store.add_facts(persona.id, platform, user_id, facts, self.cfg.facts_per_user)

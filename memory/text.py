@@ -1,0 +1,76 @@
+"""Text helpers shared by memory and retrieval: a Chinese-aware tokenizer, token estimates, BM25."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff"
+_WORD = re.compile(rf"[{_CJK}]+|[a-zA-Z0-9]+(?:'[a-z]+)?")
+_IS_CJK = re.compile(rf"[{_CJK}]")
+_STOP = frozenset(["的", "了", "是", "在", "吗", "呢", "吧", "啊", "呀", "么", "我", "你", "他", "她", "它", "这", "那", "就", "也", "都", "和", "与", "a", "an", "the", "is", "are", "to", "of"])
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """CJK runs become single characters plus character bigrams; other words are lowercased."""
+    out: list[str] = []
+    for run in _WORD.findall(text):
+        if _IS_CJK.match(run):
+            chars = [c for c in run if c not in _STOP]
+            out.extend(chars)
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+        else:
+            word = run.lower()
+            if word not in _STOP:
+                out.append(word)
+    return out
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: one per CJK character, one per ~4 other characters."""
+    cjk = len(_IS_CJK.findall(text))
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+def truncate_tokens(text: str, budget: int) -> str:
+    """Cut text (at a character) so its estimate fits the budget."""
+    if estimate_tokens(text) <= budget:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if estimate_tokens(text[:mid]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
+
+
+class SmallBM25:
+    """Okapi BM25 over a small in-memory corpus (card examples, lorebook)."""
+
+    def __init__(self, docs: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75):
+        self.docs = [Counter(d) for d in docs]
+        self.lens = [len(d) for d in docs]
+        self.avg = (sum(self.lens) / len(self.lens)) if self.lens else 0.0
+        df: Counter[str] = Counter()
+        for d in self.docs:
+            df.update(d.keys())
+        n = len(self.docs)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        self.k1, self.b = k1, b
+
+    def scores(self, query: Sequence[str]) -> list[float]:
+        """BM25 score of every document for the query tokens."""
+        out = []
+        for doc, length in zip(self.docs, self.lens, strict=True):
+            s = 0.0
+            norm = self.k1 * (1 - self.b + self.b * length / (self.avg or 1))
+            for t in set(query):
+                tf = doc.get(t, 0)
+                if tf:
+                    s += self.idf[t] * tf * (self.k1 + 1) / (tf + norm)
+            out.append(s)
+        return out

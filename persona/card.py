@@ -1,0 +1,142 @@
+"""The character card: Character Card V2 fields plus ours (voice, glossary, lorebook, sources)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CARD_SCHEMA = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class LoreEntry(_Strict):
+    """One World Info entry (Character Card V2 `character_book` semantics)."""
+
+    keys: list[str] = Field(default_factory=list)
+    secondary_keys: list[str] = Field(default_factory=list)
+    content: str = ""
+    enabled: bool = True
+    insertion_order: int = 100
+    case_sensitive: bool = False
+    selective: bool = False
+    selective_logic: Literal["and_any", "and_all", "not_any", "not_all"] = "and_any"
+    constant: bool = False
+    position: Literal["before_char", "after_char"] = "after_char"
+    priority: int = 10
+    comment: str = ""
+
+
+class VoiceSpec(_Strict):
+    """How the character sounds: engine, speaker and the language to speak."""
+
+    engine: Literal["kokoro", "vits", "bert-vits2", "gpt-sovits"] = "kokoro"
+    speaker: str = "jf_alpha"
+    language: str = "ja"
+    translate_to: str = "ja"
+
+
+class KnowledgeSpec(_Strict):
+    """The character's source work, for `ingest`."""
+
+    sources: list[str] = Field(default_factory=list)
+    chapter_pattern: str = ""
+
+
+class Card(_Strict):
+    """A persona card as stored in `persona/<id>/card.toml`."""
+
+    schema_version: int = Field(CARD_SCHEMA, alias="schema")
+    name: str = Field(min_length=1)
+    nickname: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    language: str = "zh"
+    user_alias: str = "你"
+    tags: list[str] = Field(default_factory=list)
+    creator: str = ""
+    character_version: str = ""
+    creator_notes: str = ""
+    description: str = ""
+    personality: str = ""
+    scenario: str = ""
+    system_prompt: str = ""
+    post_history_instructions: str = ""
+    first_mes: str = ""
+    alternate_greetings: list[str] = Field(default_factory=list)
+    mes_example: str = ""
+    voice: VoiceSpec = Field(default_factory=VoiceSpec)
+    glossary: dict[str, str] = Field(default_factory=dict)
+    lorebook: list[LoreEntry] = Field(default_factory=list)
+    knowledge: KnowledgeSpec = Field(default_factory=KnowledgeSpec)
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One example exchange: what the user said and how the character answered."""
+
+    user: str
+    char: str
+
+
+_LINE = re.compile(r"^\s*(\{\{user\}\}|\{\{char\}\}|<USER>|<BOT>)\s*[:：]\s*(.*)$", re.I)
+
+
+def parse_examples(mes_example: str) -> list[Example]:
+    """Split `<START>` blocks into (user, char) pairs; multi-line turns are joined."""
+    out: list[Example] = []
+    for block in re.split(r"<START>", mes_example, flags=re.I):
+        turns: list[list[str]] = []
+        for line in block.splitlines():
+            m = _LINE.match(line)
+            if m:
+                who = "user" if m.group(1).lower() in ("{{user}}", "<user>") else "char"
+                turns.append([who, m.group(2).strip()])
+            elif turns and line.strip():
+                turns[-1][1] += "\n" + line.strip()
+        for prev, cur in itertools.pairwise(turns):
+            if prev[0] == "user" and cur[0] == "char" and prev[1] and cur[1]:
+                out.append(Example(prev[1], cur[1]))
+    return out
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A loaded card with its id (the folder name) and derived data."""
+
+    id: str
+    card: Card
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        """The character's display name."""
+        return self.card.name
+
+    def examples(self) -> list[Example]:
+        """The example exchanges from `mes_example`."""
+        return parse_examples(self.card.mes_example)
+
+    def greetings(self) -> list[str]:
+        """first_mes followed by the alternate greetings."""
+        return [g for g in [self.card.first_mes, *self.card.alternate_greetings] if g.strip()]
+
+    def render(self, text: str, user: str | None = None) -> str:
+        """Replace {{char}} and {{user}} macros."""
+        user = user if user is not None else self.card.user_alias
+        return (
+            text.replace("{{char}}", self.name)
+            .replace("{{user}}", user)
+            .replace("<BOT>", self.name)
+            .replace("<USER>", user)
+        )
+
+    def triggers(self) -> list[str]:
+        """Words that summon the character in a group: name plus nicknames."""
+        return [w for w in dict.fromkeys([self.name, *self.card.nickname]) if w.strip()]

@@ -1,0 +1,138 @@
+"""Import SillyTavern Character Card V2/V3 files (.json, or .png with a `chara`/`ccv3` chunk)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import ValidationError
+
+from persona.card import Card, LoreEntry
+from persona.library import ID_PATTERN, PersonaError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_V2_FIELDS = ["name", "description", "personality", "scenario", "first_mes", "mes_example", "creator_notes", "system_prompt", "post_history_instructions", "alternate_greetings", "tags", "creator", "character_version"]
+
+
+def read_card_file(path: Path) -> dict[str, Any]:
+    """The card JSON from a .json or .png file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PersonaError(f"{path}: {exc.strerror}") from None
+    if raw.startswith(PNG_MAGIC):
+        chunks = png_text_chunks(raw, path)
+        payload = chunks.get("ccv3") or chunks.get("chara")
+        if payload is None:
+            raise PersonaError(f"{path}: PNG has no 'chara' or 'ccv3' text chunk")
+        try:
+            raw = base64.b64decode(payload, validate=False)
+        except (binascii.Error, ValueError):
+            raise PersonaError(f"{path}: card chunk is not base64") from None
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PersonaError(f"{path}: not a card (invalid JSON: {exc})") from None
+    if not isinstance(data, dict):
+        raise PersonaError(f"{path}: not a card (JSON is not an object)")
+    return data
+
+
+def png_text_chunks(raw: bytes, path: Path) -> dict[str, str]:
+    """tEXt / iTXt / zTXt chunks of a PNG, keyword -> text."""
+    out: dict[str, str] = {}
+    pos = len(PNG_MAGIC)
+    while pos + 8 <= len(raw):
+        length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
+        body = raw[pos + 8 : pos + 8 + length]
+        if len(body) < length:
+            raise PersonaError(f"{path}: truncated PNG")
+        pos += 12 + length
+        if kind == b"tEXt":
+            key, _, text = body.partition(b"\0")
+            out[key.decode("latin-1")] = text.decode("latin-1")
+        elif kind == b"zTXt":
+            key, _, rest = body.partition(b"\0")
+            out[key.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
+        elif kind == b"iTXt":
+            key, _, rest = body.partition(b"\0")
+            compressed, rest = rest[0], rest[2:]
+            _lang, _, rest = rest.partition(b"\0")
+            _tkey, _, text = rest.partition(b"\0")
+            out[key.decode("latin-1")] = (zlib.decompress(text) if compressed else text).decode()
+        elif kind == b"IEND":
+            break
+    return out
+
+
+def card_from_json(data: dict[str, Any], path: Path) -> Card:
+    """Map a V2/V3 card (or a V1 flat card) onto our Card."""
+    spec = data.get("spec", "")
+    body = data.get("data") if spec in ("chara_card_v2", "chara_card_v3") else data
+    if not isinstance(body, dict):
+        raise PersonaError(f"{path}: 'data' is not an object")
+    fields = {k: body[k] for k in _V2_FIELDS if body.get(k) is not None}
+    nick = body.get("nickname")
+    if isinstance(nick, str) and nick.strip():
+        fields["nickname"] = [nick.strip()]
+    book = body.get("character_book") or {}
+    entries = book.get("entries", []) if isinstance(book, dict) else []
+    try:
+        fields["lorebook"] = [_lore(e) for e in entries if isinstance(e, dict)]
+        return Card.model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(card)"
+        raise PersonaError(f"{path}: {key}: {err['msg']}") from None
+
+
+def _lore(entry: dict[str, Any]) -> LoreEntry:
+    ext = entry.get("extensions") or {}
+    logic = {0: "and_any", 1: "not_all", 2: "not_any", 3: "and_all"}.get(ext.get("selectiveLogic", 0))
+    return LoreEntry(
+        keys=[str(k) for k in entry.get("keys") or []],
+        secondary_keys=[str(k) for k in entry.get("secondary_keys") or []],
+        content=str(entry.get("content") or ""),
+        enabled=bool(entry.get("enabled", True)),
+        insertion_order=int(entry.get("insertion_order") or 100),
+        case_sensitive=bool(entry.get("case_sensitive") or False),
+        selective=bool(entry.get("selective") or False),
+        selective_logic=logic or "and_any",  # type: ignore[arg-type]
+        constant=bool(entry.get("constant") or False),
+        position="before_char" if entry.get("position") == "before_char" else "after_char",
+        priority=int(entry.get("priority") or 10),
+        comment=str(entry.get("comment") or entry.get("name") or ""),
+    )
+
+
+def slug_for(name: str) -> str:
+    """A persona id from a card name (ASCII words, else a short hash)."""
+    words = re.findall(r"[a-z0-9]+", name.lower())
+    slug = "-".join(words)[:40].strip("-")
+    return slug if slug and ID_PATTERN.match(slug) else "card-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
+def import_card(path: Path, dest_root: Path, pid: str | None = None, force: bool = False) -> Path:
+    """Convert a card file into `dest_root/<id>/card.toml`; nothing is written on error."""
+    card = card_from_json(read_card_file(path), path)
+    pid = pid or slug_for(card.name)
+    if not ID_PATTERN.match(pid):
+        raise PersonaError(f"invalid persona id '{pid}' (use a-z, 0-9, '-' and '_')")
+    folder = dest_root / pid
+    target = folder / "card.toml"
+    if target.exists() and not force:
+        raise PersonaError(f"{target} exists (use --force to replace it, or --id for another id)")
+    text = tomli_w.dumps(card.model_dump(by_alias=True, mode="json"), multiline_strings=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    return target

@@ -1,0 +1,80 @@
+"""Find and load persona cards from the configured folders."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from persona.card import Card, Persona
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class PersonaError(Exception):
+    """A card that cannot be loaded or imported; the message names the file and key."""
+
+
+def load_card(path: Path) -> Card:
+    """Parse one card.toml, raising PersonaError that names the file and the key."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PersonaError(f"{path}: {exc}") from None
+    try:
+        return Card.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(card)"
+        what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise PersonaError(f"{path}: {key}: {what}{more}") from None
+
+
+class PersonaLibrary:
+    """Every persona found in the folders; later folders override earlier ones by id."""
+
+    def __init__(self, dirs: Iterable[Path]):
+        self.dirs = [Path(d) for d in dirs]
+        self._personas: dict[str, Persona] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the folders again."""
+        found: dict[str, Persona] = {}
+        for root in self.dirs:
+            if not root.is_dir():
+                continue
+            for card_path in sorted(root.glob("*/card.toml")):
+                pid = card_path.parent.name
+                if ID_PATTERN.match(pid):
+                    found[pid] = Persona(pid, load_card(card_path), card_path.parent)
+        self._personas = found
+
+    def ids(self) -> list[str]:
+        """Persona ids, sorted."""
+        return sorted(self._personas)
+
+    def __contains__(self, pid: object) -> bool:
+        return pid in self._personas
+
+    def get(self, pid: str) -> Persona:
+        """The persona with this id, or PersonaError listing the known ones."""
+        try:
+            return self._personas[pid]
+        except KeyError:
+            known = ", ".join(self.ids()) or "none"
+            raise PersonaError(f"no persona '{pid}' (known: {known})") from None
+
+    def find_by_name(self, text: str) -> Persona | None:
+        """The persona whose name or nickname appears first in the text."""
+        best: tuple[int, Persona] | None = None
+        for p in self._personas.values():
+            for word in p.triggers():
+                at = text.lower().find(word.lower())
+                if at >= 0 and (best is None or at < best[0]):
+                    best = (at, p)
+        return best[1] if best else None

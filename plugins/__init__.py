@@ -1,0 +1,1 @@
+"""nonebot2 plugins (QQ)."""

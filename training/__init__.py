@@ -1,0 +1,1 @@
+"""Training toolkit: datasets, xtuner QLoRA config, merge, quantize, serve (`python -m training`)."""
