@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import cmd_doctor, cmd_persona, cmd_run
+from bot import cmd_doctor, cmd_knowledge, cmd_persona, cmd_run, cmd_voice
 from bot.config import ConfigError
 from persona.library import PersonaError
 
-COMMANDS = [cmd_run, cmd_doctor, cmd_persona]
+COMMANDS = [cmd_run, cmd_doctor, cmd_persona, cmd_knowledge, cmd_voice]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,9 +11,11 @@ from typing import Any
 from bot.boot import settings_from
 from bot.config import Settings
 from bot.llm import LLMError, OpenAIChat
+from memory.knowledge import knowledge_check
 from memory.open import _safe_url, open_store
 from memory.store import StoreError
 from persona.library import PersonaError, PersonaLibrary
+from voice import voice_check
 
 
 @dataclass(frozen=True)
@@ -90,17 +92,14 @@ async def check_model(s: Settings) -> Check:
 
 async def check_knowledge(s: Settings) -> Check:
     """The knowledge store."""
-    if not s.knowledge.enabled:
-        return Check("knowledge", True, "disabled", required=False)
-    return Check("knowledge", True, "no source index in this build; lore comes from the cards", required=False)
+    ok, detail, fix = await knowledge_check(s)
+    return Check("knowledge", ok, detail, fix, required=False)
 
 
 async def check_voice(s: Settings) -> Check:
     """The voice engine."""
-    if not s.voice.enabled:
-        return Check("voice", True, "off ([voice] enabled = false)", required=False)
-    return Check("voice", False, "voice is on but no engine is part of this build", "set [voice] enabled = false",
-                 required=False)
+    ok, detail, fix = await voice_check(s)
+    return Check("voice", ok, detail, fix, required=False)
 
 
 PROBES: list[Probe] = [check_config, check_personas, check_memory, check_model, check_knowledge, check_voice]

@@ -9,3 +9,10 @@ from bot.lookup import Knowledge, NoKnowledge
 async def open_knowledge(settings: Settings) -> Knowledge:
     """The knowledge lookup for the bot (built once by the composition root)."""
     return NoKnowledge()
+
+
+async def knowledge_check(settings: Settings) -> tuple[bool, str, str]:
+    """For `doctor`: (ok, detail, fix)."""
+    if not settings.knowledge.enabled:
+        return True, "disabled", ""
+    return True, "no source index in this build; lore comes from the cards", ""
