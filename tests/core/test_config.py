@@ -1,0 +1,67 @@
+"""Config: typed sections, errors that name the key and file, environment and .env overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_config
+from tests.conftest import ROOT, MakeSettings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_config_loads_with_every_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    settings = load_config(ROOT / "config.toml")
+    assert settings.llm.base_url == "http://127.0.0.1:23333/v1"
+    assert settings.bot.data_dir == ROOT / "data"
+    assert settings.memory.sqlite_path == ROOT / "data" / "memory.sqlite3"
+
+
+def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[llm]\nbas_url = "http://x"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: [llm] bas_url: unknown key"
+
+
+def test_unknown_section_and_bad_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown section \[lmm\]"):
+        load_config(write(tmp_path, "[lmm]\nx = 1\n"))
+    with pytest.raises(ConfigError, match=r"\[llm\] temperature: .*less than or equal to 2"):
+        load_config(write(tmp_path, "[llm]\ntemperature = 5\n"))
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[llm\n"))
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_environment_beats_dotenv_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, '[llm]\nmodel = "from-file"\ntemperature = 0.5\n[memory]\nmax_turns = 50\n')
+    (tmp_path / ".env").write_text("BOT_LLM__MODEL=from-dotenv\nBOT_MEMORY__MAX_TURNS=60\n", encoding="utf-8")
+    monkeypatch.setenv("BOT_LLM__MODEL", "from-env")
+    s = load_config(path)
+    assert s.llm.model == "from-env"
+    assert s.memory.max_turns == 60
+    assert s.llm.temperature == 0.5  # untouched keys of an overridden section stay
+
+
+def test_bad_environment_value_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_LLM__MAX_TOKENS", "lots")
+    with pytest.raises(ConfigError, match=r"environment BOT_LLM__MAX_TOKENS: \[llm\] max_tokens"):
+        load_config(write(tmp_path, ""))
+
+
+def test_secrets_are_collected_for_redaction(make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_DISCORD__TOKEN", "discord-token-123")
+    monkeypatch.setenv("BOT_LLM__API_KEY", "sk-secret-456")
+    s = make_settings()
+    assert {"discord-token-123", "sk-secret-456"} <= set(s.secrets())
+    assert "discord-token-123" not in repr(s)

@@ -1,0 +1,148 @@
+"""One contract, two real backends: Redis and SQLite behave the same."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from memory.redis_store import RedisStore
+from memory.sqlite_store import SQLiteStore
+from memory.store import ConversationStore, StoreError
+from memory.turns import SessionKey, Summary, Turn
+
+KEY = SessionKey("horo", "test", "group", "c1")
+OTHER = SessionKey("yexiu", "test", "group", "c1")
+
+Opener = Callable[[], ConversationStore]
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+async def opener(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, redis_prefix: str) -> AsyncIterator[Opener]:
+    """Opens a store of the backend under test; reopening reaches the same data."""
+    opened: list[ConversationStore] = []
+
+    def make() -> ConversationStore:
+        store: ConversationStore
+        if request.param == "redis":
+            store = RedisStore(redis_url, prefix=redis_prefix, max_turns=5)
+        else:
+            store = SQLiteStore(tmp_path / "m.sqlite3", max_turns=5)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+def user(text: str, uid: str = "u1") -> Turn:
+    return Turn("user", text, uid, "Alice")
+
+
+async def test_append_numbers_and_trims(opener: Opener) -> None:
+    store = opener()
+    first = await store.append(KEY, [user("a"), Turn("assistant", "b")])
+    assert [t.seq for t in first] == [1, 2]
+    for i in range(6):
+        await store.append(KEY, [user(f"m{i}")])
+    turns = await store.recent(KEY, 100)
+    assert [t.text for t in turns] == ["m1", "m2", "m3", "m4", "m5"]
+    assert [t.seq for t in turns] == [4, 5, 6, 7, 8]
+    assert [t.text for t in await store.recent(KEY, 2)] == ["m4", "m5"]
+    assert turns[0].user_id == "u1" and turns[0].name == "Alice"
+
+
+async def test_concurrent_appends_never_collide(opener: Opener) -> None:
+    store = opener()
+    results = await asyncio.gather(*(store.append(KEY, [user(f"x{i}"), user(f"y{i}")]) for i in range(10)))
+    seqs = sorted(t.seq for batch in results for t in batch)
+    assert seqs == list(range(1, 21))
+    for batch in results:  # each pair stays adjacent: the append is atomic
+        assert batch[1].seq == batch[0].seq + 1
+
+
+async def test_history_survives_reopen(opener: Opener) -> None:
+    await opener().append(KEY, [user("remember me")])
+    again = opener()
+    assert [t.text for t in await again.recent(KEY, 10)] == ["remember me"]
+
+
+async def test_personas_do_not_share_history(opener: Opener) -> None:
+    store = opener()
+    await store.append(KEY, [user("for horo")])
+    assert await store.recent(OTHER, 10) == []
+
+
+async def test_summary_only_moves_forward_and_reset_sets_a_floor(opener: Opener) -> None:
+    store = opener()
+    await store.append(KEY, [user("1"), user("2"), user("3")])
+    assert await store.summary(KEY) == Summary()
+    assert await store.set_summary(KEY, Summary("two", 2))
+    assert not await store.set_summary(KEY, Summary("older", 1))
+    assert (await store.summary(KEY)).text == "two"
+    await store.reset(KEY)
+    assert await store.recent(KEY, 10) == []
+    assert (await store.summary(KEY)).text == ""
+    # a summary computed before the reset arrives late: refused
+    assert not await store.set_summary(KEY, Summary("stale", 3))
+    new = await store.append(KEY, [user("after")])
+    assert new[0].seq == 4
+    assert await store.set_summary(KEY, Summary("fresh", 4))
+
+
+async def test_facts_dedupe_and_limit(opener: Opener) -> None:
+    store = opener()
+    await store.add_facts("horo", "test", "u1", ["喜欢苹果", "是学生"], limit=3)
+    facts = await store.add_facts("horo", "test", "u1", ["喜欢苹果", "住在北京", "养猫"], limit=3)
+    # a repeated fact counts as new again; the oldest one falls out
+    assert facts == ["喜欢苹果", "住在北京", "养猫"]
+    assert await store.facts("yexiu", "test", "u1") == []
+    await store.forget_user("horo", "test", "u1")
+    assert await store.facts("horo", "test", "u1") == []
+
+
+async def test_settings_and_claim(opener: Opener) -> None:
+    store = opener()
+    await store.set_setting("test", "c1", "persona", "wukong")
+    await store.set_setting("test", "c1", "voice", "on")
+    assert await store.settings("test", "c1") == {"persona": "wukong", "voice": "on"}
+    await store.set_setting("test", "c1", "voice", None)
+    assert await opener().settings("test", "c1") == {"persona": "wukong"}
+    assert await store.claim("test", "m1", 60)
+    assert not await store.claim("test", "m1", 60)
+    assert await store.claim("test", "m2", 60)
+
+
+async def test_sqlite_ttl_forgets_idle_sessions(tmp_path: Path) -> None:
+    now = [1000.0]
+    store = SQLiteStore(tmp_path / "t.sqlite3", ttl=100, clock=lambda: now[0])
+    try:
+        await store.append(KEY, [user("old")])
+        now[0] += 500
+        await store.append(OTHER, [user("new")])
+        assert await store.recent(KEY, 10) == []
+        assert [t.text for t in await store.recent(OTHER, 10)] == ["new"]
+    finally:
+        await store.close()
+
+
+async def test_redis_ttl_is_set(redis_url: str, redis_prefix: str) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix, ttl=3600)
+    try:
+        await store.append(KEY, [user("x")])
+        ttl = await store._r.ttl(f"{redis_prefix}:s:{KEY}:turns")
+        assert 3500 < ttl <= 3600
+    finally:
+        await store.close()
+
+
+async def test_unreachable_redis_is_a_store_error() -> None:
+    store = RedisStore("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(StoreError):
+            await store.ping()
+    finally:
+        await store.close()
