@@ -13,6 +13,7 @@ from bot.boot import settings_from
 from bot.config import Settings
 from bot.llm import LLMError
 from bot.terminal import TerminalChat
+from persona.library import PersonaLibrary
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ def chat_cmd(args: argparse.Namespace) -> int:
 
 
 async def _chat(settings: Settings, persona: str, session: str, hint: bool = False) -> int:
+    if persona:
+        PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir]).get(persona)
     async with App.open(settings) as app:
-        if persona:
-            app.personas.get(persona)
         interactive = sys.stdin.isatty()
         if interactive or hint:
             await announce_model(app)
