@@ -30,6 +30,11 @@ class OfflineResponder:
                 return rendered
         return self.persona.render(lines[0], user) if lines else self.persona.name + "……"
 
+    def matches(self, text: str) -> bool:
+        """True when some example shares words with the text."""
+        q = lexical_tokens(text)
+        return any(s > 0 for s in self._by_user.scores(q)) or any(s > 0 for s in self._by_char.scores(q))
+
     def ranked(self, text: str) -> list[str]:
         """Candidate lines, best first; with no lexical match, a stable pseudo-random order."""
         if not self.examples:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from bot.cleaning import StreamCleaner
 from bot.config import LLMConfig
 from bot.exchange import Exchange
 from bot.llm import ChatModel, LLMError
+from bot.lookup import Passage
 from bot.offline import OfflineResponder
 from persona.card import Persona
 
 log = logging.getLogger(__name__)
+_SCENE_LINE = re.compile(r"「(.+?)」")
 
 
 class OfflineBook:
@@ -24,11 +27,19 @@ class OfflineBook:
     def __init__(self) -> None:
         self._by_id: dict[str, OfflineResponder] = {}
 
-    def answer(self, persona: Persona, text: str, user: str, avoid: list[str]) -> str:
-        """The persona's best-matching example line."""
+    def answer(
+        self, persona: Persona, text: str, user: str, avoid: list[str], scenes: Sequence[Passage] = ()
+    ) -> str:
+        """The persona's best-matching example line, else its own line from a retrieved scene."""
         if persona.id not in self._by_id or self._by_id[persona.id].persona is not persona:
             self._by_id[persona.id] = OfflineResponder(persona)
-        return self._by_id[persona.id].answer(text, user, avoid)
+        responder = self._by_id[persona.id]
+        if scenes and not responder.matches(text):
+            for scene in scenes:
+                line = _SCENE_LINE.search(scene.text)
+                if line and line.group(1) not in avoid:
+                    return line.group(1)
+        return responder.answer(text, user, avoid)
 
 
 class Generate:
@@ -78,7 +89,7 @@ class Generate:
 
     async def _offline(self, ex: Exchange, mode: str) -> Exchange:
         avoid = [t.text for t in ex.history if t.role == "assistant"][-8:]
-        line = self.offline.answer(ex.persona, ex.text, ex.incoming.display_name, avoid)
+        line = self.offline.answer(ex.persona, ex.text, ex.incoming.display_name, avoid, ex.scenes)
         if ex.sink:
             await ex.sink(line)
         log.info("reply in %s mode (example line)", mode)
