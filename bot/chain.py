@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+from bot.burst import Bursts
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
 from bot.messages import Incoming, Reply
 from memory.store import ConversationStore
@@ -56,17 +57,29 @@ class Chain:
         store: ConversationStore,
         personas: PersonaLibrary,
         default_persona: str,
+        merge_bursts: bool = True,
     ):
         self.stages = list(stages)
         self.store = store
         self.personas = personas
         self.default_persona = default_persona
         self.locks = SessionLocks()
+        self.bursts = Bursts(merge_bursts)
 
     async def handle(self, msg: Incoming, sink: Sink | None = None) -> Reply | None:
-        """The character's reply to one message, or None when it stays silent."""
+        """The character's reply to one message, or None when it stays silent.
+
+        Messages a user sends while their conversation is busy are answered together, once; the
+        later calls return None.
+        """
         scope, cid = conversation_of(msg)
-        async with self.locks.hold(f"{msg.platform}:{scope}:{cid}"):
+        key = f"{msg.platform}:{scope}:{cid}"
+        self.bursts.arrive(key, msg)
+        async with self.locks.hold(key):
+            taken = self.bursts.take(key, msg)
+            if taken is None:
+                return None
+            msg = taken
             settings = await self.channel_settings(msg)
             persona = self.persona_for(msg, settings)
             ex: Exchange | None = Exchange(

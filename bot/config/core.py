@@ -22,6 +22,7 @@ class BotConfig(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_input_chars: int = Field(1500, ge=50)
     rate_limit_per_minute: int = Field(12, ge=1)
+    merge_bursts: bool = True
     reply_chance: float = Field(0.0, ge=0.0, le=1.0)
     reply_cooldown_seconds: float = Field(60.0, ge=0.0)
     answer_bots: bool = False

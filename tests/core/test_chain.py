@@ -238,7 +238,7 @@ async def test_sessions_run_concurrently_within_the_global_limit(make_settings: 
 
 
 async def test_one_session_is_answered_in_order(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI) -> None:
-    app: App = await app_factory(make_settings(llm=llm_cfg(llm), memory={"facts": False}))
+    app: App = await app_factory(make_settings(llm=llm_cfg(llm), memory={"facts": False}, bot={"merge_bursts": False}))
     def last_user(body: dict[str, Any]) -> str:
         return str([m for m in body["messages"] if m["role"] == "user"][-1]["content"])
 
@@ -247,3 +247,20 @@ async def test_one_session_is_answered_in_order(make_settings: MakeSettings, app
     assert [r.text for r in replies if r] == [f"回:{i:02d}" for i in range(5)]
     stored = await app.store.recent(SessionKey("horo", "test", "dm", "u1"), 20)
     assert [t.text for t in stored if t.role == "user"] == [f"消息{i:02d}" for i in range(5)]
+
+
+async def test_a_burst_sent_while_busy_is_answered_once(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI) -> None:
+    app: App = await app_factory(make_settings(llm=llm_cfg(llm), memory={"facts": False}))
+    llm.default = Script(text="好", delay=0.2)
+    first = asyncio.create_task(app.chain.handle(dm("在吗", mid="b1")))
+    await asyncio.sleep(0.05)  # the first message is being answered
+    burst = [asyncio.create_task(app.chain.handle(dm(t, mid=f"b{i}"))) for i, t in enumerate(["问你个事", "你喜欢吃啥"], 2)]
+    other = asyncio.create_task(app.chain.handle(dm("我是别人", uid="u2")))
+    replies = await asyncio.gather(first, *burst, other)
+    assert replies[0] is not None and replies[3] is not None
+    assert replies[1] is not None and replies[2] is None  # merged into one answer
+    assert len(chats(llm)) == 3
+    last_user = [[m["content"] for m in b["messages"] if m["role"] == "user"][-1] for b in chats(llm)]
+    assert sorted(last_user) == sorted(["在吗", "问你个事\n你喜欢吃啥", "我是别人"])
+    stored = await app.store.recent(SessionKey("horo", "test", "dm", "u1"), 10)
+    assert [t.text for t in stored if t.role == "user"] == ["在吗", "问你个事\n你喜欢吃啥"]
