@@ -39,9 +39,7 @@ class ChatModel(Protocol):
         """Yield the reply text as it is generated."""
         ...
 
-    async def complete(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float
-    ) -> str:
+    async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> str:
         """The whole reply at once (background jobs: summaries, facts)."""
         ...
 
@@ -71,24 +69,27 @@ class OpenAIChat:
         self._http = httpx.AsyncClient(
             base_url=cfg.base_url.rstrip("/") + "/", headers=headers, timeout=cfg.request_timeout
         )
-        self._chat: ChatOpenAI | None = None
+        # building the client is slow (~1 s): do it at start when the model name is known
+        self._chat: ChatOpenAI | None = self._build(cfg.model) if cfg.model else None
 
     async def _client(self) -> ChatOpenAI:
         if self._chat is None:
-            model = self.cfg.model or (await self.models() or ["default"])[0]
-            self.name = model
-            self._chat = ChatOpenAI(
-                model=model,
-                base_url=self.cfg.base_url,
-                api_key=self.cfg.api_key.get_secret_value() or "not-needed",  # type: ignore[arg-type]
-                temperature=self.cfg.temperature,
-                top_p=self.cfg.top_p,
-                max_tokens=self.cfg.max_tokens,  # type: ignore[call-arg]
-                timeout=self.cfg.request_timeout,
-                max_retries=0,
-                extra_body={"top_k": self.cfg.top_k, "repetition_penalty": self.cfg.repetition_penalty},
-            )
+            self._chat = self._build(self.cfg.model or (await self.models() or ["default"])[0])
         return self._chat
+
+    def _build(self, model: str) -> ChatOpenAI:
+        self.name = model
+        return ChatOpenAI(
+            model=model,
+            base_url=self.cfg.base_url,
+            api_key=self.cfg.api_key.get_secret_value() or "not-needed",  # type: ignore[arg-type]
+            temperature=self.cfg.temperature,
+            top_p=self.cfg.top_p,
+            max_tokens=self.cfg.max_tokens,  # type: ignore[call-arg]
+            timeout=self.cfg.request_timeout,
+            max_retries=0,
+            extra_body={"top_k": self.cfg.top_k, "repetition_penalty": self.cfg.repetition_penalty},
+        )
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
         """Yield the reply text as it is generated."""
@@ -103,9 +104,7 @@ class OpenAIChat:
             except Exception as exc:  # the SDK raises many types; all mean "no reply"
                 raise LLMError(_brief(exc)) from exc
 
-    async def complete(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float
-    ) -> str:
+    async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> str:
         """The whole reply at once (background jobs: summaries, facts)."""
         async with self._gate:
             try:

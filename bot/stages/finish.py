@@ -42,7 +42,8 @@ class Finish:
             ex.draft, [persona.name, *persona.card.nickname], [msg.display_name, persona.card.user_alias]
         )
         mode = ex.mode
-        if not text or (ex.prompt and leaks(text, ex.prompt[0].content)):
+        hidden = persona.render(persona.card.system_prompt + "\n" + persona.card.post_history_instructions)
+        if not text or leaks(text, hidden):
             log.warning("model reply unusable (empty or leaking the prompt); using an example line")
             text, mode = self.offline.answer(persona, ex.text, msg.display_name, []), "fallback"
         now = self.clock()
