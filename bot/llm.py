@@ -88,8 +88,17 @@ class OpenAIChat:
             max_tokens=self.cfg.max_tokens,  # type: ignore[call-arg]
             timeout=self.cfg.request_timeout,
             max_retries=0,
-            extra_body={"top_k": self.cfg.top_k, "repetition_penalty": self.cfg.repetition_penalty},
+            extra_body=self._extra_body(),
         )
+
+    def _extra_body(self) -> dict[str, float]:
+        """Sampling fields beyond OpenAI's; left out at their neutral values for strict servers."""
+        extra: dict[str, float] = {}
+        if self.cfg.top_k:
+            extra["top_k"] = self.cfg.top_k
+        if self.cfg.repetition_penalty != 1.0:
+            extra["repetition_penalty"] = self.cfg.repetition_penalty
+        return extra
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
         """Yield the reply text as it is generated."""

@@ -264,3 +264,12 @@ async def test_a_burst_sent_while_busy_is_answered_once(make_settings: MakeSetti
     assert sorted(last_user) == sorted(["在吗", "问你个事\n你喜欢吃啥", "我是别人"])
     stored = await app.store.recent(SessionKey("horo", "test", "dm", "u1"), 10)
     assert [t.text for t in stored if t.role == "user"] == ["在吗", "问你个事\n你喜欢吃啥"]
+
+
+async def test_neutral_sampling_fields_are_left_out(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI) -> None:
+    app: App = await app_factory(make_settings(llm=llm_cfg(llm, top_k=0, repetition_penalty=1.0, api_key="sk-abc")))
+    llm.api_key = "sk-abc"
+    reply = await app.chain.handle(dm("你好"))
+    assert reply is not None and reply.mode == "model"
+    assert "top_k" not in llm.requests[-1] and "repetition_penalty" not in llm.requests[-1]
+    assert llm.headers[-1]["authorization"] == "Bearer sk-abc"
