@@ -26,7 +26,7 @@ from memory.knowledge import open_knowledge
 from memory.open import open_store
 from memory.store import ConversationStore
 from memory.summarizer import Summarizer
-from persona.library import PersonaLibrary
+from persona.library import PersonaError, PersonaLibrary
 from voice import open_voice
 from voice.base import Voice
 
@@ -70,7 +70,7 @@ class App:
         clocks = clocks or Clocks()
         personas = PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir])
         if not personas.ids():
-            raise RuntimeError(f"no persona cards found in {[str(d) for d in settings.personas.dirs]}")
+            raise PersonaError(f"no persona cards found in {', '.join(str(d) for d in settings.personas.dirs)}")
         store = await open_store(settings.memory)
         model: ChatModel | None = None
         if settings.llm.provider == "openai":

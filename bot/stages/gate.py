@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 
@@ -14,6 +15,19 @@ from memory.store import ConversationStore
 from memory.turns import Turn
 
 log = logging.getLogger(__name__)
+
+
+def names_in(text: str, names: list[str]) -> bool:
+    """True when a name occurs: as a whole word for Latin names, anywhere for CJK ones."""
+    low = text.lower()
+    for name in names:
+        word = name.lower()
+        if word.isascii():
+            if re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", low):
+                return True
+        elif word in low:
+            return True
+    return False
 
 
 class Gate:
@@ -60,8 +74,7 @@ class Gate:
         msg = ex.incoming
         if msg.is_direct or msg.mentions_bot or msg.reply_to_bot:
             return True
-        text = ex.text.lower()
-        return any(word.lower() in text for word in ex.persona.triggers())
+        return names_in(ex.text, ex.persona.triggers())
 
     def _by_chance(self, ex: Exchange, channel: str) -> bool:
         p = ex.settings.chance if ex.settings.chance is not None else self.cfg.reply_chance

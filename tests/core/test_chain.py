@@ -273,3 +273,11 @@ async def test_neutral_sampling_fields_are_left_out(make_settings: MakeSettings,
     assert reply is not None and reply.mode == "model"
     assert "top_k" not in llm.requests[-1] and "repetition_penalty" not in llm.requests[-1]
     assert llm.headers[-1]["authorization"] == "Bearer sk-abc"
+
+
+def test_names_summon_as_words() -> None:
+    from bot.stages.gate import names_in
+
+    assert names_in("Horo, are you there?", ["赫萝", "Horo"])
+    assert not names_in("my horoscope says", ["赫萝", "Horo"])
+    assert names_in("我觉得赫萝说得对", ["赫萝", "Horo"])
