@@ -16,14 +16,23 @@ from persona.card import Persona
 
 log = logging.getLogger(__name__)
 
-SUMMARY_PROMPT = (
-    "你在为角色扮演对话维护一份前情提要。把【旧提要】和【新对话】合并成一份新的提要："
-    "保留人物、事件、承诺、每位用户的称呼与关系，省略寒暄；用第三人称，不超过{limit}字。只输出提要正文。"
-)
-FACTS_PROMPT = (
-    "从下面{name}说的话里，找出值得长期记住的关于{name}本人的事实（名字、喜好、职业、计划、经历等），"
-    '最多3条，每条一句话。只输出JSON字符串数组，例如 ["喜欢苹果"]；没有就输出 []。'
-)
+SUMMARY_PROMPT = {
+    "zh": "你在为角色扮演对话维护一份前情提要。把【旧提要】和【新对话】合并成一份新的提要："
+    "保留人物、事件、承诺、每位用户的称呼与关系，省略寒暄；用第三人称，不超过{limit}字。只输出提要正文。",
+    "en": "You keep the running summary of a roleplay chat. Merge 【旧提要】 (the old summary) and 【新对话】 "
+    "(new messages) into one new summary: keep people, events, promises, how each user is called and "
+    "related; skip small talk; third person; at most {limit} words. Output only the summary.",
+}
+FACTS_PROMPT = {
+    "zh": "从下面{name}说的话里，找出值得长期记住的关于{name}本人的事实（名字、喜好、职业、计划、经历等），"
+    '最多3条，每条一句话。只输出JSON字符串数组，例如 ["喜欢苹果"]；没有就输出 []。',
+    "en": "From what {name} said below, list lasting facts about {name} (name, likes, job, plans, history), "
+    'at most 3, one sentence each. Output only a JSON array of strings, e.g. ["likes apples"], or [] if none.',
+}
+
+
+def _lang(persona: Persona) -> str:
+    return "zh" if persona.card.language.startswith("zh") else "en"
 
 
 def render_turns(turns: Sequence[Turn], persona: Persona) -> str:
@@ -64,7 +73,7 @@ class Summarizer:
     async def _fold(self, key: SessionKey, persona: Persona, old: Summary, turns: list[Turn]) -> None:
         limit = self.cfg.summary_tokens
         prompt = [
-            ChatMessage("system", SUMMARY_PROMPT.format(limit=limit)),
+            ChatMessage("system", SUMMARY_PROMPT[_lang(persona)].format(limit=limit)),
             ChatMessage("user", f"【旧提要】\n{old.text or '（无）'}\n\n【新对话】\n{render_turns(turns, persona)}"),
         ]
         try:
@@ -86,7 +95,7 @@ class Summarizer:
 
     async def _facts(self, persona: Persona, platform: str, user_id: str, name: str, said: list[str]) -> None:
         prompt = [
-            ChatMessage("system", FACTS_PROMPT.format(name=name or user_id)),
+            ChatMessage("system", FACTS_PROMPT[_lang(persona)].format(name=name or user_id)),
             ChatMessage("user", "\n".join(said)),
         ]
         try:
