@@ -19,5 +19,6 @@ class VoiceConfig(Section):
     translator_base_url: str = ""
     translator_model: str = ""
     max_chars: int = Field(200, ge=1)
+    max_seconds: float = Field(60.0, gt=0.0)
     timeout: float = Field(60.0, gt=0.0)
     cache_mb: int = Field(200, ge=0)

@@ -7,11 +7,19 @@ from dataclasses import replace
 
 from bot.background import Background
 from bot.exchange import Exchange
-from bot.messages import Clip
+from bot.messages import Clip, Platform
 from persona.card import Persona
 from voice.base import Voice
 
 log = logging.getLogger(__name__)
+
+# Discord voice messages are Ogg/Opus; OneBot implementations turn WAV into QQ's silk.
+CLIP_FORMATS: dict[Platform, str] = {"discord": "ogg", "qq": "wav", "terminal": "wav", "test": "wav"}
+
+
+def clip_format(platform: Platform) -> str:
+    """The clip format a platform can post."""
+    return CLIP_FORMATS.get(platform, "wav")
 
 
 class Speak:
@@ -25,15 +33,16 @@ class Speak:
     async def __call__(self, ex: Exchange) -> Exchange:
         """Reply.voice becomes a task that yields the clip (or None on failure)."""
         wanted = ex.settings.voice if ex.settings.voice is not None else self.enabled
-        if not (wanted and self.voice and ex.reply):
+        if not (wanted and self.voice and ex.reply and ex.reply.text.strip()):
             return ex
-        task = self.background.spawn(self._clip(ex.persona, ex.reply.text), name="voice")
+        fmt = clip_format(ex.incoming.platform)
+        task = self.background.spawn(self._clip(ex.persona, ex.reply.text, fmt), name="voice")
         return replace(ex, reply=replace(ex.reply, voice=task))
 
-    async def _clip(self, persona: Persona, text: str) -> Clip | None:
+    async def _clip(self, persona: Persona, text: str, fmt: str) -> Clip | None:
         assert self.voice is not None
         try:
-            return await self.voice.speak(persona, text)
+            return await self.voice.speak(persona, text, fmt=fmt)
         except Exception as exc:  # voice must never break the text reply
-            log.warning("voice failed: %s", exc)
+            log.warning("voice failed for %s: %s", persona.id, exc)
             return None
