@@ -1,4 +1,6 @@
 # Two commands do everything: `make run` (the bot) and `make test` (the test suite).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
+	{ $(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt 2>&1; } | { grep -v "is ignored" || true; }
 	$(BIN)/pip check
 	touch $(STAMP)
 
@@ -19,6 +21,7 @@ test: $(STAMP)
 	bash .ci/redis.sh $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	bash .ci/train.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

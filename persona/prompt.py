@@ -19,6 +19,16 @@ _DEFAULT_SYSTEM = {
 }
 
 
+def default_system(persona: Persona) -> str:
+    """The system prompt used when a card has none, in the card's language."""
+    return _DEFAULT_SYSTEM["zh" if persona.card.language.startswith("zh") else "en"]
+
+
+def system_prompt(persona: Persona) -> str:
+    """The card's system prompt (or the default one), rendered."""
+    return persona.render(persona.card.system_prompt.strip() or default_system(persona))
+
+
 def headings(persona: Persona) -> tuple[str, ...]:
     """Section headings in the card's language."""
     return _HEADINGS["zh" if persona.card.language.startswith("zh") else "en"]
@@ -28,8 +38,7 @@ def stable_prompt(persona: Persona, example_budget: int) -> str:
     """System prompt, persona and style examples; depends only on the card."""
     card = persona.card
     h = headings(persona)
-    lang = "zh" if card.language.startswith("zh") else "en"
-    parts = [persona.render(card.system_prompt.strip() or _DEFAULT_SYSTEM[lang])]
+    parts = [system_prompt(persona)]
     for title, body in ((h[0], card.description), (h[1], card.personality), (h[2], card.scenario)):
         if body.strip():
             parts.append(f"【{title}】\n{persona.render(body.strip())}")
