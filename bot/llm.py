@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_openai import ChatOpenAI
 
 from bot.config import LLMConfig
+
+if TYPE_CHECKING:
+    from langchain_openai import ChatOpenAI
 
 
 class LLMError(Exception):
@@ -52,7 +53,9 @@ class ChatModel(Protocol):
         ...
 
 
-def _to_langchain(messages: Sequence[ChatMessage]) -> list[BaseMessage]:
+def _to_langchain(messages: Sequence[ChatMessage]) -> list[Any]:
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
     kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     return [kinds[m.role](content=m.content) for m in messages]
 
@@ -78,6 +81,9 @@ class OpenAIChat:
         return self._chat
 
     def _build(self, model: str) -> ChatOpenAI:
+        # imported here: langchain-openai takes ~2 s to import, which commands like `persona list` skip
+        from langchain_openai import ChatOpenAI
+
         self.name = model
         return ChatOpenAI(
             model=model,
