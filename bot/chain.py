@@ -48,6 +48,12 @@ def conversation_of(msg: Incoming) -> tuple[str, str]:
     return ("dm", msg.user_id) if msg.is_direct else ("group", msg.channel_id)
 
 
+def settings_channel(msg: Incoming) -> str:
+    """Where a conversation's settings live: scope and id (a QQ group and a user can share a number)."""
+    scope, cid = conversation_of(msg)
+    return f"{scope}:{cid}"
+
+
 class Chain:
     """Runs each message through the stages, in order within a conversation."""
 
@@ -99,8 +105,11 @@ class Chain:
 
     async def channel_settings(self, msg: Incoming) -> ChannelSettings:
         """The stored settings of the message's conversation."""
-        _, cid = conversation_of(msg)
-        return ChannelSettings.parse(await self.store.settings(msg.platform, cid))
+        return ChannelSettings.parse(await self.store.settings(msg.platform, settings_channel(msg)))
+
+    async def set_setting(self, msg: Incoming, name: str, value: str | None) -> None:
+        """Store (or with None, clear) one setting of the message's conversation."""
+        await self.store.set_setting(msg.platform, settings_channel(msg), name, value)
 
     def persona_for(self, msg: Incoming, settings: ChannelSettings) -> Persona:
         """Explicit persona, else the channel's, else the default."""
@@ -112,8 +121,7 @@ class Chain:
     async def set_persona(self, msg: Incoming, pid: str) -> Persona:
         """Switch the conversation's persona (each persona keeps its own history)."""
         persona = self.personas.get(pid)
-        _, cid = conversation_of(msg)
-        await self.store.set_setting(msg.platform, cid, "persona", pid)
+        await self.set_setting(msg, "persona", pid)
         return persona
 
     async def reset(self, msg: Incoming) -> Persona:

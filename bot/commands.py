@@ -46,15 +46,13 @@ class Commands:
 
     async def voice(self, msg: Incoming, on: bool) -> Answer:
         """Turn voice clips on or off here."""
-        _, cid = conversation_of(msg)
-        await self.app.store.set_setting(msg.platform, cid, "voice", "on" if on else "off")
+        await self.app.chain.set_setting(msg, "voice", "on" if on else "off")
         return Answer(f"Voice {'on' if on else 'off'}.")
 
     async def spoiler(self, msg: Incoming, chapter: int | None) -> Answer:
         """Limit what the character knows to chapters up to `chapter` (None lifts the limit)."""
-        _, cid = conversation_of(msg)
         value = None if chapter is None or chapter <= 0 else str(chapter)
-        await self.app.store.set_setting(msg.platform, cid, "max_chapter", value)
+        await self.app.chain.set_setting(msg, "max_chapter", value)
         return Answer(f"Spoiler limit: chapter {chapter}." if value else "Spoiler limit lifted.")
 
     async def lore(self, msg: Incoming, query: str) -> Answer:

@@ -1,14 +1,218 @@
-"""Running the chat platforms (Discord, QQ) in one process."""
+"""Running the chat platforms (Discord, QQ) in one process.
+
+With QQ on, nonebot's driver owns the event loop (uvicorn serving its ASGI app): the App is opened
+in the driver's startup hook and Discord, when on too, runs as a task beside it. With Discord
+alone, asyncio.run owns the loop. Platform libraries are imported only when their platform is on.
+The QQ plugin (plugins/roleplay) finds the App in `holder`, which lives here so that importing it
+never imports the plugin package (nonebot must be the one to load that).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import sys
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
 
+from bot.app import App
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+log = logging.getLogger(__name__)
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class AppHolder:
+    """Holds the one App the QQ matchers use; opening it here ties its lifetime to this holder."""
+
+    def __init__(self) -> None:
+        self.app: App | None = None
+        self.hosted = False
+        self._stack: AsyncExitStack | None = None
+
+    def get(self) -> App:
+        """The App; a clear error when nothing opened one yet."""
+        if self.app is None:
+            raise RuntimeError("the roleplay App is not open yet (the driver's startup hook opens it)")
+        return self.app
+
+    def host(self) -> None:
+        """Say that the host process opens the App, so the plugin must not open one of its own."""
+        self.hosted = True
+
+    def set(self, app: App | None) -> None:
+        """Use an App whose lifetime someone else manages (tests, embedding hosts)."""
+        self.app = app
+
+    async def open(self, settings: Settings) -> App:
+        """Open an App from settings; `close` closes it."""
+        await self.close()
+        stack = AsyncExitStack()
+        self.app = await stack.enter_async_context(App.open(settings))
+        self._stack = stack
+        return self.app
+
+    async def close(self) -> None:
+        """Close the App opened here (idempotent); an App given with `set` is only forgotten."""
+        stack, self._stack = self._stack, None
+        self.app = None
+        if stack is not None:
+            await stack.aclose()
+
+
+holder = AppHolder()
 
 
 def serve(settings: Settings, *, discord: bool, qq: bool) -> int:
-    """Start the platform front-ends that are configured."""
-    names = " and ".join(n for n, on in (("Discord", discord), ("QQ", qq)) if on)
-    print(f"error: the {names} front-end is not part of this build yet", file=sys.stderr)
+    """Start the platform front-ends that are on; the exit status for the CLI."""
+    if qq:
+        return _serve_qq(settings, discord=discord)
+    if discord:
+        try:
+            return asyncio.run(_discord_only(settings))
+        except KeyboardInterrupt:
+            return 0
+    print("error: no platform to start", file=sys.stderr)
     return 2
+
+
+async def _discord_only(settings: Settings) -> int:
+    from bot.discord_front import DiscordStartError, serve_discord
+
+    try:
+        async with App.open(settings) as app:
+            await serve_discord(app)
+    except DiscordStartError as exc:
+        print(f"error: Discord: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class Runner:
+    """The driver's startup/shutdown hooks: open the App for the plugin, run Discord beside it."""
+
+    def __init__(self, settings: Settings, discord: bool):
+        self.settings = settings
+        self.discord = discord
+        self.server: uvicorn.Server | None = None
+        self.error = ""
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        """Open the App (the plugin finds it in `holder`); start Discord when it is on."""
+        try:
+            app = await holder.open(self.settings)
+        except Exception as exc:  # end with one line instead of uvicorn's traceback
+            log.debug("startup failed", exc_info=exc)
+            self.error = f"could not start: {exc}"
+            if self.server is not None:
+                self.server.should_exit = True
+            return
+        if self.discord:
+            from bot.discord_front import serve_discord
+
+            self._task = asyncio.create_task(serve_discord(app), name="discord")
+            self._task.add_done_callback(self._discord_ended)
+
+    def _discord_ended(self, task: asyncio.Task[None]) -> None:
+        """Discord stopping on its own ends the whole process (with its reason)."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        self.error = f"Discord: {exc}" if exc else "Discord: the client stopped"
+        if exc is not None and type(exc).__name__ != "DiscordStartError":
+            log.error("Discord front-end failed", exc_info=exc)
+        if self.server is not None:
+            self.server.should_exit = True
+
+    async def shutdown(self) -> None:
+        """Stop Discord, then close the App."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await holder.close()
+
+
+def nonebot_options(settings: Settings) -> dict[str, Any]:
+    """nonebot.init keyword arguments from [qq] (and [bot] log_level)."""
+    cfg = settings.qq
+    options: dict[str, Any] = {
+        "driver": "~fastapi+~httpx+~websockets" if cfg.official else "~fastapi",
+        "host": cfg.host,
+        "port": cfg.port,
+        "log_level": settings.bot.log_level,
+        "superusers": set(cfg.superusers),
+        "command_start": {"/"},
+        "onebot_access_token": cfg.access_token.get_secret_value() or None,
+    }
+    if cfg.official:
+        intents = {"guilds": True, "at_messages": True, "direct_message": True, "c2c_group_at_messages": True}
+        options["qq_bots"] = [
+            {"id": cfg.official_app_id, "secret": cfg.official_secret.get_secret_value(), "intent": intents}
+        ]
+        if cfg.official_sandbox:
+            options["qq_api_base"] = "https://sandbox.api.sgroup.qq.com/"
+    return options
+
+
+def _to_logging(message: Any) -> None:
+    """A loguru sink that hands nonebot's records to `logging` (where secrets are redacted)."""
+    record = message.record
+    logging.getLogger(record["name"] or "nonebot").log(record["level"].no, "%s", str(message).rstrip("\n"))
+
+
+def init_nonebot(settings: Settings) -> Any:
+    """Initialise nonebot for [qq], register the adapters that are on, return the driver."""
+    import nonebot
+    from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
+    from nonebot.log import logger
+
+    logging.addLevelName(25, "SUCCESS")  # loguru's level between INFO and WARNING
+    logger.remove()
+    logger.add(_to_logging, level=settings.bot.log_level, format="{message}", colorize=False, diagnose=False)
+    # our settings come from config.toml and BOT_*; nonebot must not read a .env of its own
+    nonebot.init(_env_file=(os.devnull,), **nonebot_options(settings))
+    driver = nonebot.get_driver()
+    driver.register_adapter(OneBotAdapter)
+    if settings.qq.official:
+        from nonebot.adapters.qq import Adapter as OfficialAdapter
+
+        driver.register_adapter(OfficialAdapter)
+    if not settings.qq.access_token.get_secret_value() and settings.qq.host not in LOCAL_HOSTS:
+        log.warning("QQ: no BOT_QQ__ACCESS_TOKEN while listening on %s: anyone who reaches it can connect", settings.qq.host)
+    return driver
+
+
+def _serve_qq(settings: Settings, *, discord: bool) -> int:
+    import nonebot
+    import uvicorn
+
+    runner = Runner(settings, discord)
+    holder.host()
+    driver = init_nonebot(settings)
+    driver.on_startup(runner.startup)
+    driver.on_shutdown(runner.shutdown)
+    nonebot.load_plugin("plugins.roleplay")
+    cfg = settings.qq
+    server = uvicorn.Server(
+        uvicorn.Config(nonebot.get_asgi(), host=cfg.host, port=cfg.port, log_config=None, access_log=False)
+    )
+    runner.server = server
+    log.info("QQ: OneBot v11 implementations connect to ws://%s:%d/onebot/v11/ws", cfg.host, cfg.port)
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind the port
+        runner.error = runner.error or f"QQ: could not listen on {cfg.host}:{cfg.port} (exit {exc.code})"
+    except KeyboardInterrupt:
+        pass
+    if runner.error:
+        print(f"error: {runner.error}", file=sys.stderr)
+        return 1
+    if not server.started:
+        print("error: QQ: the server did not start (see the log above)", file=sys.stderr)
+        return 1
+    return 0

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Environment beats .env beats the TOML file (passed as init data)."""
-        return env_settings, dotenv_settings, init_settings
+        return env_settings, _OwnKeys(settings_cls, dotenv_settings), init_settings
 
     @property
     def source(self) -> Path | None:
@@ -89,6 +89,23 @@ class Settings(BaseSettings):
                 if isinstance(value, SecretStr) and value.get_secret_value():
                     found.append(value.get_secret_value())
         return found
+
+
+class _OwnKeys(PydanticBaseSettingsSource):
+    """A .env source that ignores other programs' keys (a nonebot project's DRIVER=...)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: __call__ returns the filtered data directly."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """Keys of our sections, and BOT_-prefixed typos (which then fail with their name)."""
+        fields = self.settings_cls.model_fields
+        return {k: v for k, v in self.inner().items() if k in fields or k.lower().startswith("bot_")}
 
 
 def load_config(path: Path | None = None, env_file: Path | None = None) -> Settings:

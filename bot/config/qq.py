@@ -16,12 +16,19 @@ class QQConfig(Section):
     access_token: SecretStr = SecretStr("")
     superusers: list[str] = Field(default_factory=list)
     official_app_id: str = ""
-    official_token: SecretStr = SecretStr("")
     official_secret: SecretStr = SecretStr("")
+    official_sandbox: bool = False
     reply_delay_max: float = Field(0.0, ge=0.0)
+    message_chars: int = Field(500, ge=50)
     forward_over_chars: int = Field(600, ge=0)
+    voice_wait_seconds: float = Field(120.0, gt=0.0)
 
     @property
     def configured(self) -> bool:
         """True when QQ is switched on."""
         return self.enabled
+
+    @property
+    def official(self) -> bool:
+        """True when the official QQ bot API has credentials."""
+        return bool(self.official_app_id and self.official_secret.get_secret_value())

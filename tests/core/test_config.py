@@ -65,3 +65,12 @@ def test_secrets_are_collected_for_redaction(make_settings: MakeSettings, monkey
     s = make_settings()
     assert {"discord-token-123", "sk-secret-456"} <= set(s.secrets())
     assert "discord-token-123" not in repr(s)
+
+
+def test_dotenv_keys_of_other_programs_are_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DRIVER=~fastapi\nONEBOT_ACCESS_TOKEN=x\nBOT_LLM__MODEL=m1\n", encoding="utf-8")
+    assert load_config(write(tmp_path, "")).llm.model == "m1"
+    (tmp_path / ".env").write_text("BOT_LLM__MODLE=m1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[llm\] modle: unknown key"):
+        load_config(write(tmp_path, ""))

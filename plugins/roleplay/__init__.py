@@ -1,0 +1,171 @@
+"""Roleplay: in-character chat for QQ groups and private chats (OneBot v11 and the official API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nonebot import get_driver, get_plugin_config, on_command, on_message
+from nonebot.adapters import Bot, Event, Message
+from nonebot.params import CommandArg
+from nonebot.plugin import PluginMetadata
+
+from bot.chain import SessionLocks, conversation_of
+from bot.commands import Answer, Commands
+from bot.config import Settings, load_config
+from bot.messages import Incoming
+from bot.platforms import holder
+from plugins.roleplay.config import Config
+from plugins.roleplay.fronts import Front, front_for
+
+__plugin_meta__ = PluginMetadata(
+    name="roleplay",
+    description="Chat with a fictional character that remembers the conversation and knows its story.",
+    usage=(
+        "@bot, reply to it, or say its name in a group; private chats are always answered.\n"
+        "/persona [list|set ID]  /reset  /voice on|off  /lore QUERY  /spoiler N"
+    ),
+    type="application",
+    config=Config,
+    supported_adapters={"~onebot.v11", "~qq"},
+)
+
+plugin_config = get_plugin_config(Config)
+_PRIORITY = plugin_config.roleplay_priority
+_driver = get_driver()
+
+
+def _settings() -> Settings:
+    """config.toml (ROLEPLAY_CONFIG) and BOT_* from the environment. Secrets come from the .env beside
+    that config.toml, or `.env.roleplay` when it sits in the host project's folder, whose .env is
+    nonebot's own."""
+    path = plugin_config.roleplay_config
+    folder = (path or Path("config.toml")).resolve().parent
+    env_file = folder / (".env.roleplay" if folder == Path.cwd().resolve() else ".env")
+    return load_config(path, env_file=env_file)
+
+
+@_driver.on_startup
+async def _open_app() -> None:
+    """Open the App from config.toml unless the host (our `python -m bot run`) already did."""
+    if holder.app is None and not holder.hosted:
+        await holder.open(_settings())
+
+
+@_driver.on_shutdown
+async def _close_app() -> None:
+    """Close the App this plugin opened (the host closes its own)."""
+    if not holder.hosted:
+        await holder.close()
+
+
+_turns = SessionLocks()
+chat = on_message(priority=_PRIORITY, block=False)
+
+
+@chat.handle()
+async def _chat(bot: Bot, event: Event) -> None:
+    front = front_for(bot, event)
+    msg = front.incoming(bot, event) if front else None
+    if front is None or msg is None or msg.is_self:
+        return
+    app = holder.get()
+    scope, cid = conversation_of(msg)
+    # the text goes out inside the conversation's turn, so a random delay cannot reorder replies;
+    # the voice clip follows outside it, so a slow clip does not hold the next message up
+    async with _turns.hold(f"{msg.platform}:{scope}:{cid}"):
+        reply = await app.chain.handle(msg)
+        if reply is None or not reply.text:
+            return
+        await front.deliver(bot, event, reply, app)
+    await front.voice(bot, event, reply, app)
+
+
+async def _context(bot: Bot, event: Event) -> tuple[Front, Incoming, Commands] | None:
+    front = front_for(bot, event)
+    msg = front.incoming(bot, event) if front else None
+    if front is None or msg is None:
+        return None
+    return front, msg, Commands(holder.get())
+
+
+async def _admin_only(front: Front, bot: Bot, event: Event) -> Answer | None:
+    """None when allowed; otherwise the refusal to send."""
+    if await front.is_admin(bot, event, holder.get().settings.qq.superusers):
+        return None
+    return Answer("Only the group owner, admins or the bot's superusers can change that here.", ok=False)
+
+
+persona_cmd = on_command("persona", priority=_PRIORITY - 1, block=True)
+reset_cmd = on_command("reset", priority=_PRIORITY - 1, block=True)
+voice_cmd = on_command("voice", priority=_PRIORITY - 1, block=True)
+lore_cmd = on_command("lore", priority=_PRIORITY - 1, block=True)
+spoiler_cmd = on_command("spoiler", priority=_PRIORITY - 1, block=True)
+
+
+@persona_cmd.handle()
+async def _persona(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    words = arg.extract_plain_text().split()
+    if not words or words == ["list"]:
+        answer = commands.personas()
+    elif words[0] == "set" and len(words) == 2:
+        answer = await _admin_only(front, bot, event) or await commands.set_persona(msg, words[1])
+    else:
+        answer = Answer("Usage: /persona [list|set ID]", ok=False)
+    await front.answer(bot, event, answer.text)
+
+
+@reset_cmd.handle()
+async def _reset(bot: Bot, event: Event) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    answer = await _admin_only(front, bot, event) or await commands.reset(msg)
+    await front.answer(bot, event, answer.text)
+
+
+@voice_cmd.handle()
+async def _voice(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    word = arg.extract_plain_text().strip().lower()
+    if word not in ("on", "off"):
+        answer = Answer("Usage: /voice on|off", ok=False)
+    else:
+        answer = await _admin_only(front, bot, event) or await commands.voice(msg, word == "on")
+    await front.answer(bot, event, answer.text)
+
+
+@lore_cmd.handle()
+async def _lore(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    query = arg.extract_plain_text().strip()
+    answer = await commands.lore(msg, query) if query else Answer("Usage: /lore QUERY", ok=False)
+    await front.answer(bot, event, answer.text)
+
+
+@spoiler_cmd.handle()
+async def _spoiler(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    word = arg.extract_plain_text().strip().lower()
+    if word in ("off", "none", "0"):
+        chapter: int | None = None
+    elif word.isdigit():
+        chapter = int(word)
+    else:
+        await front.answer(bot, event, "Usage: /spoiler N (or /spoiler off)")
+        return
+    answer = await _admin_only(front, bot, event) or await commands.spoiler(msg, chapter)
+    await front.answer(bot, event, answer.text)

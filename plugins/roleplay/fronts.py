@@ -1,0 +1,44 @@
+"""Picks the adapter-specific half (OneBot v11 or the official API) for a bot and event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nonebot.adapters import Bot, Event
+
+from bot.app import App
+from bot.messages import Incoming, Reply
+
+
+@dataclass(frozen=True, slots=True)
+class Front:
+    """What the matchers need from one adapter: convert, check permission, answer, deliver, voice."""
+
+    incoming: Callable[[Any, Any], Incoming | None]
+    is_admin: Callable[[Any, Any, list[str]], Awaitable[bool]]
+    answer: Callable[[Any, Any, str], Awaitable[None]]
+    deliver: Callable[[Any, Any, Reply, App], Awaitable[None]]
+    voice: Callable[[Any, Any, Reply, App], Awaitable[None]]
+
+
+def front_for(bot: Bot, event: Event) -> Front | None:
+    """The front for this adapter's message events; None for anything else."""
+    from nonebot.adapters.onebot.v11 import Bot as OneBot
+    from nonebot.adapters.onebot.v11 import MessageEvent as OneBotMessage
+
+    if isinstance(bot, OneBot) and isinstance(event, OneBotMessage):
+        from plugins.roleplay import onebot
+
+        return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice)
+    try:  # the official adapter is optional in a host project
+        from nonebot.adapters.qq import Bot as OfficialBot
+        from nonebot.adapters.qq import MessageEvent as OfficialMessage
+    except ImportError:
+        return None
+    if isinstance(bot, OfficialBot) and isinstance(event, OfficialMessage):
+        from plugins.roleplay import official
+
+        return Front(official.incoming, official.is_admin, official.answer, official.deliver, official.voice)
+    return None

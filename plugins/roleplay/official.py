@@ -1,0 +1,77 @@
+"""The official QQ bot API (nonebot-adapter-qq): events to Incoming, Replies as passive replies."""
+
+from __future__ import annotations
+
+from nonebot.adapters.qq import (
+    AtMessageCreateEvent,
+    Bot,
+    C2CMessageCreateEvent,
+    DirectMessageCreateEvent,
+    GroupAtMessageCreateEvent,
+    MessageEvent,
+    MessageSegment,
+)
+from nonebot.permission import SUPERUSER
+
+from bot.app import App
+from bot.messages import Incoming, Reply
+from plugins.roleplay.chunks import split_text
+from plugins.roleplay.delivery import pause
+
+
+def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
+    """The plain Incoming for a group @, a private (C2C) message, or a guild @/direct message."""
+    text = event.get_plaintext().strip()
+    if isinstance(event, GroupAtMessageCreateEvent):
+        # the official API only delivers group messages that @ the bot
+        author = event.author
+        return Incoming(
+            platform="qq", channel_id=event.group_openid, user_id=author.member_openid,
+            display_name=author.username or author.member_openid, text=text,
+            message_id=event.id, mentions_bot=True,
+        )
+    if isinstance(event, C2CMessageCreateEvent):
+        friend = event.author
+        return Incoming(
+            platform="qq", channel_id="private", user_id=friend.user_openid,
+            display_name=friend.username or friend.user_openid, text=text,
+            message_id=event.id, is_direct=True,
+        )
+    if isinstance(event, AtMessageCreateEvent | DirectMessageCreateEvent):
+        user = event.author
+        direct = isinstance(event, DirectMessageCreateEvent)
+        return Incoming(
+            platform="qq", channel_id="private" if direct else f"guild:{event.channel_id}",
+            user_id=user.id, display_name=user.username or user.id, text=text,
+            message_id=event.id, is_direct=direct, mentions_bot=not direct,
+            author_is_bot=bool(user.bot),
+        )
+    return None
+
+
+async def is_admin(bot: Bot, event: MessageEvent, superusers: list[str]) -> bool:
+    """Superusers everywhere; group owner/admin in groups; anyone in their own private chat."""
+    if event.get_user_id() in superusers or await SUPERUSER(bot, event):
+        return True
+    if isinstance(event, GroupAtMessageCreateEvent):
+        return event.author.member_role in ("owner", "admin")
+    return isinstance(event, C2CMessageCreateEvent | DirectMessageCreateEvent)
+
+
+async def answer(bot: Bot, event: MessageEvent, text: str) -> None:
+    """A command answer as one text segment (a passive reply to the command)."""
+    await bot.send(event, MessageSegment.text(text))
+
+
+async def deliver(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
+    """Passive replies to the trigger, one per chunk (the adapter counts msg_seq); no voice here."""
+    cfg = app.settings.qq
+    await pause(cfg, app.clocks.chance)
+    for chunk in split_text(reply.text, cfg.message_chars):
+        await bot.send(event, MessageSegment.text(chunk))
+
+
+async def voice(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
+    """No clip through the official API (it takes audio only as an uploaded silk URL)."""
+    if reply.voice is not None:
+        reply.voice.cancel()

@@ -1,0 +1,113 @@
+"""OneBot v11 (NapCat, Lagrange, LLOneBot): events to Incoming, Replies to message segments."""
+
+from __future__ import annotations
+
+import logging
+
+from nonebot.adapters.onebot.v11 import (
+    ActionFailed,
+    Bot,
+    GroupMessageEvent,
+    Message,
+    MessageEvent,
+    MessageSegment,
+    PrivateMessageEvent,
+)
+from nonebot.permission import SUPERUSER
+
+from bot.app import App
+from bot.messages import Attachment, Incoming, Reply
+from plugins.roleplay.delivery import clip_of, pause, plan
+
+log = logging.getLogger(__name__)
+
+_KINDS = {"image": "image", "record": "audio", "video": "video", "file": "file"}
+
+
+def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
+    """The plain Incoming for a group or private message (None for other message kinds)."""
+    if not isinstance(event, GroupMessageEvent | PrivateMessageEvent):
+        return None
+    sender = event.sender
+    name = (sender.card or sender.nickname or str(event.user_id)).strip()
+    reply_to_bot = event.reply is not None and str(event.reply.sender.user_id) == str(bot.self_id)
+    attachments = tuple(
+        Attachment(_KINDS[seg.type], url=str(seg.data.get("url") or seg.data.get("file") or ""))
+        for seg in event.message
+        if seg.type in _KINDS
+    )
+    group = isinstance(event, GroupMessageEvent)
+    return Incoming(
+        platform="qq",
+        channel_id=str(event.group_id) if isinstance(event, GroupMessageEvent) else "private",
+        user_id=str(event.user_id),
+        display_name=name,
+        # only text segments: the adapter already removed the @bot and the quote
+        text="".join(seg.data.get("text", "") for seg in event.message if seg.type == "text").strip(),
+        message_id=str(event.message_id),
+        is_direct=not group,
+        mentions_bot=bool(event.to_me) and group and not reply_to_bot,
+        reply_to_bot=reply_to_bot,
+        reply_to=str(event.reply.message_id) if event.reply else "",
+        is_self=str(event.user_id) == str(bot.self_id),
+        attachments=attachments,
+    )
+
+
+async def is_admin(bot: Bot, event: MessageEvent, superusers: list[str]) -> bool:
+    """May this user change group-level settings? Private chats: always (their own chat)."""
+    if str(event.user_id) in superusers or await SUPERUSER(bot, event):
+        return True
+    if isinstance(event, GroupMessageEvent):
+        return event.sender.role in ("owner", "admin")
+    return True
+
+
+def _head(event: MessageEvent) -> Message:
+    """In groups: quote the trigger and @ the sender."""
+    if isinstance(event, GroupMessageEvent):
+        return Message([MessageSegment.reply(event.message_id), MessageSegment.at(event.user_id)])
+    return Message()
+
+
+async def answer(bot: Bot, event: MessageEvent, text: str) -> None:
+    """A command answer: always a text segment, so nothing in it is read as a CQ code."""
+    await bot.send(event, _head(event) + MessageSegment.text((" " if _head(event) else "") + text))
+
+
+async def deliver(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
+    """Send the reply's text: delay, then split messages or one merged-forward message."""
+    cfg = app.settings.qq
+    await pause(cfg, app.clocks.chance)
+    cut = plan(reply.text, cfg)
+    sent = False
+    if cut.kind == "forward":
+        sent = await _forward(bot, event, reply, cut.chunks)
+    if not sent:
+        for i, chunk in enumerate(cut.chunks):
+            head = _head(event) if i == 0 else Message()
+            await bot.send(event, head + MessageSegment.text((" " if head else "") + chunk))
+
+
+async def voice(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
+    """The voice clip after the text, as a record segment with base64 audio."""
+    clip = await clip_of(reply, app.settings.qq)
+    if clip is not None:
+        await bot.send(event, Message(MessageSegment.record(clip.data)))
+
+
+async def _forward(bot: Bot, event: MessageEvent, reply: Reply, chunks: tuple[str, ...]) -> bool:
+    """One merged-forward message; False when the implementation cannot send one."""
+    nodes = [
+        MessageSegment.node_custom(int(bot.self_id), reply.persona_name, Message(MessageSegment.text(c)))
+        for c in chunks
+    ]
+    try:
+        if isinstance(event, GroupMessageEvent):
+            await bot.call_api("send_group_forward_msg", group_id=event.group_id, messages=nodes)
+        else:
+            await bot.call_api("send_private_forward_msg", user_id=event.user_id, messages=nodes)
+    except ActionFailed as exc:
+        log.warning("merged-forward refused (%s); sending separate messages", exc)
+        return False
+    return True

@@ -1,0 +1,66 @@
+"""The official QQ bot API (nonebot-adapter-qq) events through the same matchers, with nonebug."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nonebot.adapters.qq import Bot, C2CMessageCreateEvent, GroupAtMessageCreateEvent, MessageSegment
+from nonebot.adapters.qq.config import BotInfo
+from nonebot.adapters.qq.models import FriendAuthor, GroupMemberAuthor
+from nonebug import App as NoneBugApp
+
+from bot.exchange import ChannelSettings
+from memory.turns import SessionKey
+from tests.support.openai_server import FakeOpenAI, Script
+
+
+def _bot(ctx: Any) -> Bot:
+    return ctx.create_bot(base=Bot, self_id="app-1", bot_info=BotInfo(id="app-1", secret="s"))
+
+
+def _group_at(content: str, *, role: str = "member", mid: str = "m-1") -> GroupAtMessageCreateEvent:
+    return GroupAtMessageCreateEvent(
+        __type__="GROUP_AT_MESSAGE_CREATE", id=mid, event_id="e-" + mid, content=content,
+        timestamp="2026-01-01T00:00:00+08:00", group_id="G1", group_openid="G1",
+        author=GroupMemberAuthor(id="u", member_openid="OPENID-7", bot=False, member_role=role),  # type: ignore[arg-type]
+    )
+
+
+async def test_group_at_is_answered_as_text_and_kept_under_the_member_openid(
+    app: NoneBugApp, qq_app: Any, llm: FakeOpenAI
+) -> None:
+    qq = await qq_app()
+    llm.push(Script(text="[CQ:at,qq=all] 咱在。"))
+    event = _group_at(" 你好")
+    async with app.test_matcher() as ctx:
+        ctx.receive_event(_bot(ctx), event)
+        ctx.should_call_send(event, MessageSegment.text("[CQ:at,qq=all] 咱在。"), result=None)
+    turns = await qq.store.recent(SessionKey("horo", "qq", "group", "G1"), 10)
+    assert [(t.role, t.user_id, t.text) for t in turns] == [("user", "OPENID-7", "你好"), ("assistant", "", "[CQ:at,qq=all] 咱在。")]
+
+
+async def test_group_settings_need_owner_or_admin_role(app: NoneBugApp, qq_app: Any) -> None:
+    qq = await qq_app()
+    member, owner = _group_at("/voice on", mid="m-2"), _group_at("/voice on", role="owner", mid="m-3")
+    async with app.test_matcher() as ctx:
+        bot = _bot(ctx)
+        ctx.receive_event(bot, member)
+        ctx.should_call_send(
+            member, MessageSegment.text("Only the group owner, admins or the bot's superusers can change that here."), result=None
+        )
+        ctx.receive_event(bot, owner)
+        ctx.should_call_send(owner, MessageSegment.text("Voice on."), result=None)
+    assert ChannelSettings.parse(await qq.store.settings("qq", "group:G1")).voice is True
+
+
+async def test_c2c_message_is_a_direct_chat(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:
+    qq = await qq_app()
+    llm.push(Script(text="汝来了。"))
+    event = C2CMessageCreateEvent(
+        __type__="C2C_MESSAGE_CREATE", id="c-1", event_id="e-c-1", content="在吗", timestamp="2026-01-01T00:00:00+08:00",
+        author=FriendAuthor(id="f", user_openid="USER-9"),
+    )
+    async with app.test_matcher() as ctx:
+        ctx.receive_event(_bot(ctx), event)
+        ctx.should_call_send(event, MessageSegment.text("汝来了。"), result=None)
+    assert [t.text for t in await qq.store.recent(SessionKey("horo", "qq", "dm", "USER-9"), 10)] == ["在吗", "汝来了。"]
