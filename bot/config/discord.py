@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from bot.config.core import Section
 
@@ -16,6 +16,14 @@ class DiscordConfig(Section):
     sync_guilds: list[int] = Field(default_factory=list)
     stream_edits: bool = False
     webhooks: bool = False
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> DiscordConfig:
+        """shard_ids name shards of shard_count (0 ≤ id < shard_count)."""
+        wrong = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+        if wrong:
+            raise ValueError(f"shard_ids {wrong} must each be below shard_count ({self.shard_count})")
+        return self
 
     @property
     def configured(self) -> bool:

@@ -1,0 +1,119 @@
+"""The Discord client: gateway events in, pipeline in the middle, replies out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+
+from bot.app import App
+from bot.commands import Commands
+from bot.discord_front.incoming import to_incoming
+from bot.discord_front.outbox import MENTIONS, Outbox
+from bot.discord_front.slash import build_tree, sync_tree
+from bot.discord_front.webhooks import WebhookPool
+from bot.messages import Incoming
+from persona.card import Persona
+
+log = logging.getLogger(__name__)
+
+CHAT_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+def intents() -> discord.Intents:
+    """Guilds, messages and the privileged message-content intent (the bot reads what people say)."""
+    wanted = discord.Intents.default()
+    wanted.message_content = True
+    return wanted
+
+
+def make_client(app: App, **options: Any) -> discord.Client:
+    """A Client, or an AutoShardedClient when [discord] shard_count is set, wired to the app.
+
+    `options` go to discord.py's client as they are (e.g. guild_ready_timeout)."""
+    cfg = app.settings.discord
+    # Voice *channels* are not used (clips go out as attachments), so discord.py's warnings about
+    # missing voice-channel libraries would only mislead.
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+    client: discord.Client
+    if cfg.shard_count > 0:
+        # shard_ids: this process runs only these shards of shard_count (scaling out)
+        shards: dict[str, Any] = {"shard_ids": list(cfg.shard_ids)} if cfg.shard_ids else {}
+        client = discord.AutoShardedClient(
+            intents=intents(), allowed_mentions=MENTIONS, shard_count=cfg.shard_count, **shards, **options
+        )
+    else:
+        client = discord.Client(intents=intents(), allowed_mentions=MENTIONS, **options)
+    front = Front(app, client)
+    # Handlers are attached to the instance so sharded and plain clients share one Front.
+    client.setup_hook = front.setup  # type: ignore[method-assign]
+    client.event(front.on_message)
+    client.event(front.on_ready)
+    return client
+
+
+def addressed(msg: Incoming, persona: Persona) -> bool:
+    """Likely to be answered (so typing starts at once); the gate stage has the final word."""
+    if msg.author_is_bot:
+        return False
+    text = msg.text.lower()
+    return msg.is_direct or msg.mentions_bot or msg.reply_to_bot or any(w.lower() in text for w in persona.triggers())
+
+
+class Front:
+    """Turns each Discord message into an Incoming and sends the character's reply."""
+
+    def __init__(self, app: App, client: discord.Client):
+        self.app = app
+        self.client = client
+        self.cfg = app.settings.discord
+        self.hooks = WebhookPool() if self.cfg.webhooks else None
+        self.tree = build_tree(client, Commands(app))
+
+    async def setup(self) -> None:
+        """After login, before the gateway: register the slash commands."""
+        await sync_tree(self.tree, list(self.cfg.sync_guilds))
+
+    async def on_ready(self) -> None:
+        """Say who we are and where."""
+        user = self.client.user
+        log.info("discord: logged in as %s (%s) in %d servers", user, user.id if user else "?", len(self.client.guilds))
+
+    async def on_message(self, message: discord.Message) -> None:
+        """One message: convert, run the pipeline, deliver text then voice."""
+        me = self.client.user
+        if me is None or message.author.id == me.id or message.type not in CHAT_TYPES:
+            return
+        try:
+            await self._handle(message, me)
+        except Exception:  # one bad message must not take the client down
+            log.exception("discord message %s failed", message.id)
+
+    async def _handle(self, message: discord.Message, me: discord.ClientUser) -> None:
+        probe = Incoming("discord", str(message.channel.id), str(message.author.id), "", "", is_direct=message.guild is None)
+        persona = self.app.chain.persona_for(probe, await self.app.chain.channel_settings(probe))
+        if self.hooks is not None and message.guild is not None:
+            await self.hooks.learn(message.channel, me.id)
+        own_hooks = self.hooks.ids if self.hooks else ()
+        msg = await to_incoming(message, me, persona.name, self.app.personas if self.hooks else None, own_hooks)
+        if msg.is_self:
+            return
+        speaker = self.app.personas.get(msg.persona) if msg.persona else persona
+        outbox = Outbox(
+            message, self.app.clocks.mono, stream=self.cfg.stream_edits, hooks=self.hooks, me_id=me.id
+        )
+        if addressed(msg, speaker):
+            await outbox.start_typing()
+        try:
+            reply = await self.app.chain.handle(msg, outbox.sink)
+        except Exception:
+            await outbox.discard()  # no half-streamed preview left behind
+            raise
+        finally:
+            await outbox.stop_typing()
+        if reply is None:
+            await outbox.discard()
+            return
+        await outbox.deliver(reply)
+        await outbox.voice(reply)

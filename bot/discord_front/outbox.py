@@ -1,0 +1,164 @@
+"""Sending one reply: typing, optional streamed edits, the split text, then the voice clip."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AsyncExitStack, suppress
+
+import discord
+
+from bot.discord_front.split import split_text
+from bot.discord_front.voice_note import is_opus, plain_file, send_voice_message
+from bot.discord_front.webhooks import WebhookPool
+from bot.messages import Reply
+
+log = logging.getLogger(__name__)
+
+# Model output and quoted user text must never ping @everyone, @here, roles or arbitrary users;
+# only the author of the message being answered (a normal reply ping).
+MENTIONS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
+QUIET = discord.AllowedMentions.none()
+EDIT_INTERVAL = 1.0  # Discord rate-limits faster edits of one message
+CURSOR = " …"
+
+
+class Outbox:
+    """Everything sent in answer to one message goes through here."""
+
+    def __init__(
+        self,
+        message: discord.Message,
+        clock: Callable[[], float],
+        *,
+        stream: bool = False,
+        hooks: WebhookPool | None = None,
+        me_id: int = 0,
+        edit_interval: float = EDIT_INTERVAL,
+    ):
+        self.message = message
+        self.channel = message.channel
+        self.clock = clock
+        self.stream = stream and hooks is None
+        self.hooks = hooks
+        self.me_id = me_id
+        self.edit_interval = edit_interval
+        self.sent: list[discord.Message] = []
+        self._typing = AsyncExitStack()
+        self._typing_on = False
+        self._buffer = ""
+        self._preview: discord.Message | None = None
+        self._last_edit = float("-inf")
+
+    async def start_typing(self) -> None:
+        """Show "… is typing" until the text is sent (discord.py renews it every few seconds)."""
+        if self._typing_on:
+            return
+        self._typing_on = True
+        try:
+            await self._typing.enter_async_context(self.channel.typing())
+        except discord.HTTPException as exc:  # typing is a courtesy, never a reason to fail
+            log.debug("typing indicator refused: %s", exc)
+
+    async def stop_typing(self) -> None:
+        """End the typing indicator."""
+        await self._typing.aclose()
+
+    async def sink(self, delta: str) -> None:
+        """Receives the reply as it is generated: typing at once, a growing preview when streaming."""
+        await self.start_typing()
+        self._buffer += delta
+        if not self.stream or not self._buffer.strip():
+            return
+        now = self.clock()
+        if now - self._last_edit < self.edit_interval:
+            return
+        self._last_edit = now
+        preview = split_text(self._buffer)[0][: 2000 - len(CURSOR)] + CURSOR
+        try:
+            if self._preview is None:
+                self._preview = await self.channel.send(
+                    preview, reference=self._reference(), allowed_mentions=MENTIONS
+                )
+            else:
+                await self._preview.edit(content=preview, allowed_mentions=MENTIONS)
+        except discord.HTTPException as exc:
+            log.warning("streaming edit failed: %s", exc)
+
+    async def discard(self) -> None:
+        """The pipeline stayed silent after all: remove a preview that was already shown."""
+        if self._preview is not None:
+            with suppress(discord.HTTPException):
+                await self._preview.delete()
+            self._preview = None
+
+    async def deliver(self, reply: Reply) -> list[discord.Message]:
+        """The reply's text, split to Discord's limit; the first part answers the triggering message."""
+        parts = split_text(reply.text)
+        hook = await self.hooks.for_channel(self.channel, self.me_id) if self.hooks else None
+        try:
+            if hook is not None:
+                webhook, thread = hook
+                for part in parts:
+                    self.sent.append(
+                        await webhook.send(
+                            part,
+                            username=reply.persona_name,
+                            allowed_mentions=QUIET,
+                            wait=True,
+                            thread=thread if thread is not None else discord.utils.MISSING,
+                        )
+                    )
+                return self.sent
+            first, rest = parts[0] if parts else "…", parts[1:]
+            if self._preview is not None:
+                await self._preview.edit(content=first, allowed_mentions=MENTIONS)
+                self.sent.append(self._preview)
+            else:
+                self.sent.append(
+                    await self.channel.send(first, reference=self._reference(), allowed_mentions=MENTIONS)
+                )
+            for part in rest:
+                self.sent.append(await self.channel.send(part, allowed_mentions=MENTIONS))
+        except discord.NotFound as exc:
+            if hook is not None and self.hooks is not None:
+                self.hooks.forget(getattr(hook[0], "channel_id", None) or 0)
+            log.warning("reply not delivered: %s", exc)
+        except discord.HTTPException as exc:
+            log.warning("reply not delivered: %s", exc)
+        return self.sent
+
+    async def voice(self, reply: Reply) -> discord.Message | None:
+        """After the text: the clip as a voice message (or a plain attachment); failures stay quiet."""
+        if reply.voice is None:
+            return None
+        try:
+            clip = await reply.voice
+        except Exception as exc:  # the text is out already; voice is extra
+            log.warning("voice clip failed: %s", exc)
+            return None
+        if clip is None or not clip.data:
+            return None
+        hook = await self.hooks.for_channel(self.channel, self.me_id) if self.hooks else None
+        try:
+            if hook is not None:
+                webhook, thread = hook
+                return await webhook.send(
+                    file=plain_file(clip),
+                    username=reply.persona_name,
+                    allowed_mentions=QUIET,
+                    wait=True,
+                    thread=thread if thread is not None else discord.utils.MISSING,
+                )
+            if is_opus(clip):
+                try:
+                    return await send_voice_message(self.channel, clip, QUIET)
+                except discord.HTTPException as exc:  # e.g. voice messages not allowed here
+                    log.info("voice message refused (%s); sending a plain attachment", exc)
+            return await self.channel.send(file=plain_file(clip), allowed_mentions=QUIET)
+        except discord.HTTPException as exc:
+            log.warning("voice clip not delivered: %s", exc)
+            return None
+
+    def _reference(self) -> discord.MessageReference:
+        return self.message.to_reference(fail_if_not_exists=False)

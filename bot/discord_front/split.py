@@ -1,0 +1,70 @@
+"""Cutting long replies into Discord-sized messages without breaking code fences."""
+
+from __future__ import annotations
+
+import re
+
+LIMIT = 2000
+FENCE = "```"
+CLOSE = "\n" + FENCE
+# A sentence ends at . ! ? … (followed by a space) or at CJK full stops (no space follows those).
+SENTENCE_END = re.compile(r"[.!?…](?=\s)|[。！？]")
+
+
+def split_text(text: str, limit: int = LIMIT) -> list[str]:
+    """Parts of at most `limit` characters, cut at paragraphs, lines, sentences, then spaces.
+
+    A code fence open at a cut is closed at the end of the part and reopened (same language line)
+    at the start of the next one, so every part renders on its own.
+    """
+    text = text.strip()
+    parts: list[str] = []
+    opener = ""  # the fence line to reopen in the next part; "" outside a fence
+    while text:
+        head = opener + "\n" if opener else ""
+        if len(head) + len(text) <= limit:
+            parts.append(head + text)
+            break
+        budget = limit - len(head) - len(CLOSE)
+        cut = _cut_point(text, budget)
+        chunk, text = text[:cut].rstrip(), text[cut:]
+        opener = _fence_after(opener, chunk)
+        parts.append(head + chunk + (CLOSE if opener else ""))
+        # Inside a fence the indentation of the next line is content; outside, whitespace is not.
+        text = text.lstrip("\n") if opener else text.lstrip()
+        if opener and len(opener) > limit // 4:
+            opener = FENCE  # an absurd info string is not worth repeating
+    return parts
+
+
+def _cut_point(text: str, budget: int) -> int:
+    """Where to cut: the latest good boundary within `budget` characters (never 0)."""
+    window = text[: budget + 1]
+    for sep, floor in (("\n\n", budget // 2), ("\n", budget // 3)):
+        at = window.rfind(sep, 0, budget)
+        if at >= floor:
+            return at
+    ends = [m.end() for m in SENTENCE_END.finditer(window) if m.end() <= budget]
+    if ends and ends[-1] >= budget // 3:
+        return _outside_fence_line(text, ends[-1])
+    at = window.rfind(" ", 0, budget)
+    if at >= budget // 3:
+        return _outside_fence_line(text, at)
+    return _outside_fence_line(text, max(1, budget))
+
+
+def _outside_fence_line(text: str, cut: int) -> int:
+    """Move a cut that falls inside a fence line to the start of that line."""
+    start = text.rfind("\n", 0, cut) + 1
+    if start > 0 and text[start:cut].lstrip().startswith(FENCE):
+        return start
+    return cut
+
+
+def _fence_after(opener: str, chunk: str) -> str:
+    """The fence still open after `chunk` (its opening line), given the one open before it."""
+    state = opener
+    for line in chunk.split("\n"):
+        if line.lstrip().startswith(FENCE):
+            state = "" if state else line.strip()
+    return state
