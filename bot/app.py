@@ -79,7 +79,10 @@ class App:
         voice = voice or await open_voice(settings, model)
         background = Background()
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks)
-        chain = Chain(stages, store, personas, settings.bot.default_persona, settings.bot.merge_bursts)
+        chain = Chain(
+            stages, store, personas, settings.bot.default_persona, settings.bot.merge_bursts,
+            settings.knowledge.max_chapter,
+        )
         app = cls(settings, store, personas, model, knowledge, voice, background, chain, clocks)
         try:
             yield app

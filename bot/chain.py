@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from bot.burst import Bursts
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
@@ -64,6 +65,7 @@ class Chain:
         personas: PersonaLibrary,
         default_persona: str,
         merge_bursts: bool = True,
+        spoiler_limits: dict[str, int] | None = None,
     ):
         self.stages = list(stages)
         self.store = store
@@ -71,6 +73,7 @@ class Chain:
         self.default_persona = default_persona
         self.locks = SessionLocks()
         self.bursts = Bursts(merge_bursts)
+        self.spoiler_limits = spoiler_limits or {}
 
     async def handle(self, msg: Incoming, sink: Sink | None = None) -> Reply | None:
         """The character's reply to one message, or None when it stays silent.
@@ -104,8 +107,12 @@ class Chain:
             return ex.reply if ex else None
 
     async def channel_settings(self, msg: Incoming) -> ChannelSettings:
-        """The stored settings of the message's conversation."""
-        return ChannelSettings.parse(await self.store.settings(msg.platform, settings_channel(msg)))
+        """The stored settings of the message's conversation ([knowledge] max_chapter as the default limit)."""
+        settings = ChannelSettings.parse(await self.store.settings(msg.platform, settings_channel(msg)))
+        default = self.spoiler_limits.get(f"{msg.platform}:{msg.channel_id}")
+        if settings.max_chapter is None and default is not None:
+            settings = replace(settings, max_chapter=default)
+        return settings
 
     async def set_setting(self, msg: Incoming, name: str, value: str | None) -> None:
         """Store (or with None, clear) one setting of the message's conversation."""

@@ -3,8 +3,98 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from bot.boot import settings_from
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the knowledge commands."""
+    p = sub.add_parser("ingest", parents=[common], help="index a persona's source work (novel, .epub, .jsonl)")
+    p.add_argument("--persona", required=True, help="persona id (folder name of its card)")
+    p.add_argument("paths", nargs="*", type=Path, help="files or folders; default: the card's [knowledge] sources")
+    p.add_argument("--prune", action="store_true", help="forget files ingested before but not named now")
+    p.add_argument("--mode", choices=["bm25", "dense", "hybrid"], help="bm25: skip embeddings (default: [knowledge] mode)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=ingest_cmd)
+
+    ev = sub.add_parser("eval", parents=[common], help="evaluate parts of the bot")
+    ev_sub = ev.add_subparsers(dest="what", required=True, metavar="WHAT")
+    r = ev_sub.add_parser("retrieval", parents=[common], help="recall@k / MRR@10 / latency on a corpus + queries")
+    r.add_argument("--corpus", required=True, type=Path, help='JSONL, {"id", "text"} per line')
+    r.add_argument("--queries", required=True, type=Path, help='JSONL, {"id", "query", "gold": [ids]} per line')
+    r.add_argument("--mode", choices=["bm25", "dense", "hybrid"], help="default: [knowledge] mode")
+    r.add_argument("--k", default="1,5,10,20", help="cut-offs, comma-separated (default 1,5,10,20)")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.set_defaults(func=eval_retrieval_cmd)
+
+
+def ingest_cmd(args: argparse.Namespace) -> int:
+    """Ingest files for one persona."""
+    from memory.knowledge import knowledge_root
+    from memory.knowledge.embedding import Embedder
+    from memory.knowledge.index import Layout
+    from memory.knowledge.ingest import Ingestor
+    from memory.knowledge.reading import SourceError
+    from memory.knowledge.vectors import open_client
+    from persona.library import PersonaLibrary
+
+    settings = settings_from(args)
+    cfg = settings.knowledge
+    library = PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir])
+    persona = library.get(args.persona)
+    paths = list(args.paths) or [persona.folder / s for s in persona.card.knowledge.sources]
+    if not paths:
+        print(f"error: name files to ingest, or list them in {persona.id}'s card [knowledge] sources", file=sys.stderr)
+        return 2
+    mode = args.mode or cfg.mode
+    layout = Layout(knowledge_root(settings), persona.id)
+    embed = mode != "bm25"
+    # a BM25-only run still names the collection, to drop vectors of chunks that changed
+    vectors_exist = embed or bool(cfg.chroma_url) or layout.chroma.exists()
+    ingestor = Ingestor(
+        layout,
+        [persona.name, *persona.card.aliases],
+        cfg.chunk_chars,
+        cfg.chunk_overlap,
+        persona.card.knowledge.chapter_pattern or cfg.chapter_pattern,
+        cfg.tokenizer,
+        Embedder(cfg.embedding_model),
+        (lambda: open_client(cfg.chroma_url, layout.chroma)) if vectors_exist else None,
+        cfg.embed_batch,
+        progress=not args.quiet,
+        embed=embed,
+    )
+    try:
+        report = ingestor.run(paths, prune=args.prune)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{persona.id}: " + "\n".join(report.lines()))
+    return 0
+
+
+def eval_retrieval_cmd(args: argparse.Namespace) -> int:
+    """Evaluate retrieval on a corpus and a query set."""
+    from memory.knowledge.evaluate import evaluate
+
+    settings = settings_from(args)
+    cfg = settings.knowledge
+    try:
+        ks = tuple(sorted({int(k) for k in args.k.split(",") if k.strip()}))
+    except ValueError:
+        print(f"error: --k takes integers like 1,5,10 (got {args.k})", file=sys.stderr)
+        return 2
+    result = evaluate(
+        args.corpus, args.queries, args.mode or cfg.mode, ks or (1, 5, 10, 20), cfg.embedding_model,
+        cfg.tokenizer, cfg.chunk_chars, cfg.chunk_overlap, cfg.dense_weight, cfg.rrf_k, progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for key, value in result.items():
+            print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
+    return 0

@@ -43,5 +43,5 @@ def setup_logging(level: str, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "openai", "urllib3", "chromadb", "jieba", "discord.gateway"):
+    for noisy in ("httpx", "httpcore", "openai", "urllib3", "chromadb", "jieba", "bm25s", "discord.gateway"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

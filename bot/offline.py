@@ -19,6 +19,7 @@ class OfflineResponder:
         char_side = [lexical_tokens(e.char) for e in self.examples]
         self._by_user = SmallBM25(user_side)
         self._by_char = SmallBM25(char_side)
+        self._vocab = {t for doc in (*user_side, *char_side) for t in doc}
 
     def answer(self, text: str, user: str, avoid: Sequence[str] = ()) -> str:
         """The reply line that best matches `text`, skipping lines said recently."""
@@ -31,9 +32,11 @@ class OfflineResponder:
         return self.persona.render(lines[0], user) if lines else self.persona.name + "……"
 
     def matches(self, text: str) -> bool:
-        """True when some example shares words with the text."""
-        q = lexical_tokens(text)
-        return any(s > 0 for s in self._by_user.scores(q)) or any(s > 0 for s in self._by_char.scores(q))
+        """True when some example shares a word (a CJK bigram or a Latin word) with the text.
+
+        A shared single character is too weak to call it a match: then a retrieved scene line fits better.
+        """
+        return any(t in self._vocab for t in lexical_tokens(text) if len(t) > 1)
 
     def ranked(self, text: str) -> list[str]:
         """Candidate lines, best first; with no lexical match, a stable pseudo-random order."""

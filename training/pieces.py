@@ -9,8 +9,6 @@ from memory.knowledge.chapters import DEFAULT_PATTERN, split_chapters
 from training.records import text_key
 
 # sentence ends where a long paragraph may be cut (CJK and Latin)
-# `^\s*` would let a heading match start on the blank line before it (and lose its title)
-_HEADINGS = DEFAULT_PATTERN.replace(r"^\s*", r"^[ \t\u3000]*")
 _SENTENCE_END = re.compile(r"(?<=[。！？!?…」”』])|(?<=[.;])\s")
 
 
@@ -31,7 +29,7 @@ class Piece:
 def cut_pieces(text: str, size: int, chapter_pattern: str = "") -> list[Piece]:
     """Pieces of about `size` characters that never cross a chapter boundary; cut at paragraphs."""
     out: list[Piece] = []
-    for section in split_chapters(text, chapter_pattern or _HEADINGS):
+    for section in split_chapters(text, chapter_pattern or DEFAULT_PATTERN):
         for part in _pack(_paragraphs(section.text, size), size):
             out.append(Piece(section.chapter, section.title, part))
     return out

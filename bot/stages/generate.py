@@ -27,13 +27,20 @@ class OfflineBook:
     def __init__(self) -> None:
         self._by_id: dict[str, OfflineResponder] = {}
 
+    def _responder(self, persona: Persona) -> OfflineResponder:
+        if persona.id not in self._by_id or self._by_id[persona.id].persona is not persona:
+            self._by_id[persona.id] = OfflineResponder(persona)
+        return self._by_id[persona.id]
+
+    def matches_for(self, persona: Persona, text: str) -> bool:
+        """True when the persona's examples share a word with the text."""
+        return self._responder(persona).matches(text)
+
     def answer(
         self, persona: Persona, text: str, user: str, avoid: list[str], scenes: Sequence[Passage] = ()
     ) -> str:
         """The persona's best-matching example line, else its own line from a retrieved scene."""
-        if persona.id not in self._by_id or self._by_id[persona.id].persona is not persona:
-            self._by_id[persona.id] = OfflineResponder(persona)
-        responder = self._by_id[persona.id]
+        responder = self._responder(persona)
         if scenes and not responder.matches(text):
             for scene in scenes:
                 line = _SCENE_LINE.search(scene.text)

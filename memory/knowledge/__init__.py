@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.config import Settings
 from bot.lookup import Knowledge, NoKnowledge
+from memory.knowledge.base import KnowledgeBase
+from memory.knowledge.catalog import Catalog
+from memory.knowledge.index import CATALOG_FILE
+
+
+def knowledge_root(settings: Settings) -> Path:
+    """Where indexes live: data_dir/knowledge."""
+    return settings.bot.data_dir / "knowledge"
 
 
 async def open_knowledge(settings: Settings) -> Knowledge:
-    """The knowledge lookup for the bot (built once by the composition root)."""
-    return NoKnowledge()
+    """The knowledge lookup for the bot (built once by the composition root; opens nothing yet)."""
+    if not settings.knowledge.enabled:
+        return NoKnowledge()
+    return KnowledgeBase(settings.knowledge, knowledge_root(settings))
 
 
 async def knowledge_check(settings: Settings) -> tuple[bool, str, str]:
     """For `doctor`: (ok, detail, fix)."""
-    if not settings.knowledge.enabled:
+    cfg = settings.knowledge
+    if not cfg.enabled:
         return True, "disabled", ""
-    return True, "no source index in this build; lore comes from the cards", ""
+    if cfg.embedding_model and cfg.mode != "bm25" and not Path(cfg.embedding_model).exists():
+        return (False, f"embedding_model {cfg.embedding_model} is not a local folder",
+                "set [knowledge] embedding_model to a downloaded sentence-transformers folder, or leave it empty")
+    root = knowledge_root(settings)
+    found = []
+    for catalog_path in sorted(root.glob(f"*/{CATALOG_FILE}")) if root.exists() else []:
+        catalog = Catalog(catalog_path)
+        try:
+            files = catalog.files()
+            found.append(f"{catalog_path.parent.name} ({len(files)} files, {sum(f.chunks for f in files)} chunks)")
+        finally:
+            catalog.close()
+    model = cfg.embedding_model or "packaged MiniLM"
+    if not found:
+        return True, f"mode {cfg.mode}; no source ingested, lore comes from the cards", \
+            "python -m bot ingest --persona ID FILE... to add a source work"
+    return True, f"mode {cfg.mode}, {model}; " + ", ".join(found), ""

@@ -112,7 +112,7 @@ async def test_channel_switch_overrides_the_default(
     llm.default = Script(text="はい。")
     app = await voiced_app(make_settings, app_factory, llm, vits, enabled=False)
     assert (await app.chain.handle(dm("一", user="a"))).voice is None
-    await app.store.set_setting("test", "a", "voice", "on")
+    await app.chain.set_setting(dm("", user="a"), "voice", "on")
     assert await (await app.chain.handle(dm("二", user="a"))).voice is not None
-    await app.store.set_setting("test", "a", "voice", "off")
+    await app.chain.set_setting(dm("", user="a"), "voice", "off")
     assert (await app.chain.handle(dm("三", user="a"))).voice is None
