@@ -30,8 +30,9 @@ from memory.knowledge.ingest import Ingestor  # noqa: E402
 from memory.knowledge.lexical import LexicalIndex  # noqa: E402
 from memory.knowledge.retrieval import Mode, Retriever  # noqa: E402
 from memory.knowledge.vectors import Vectors, collection_name, open_client  # noqa: E402
+from tests.support.shared_data import shared_dir  # noqa: E402
 
-CORPORA = ROOT.parent / "shared" / "corpora"
+CORPORA = shared_dir() / "corpora"
 QUESTIONS = ROOT / "bench" / "data" / "xiyouji_questions.jsonl"
 NAMES = ["孙悟空", "悟空", "行者", "孙行者", "美猴王", "齐天大圣", "大圣", "猴王"]
 KS = [1, 5, 10, 20]

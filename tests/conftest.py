@@ -13,9 +13,10 @@ import redis
 
 from bot.config import Settings, load_config
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.shared_data import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+SHARED = shared_dir()  # the clean clone CI runs may sit elsewhere than beside shared/
 REDIS_URL = os.environ.get("BOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
