@@ -12,7 +12,7 @@ from bot.boot import settings_from
 from bot.config import Settings
 from bot.llm import LLMError, OpenAIChat
 from memory.knowledge import knowledge_check
-from memory.open import _safe_url, open_store
+from memory.open import open_store, safe_url
 from memory.store import StoreError
 from persona.library import PersonaError, PersonaLibrary
 from voice import voice_check
@@ -66,7 +66,7 @@ async def check_memory(s: Settings) -> Check:
         return Check("memory", False, str(exc), "start Redis or set [memory] backend = \"sqlite\"")
     try:
         await store.ping()
-        where = _safe_url(s.memory.redis_url.get_secret_value()) if store.name == "redis" else str(s.memory.sqlite_path)
+        where = safe_url(s.memory.redis_url.get_secret_value()) if store.name == "redis" else str(s.memory.sqlite_path)
         return Check("memory", True, f"{store.name} ({where})")
     except StoreError as exc:
         return Check("memory", False, str(exc), "check [memory] redis_url / sqlite_path")

@@ -19,7 +19,7 @@ async def open_store(cfg: MemoryConfig) -> ConversationStore:
         store = RedisStore(cfg.redis_url.get_secret_value(), cfg.key_prefix, cfg.max_turns, ttl)
         try:
             await store.ping()
-            log.info("memory: redis (%s)", _safe_url(cfg.redis_url.get_secret_value()))
+            log.info("memory: redis (%s)", safe_url(cfg.redis_url.get_secret_value()))
             return store
         except StoreError as exc:
             await store.close()
@@ -32,7 +32,7 @@ async def open_store(cfg: MemoryConfig) -> ConversationStore:
     return store_sql
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password."""
     if "@" in url:
         scheme, _, rest = url.partition("://")
