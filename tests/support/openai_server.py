@@ -86,6 +86,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # small SSE writes would otherwise wait on Nagle + delayed ACK (~40 ms per reply)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.owner._lock:
             self.server.conns.add(self.connection)
 
