@@ -53,6 +53,8 @@ class Guard:
 
     def _allow(self, who: str) -> bool:
         now = self.clock()
+        if len(self._recent) > 10_000:  # forget users who have been quiet for a minute
+            self._recent = {k: v for k, v in self._recent.items() if v and now - v[-1] < 60.0}
         stamps = self._recent.setdefault(who, deque())
         while stamps and now - stamps[0] >= 60.0:
             stamps.popleft()

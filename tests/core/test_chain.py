@@ -281,3 +281,18 @@ def test_names_summon_as_words() -> None:
     assert names_in("Horo, are you there?", ["赫萝", "Horo"])
     assert not names_in("my horoscope says", ["赫萝", "Horo"])
     assert names_in("我觉得赫萝说得对", ["赫萝", "Horo"])
+
+
+async def test_rate_limit_per_user(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI) -> None:
+    now = [0.0]
+    from bot.app import Clocks
+
+    app: App = await app_factory(
+        make_settings(llm=llm_cfg(llm), bot={"rate_limit_per_minute": 2, "merge_bursts": False}),
+        clocks=Clocks(mono=lambda: now[0]),
+    )
+    answered = [await app.chain.handle(dm(f"m{i}")) is not None for i in range(3)]
+    assert answered == [True, True, False]
+    assert await app.chain.handle(dm("other", uid="u2")) is not None
+    now[0] = 61.0
+    assert await app.chain.handle(dm("again")) is not None
