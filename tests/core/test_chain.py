@@ -296,3 +296,24 @@ async def test_rate_limit_per_user(make_settings: MakeSettings, app_factory: Any
     assert await app.chain.handle(dm("other", uid="u2")) is not None
     now[0] = 61.0
     assert await app.chain.handle(dm("again")) is not None
+
+
+async def test_chance_with_cooldown_and_bot_fall_off(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI) -> None:
+    from bot.app import Clocks
+
+    now = [1000.0]
+    app: App = await app_factory(
+        make_settings(llm=llm_cfg(llm), bot={"reply_chance": 0.5, "reply_cooldown_seconds": 60, "bot_reply_limit": 2}),
+        clocks=Clocks(wall=lambda: now[0], chance=lambda: 0.1),
+    )
+    assert await app.chain.handle(group("随便聊聊", uid="h1")) is not None  # chance hit
+    assert await app.chain.handle(group("再聊聊", uid="h2")) is None  # cooling down
+    now[0] += 61
+    assert await app.chain.handle(group("又来了", uid="h3")) is not None
+    # other bots: ignored unless enabled for the channel, then at most bot_reply_limit in a row
+    assert await app.chain.handle(group("赫萝你好", uid="b1", author_is_bot=True)) is None
+    await app.chain.set_setting(group(""), "bots", "on")
+    bot_turns = [await app.chain.handle(group(f"赫萝{i}", uid="b1", author_is_bot=True)) for i in range(3)]
+    assert [r is not None for r in bot_turns] == [True, True, False]
+    assert await app.chain.handle(group("赫萝，人类来了", uid="h1")) is not None  # a human resets the streak
+    assert await app.chain.handle(group("赫萝4", uid="b1", author_is_bot=True)) is not None
