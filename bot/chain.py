@@ -17,6 +17,7 @@ from persona.card import Persona
 from persona.library import PersonaLibrary
 
 log = logging.getLogger(__name__)
+SEEN_TTL = 24 * 3600.0  # a platform retry arriving later than this is answered again
 
 
 class SessionLocks:
@@ -81,6 +82,9 @@ class Chain:
         Messages a user sends while their conversation is busy are answered together, once; the
         later calls return None.
         """
+        if msg.message_id and not await self.store.claim(msg.platform, msg.message_id, SEEN_TTL):
+            log.info("duplicate delivery of %s:%s ignored", msg.platform, msg.message_id)
+            return None
         scope, cid = conversation_of(msg)
         key = f"{msg.platform}:{scope}:{cid}"
         self.bursts.arrive(key, msg)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot import cmd_doctor, cmd_knowledge, cmd_persona, cmd_run, cmd_voice
 from bot.config import ConfigError
+from memory.store import StoreError
 from persona.library import PersonaError
 
 COMMANDS = [cmd_run, cmd_doctor, cmd_persona, cmd_knowledge, cmd_voice]
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, PersonaError) as exc:
+    except (ConfigError, PersonaError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ from typing import TextIO
 
 from bot.app import App
 from bot.messages import Incoming
+from memory.store import StoreError
 from memory.turns import SessionKey
 from persona.card import Persona
 from persona.library import PersonaError
@@ -51,11 +52,14 @@ class TerminalChat:
             line = line.strip()
             if not line:
                 continue
-            if line.startswith("/") and await self._command(line):
-                if line.split()[0] in ("/quit", "/exit"):
-                    break
-                continue
-            await self._say(line, interactive)
+            try:
+                if line.startswith("/") and await self._command(line):
+                    if line.split()[0] in ("/quit", "/exit"):
+                        break
+                    continue
+                await self._say(line, interactive)
+            except StoreError as exc:  # memory went away: say so, keep the chat open
+                print(f"\n(memory unavailable: {exc})", file=self.out)
 
     def _read(self, interactive: bool) -> str | None:
         try:

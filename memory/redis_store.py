@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -16,6 +17,8 @@ _APPEND = """
 local n = #ARGV - 2
 local maxlen = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
+-- numbering restarts when the counter expired: a summary (or reset floor) left over would hide turns
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('DEL', KEYS[3]) end
 local last = redis.call('INCRBY', KEYS[2], n)
 for i = 1, n do
   redis.call('RPUSH', KEYS[1], tostring(last - n + i) .. '|' .. ARGV[i + 2])
@@ -45,6 +48,7 @@ _RESET = """
 local seq = redis.call('GET', KEYS[2]) or '0'
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[3], cjson.encode({text='', upto=tonumber(seq)}))
+if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[3], ARGV[1]) end
 return seq
 """
 
@@ -57,6 +61,15 @@ end
 if limit > 0 then redis.call('LTRIM', KEYS[1], -limit, -1) else redis.call('DEL', KEYS[1]) end
 return redis.call('LRANGE', KEYS[1], 0, -1)
 """
+
+
+@contextmanager
+def _errors(what: str) -> Iterator[None]:
+    """Any Redis failure surfaces as StoreError (one line for the user, no traceback)."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StoreError(f"redis {what} failed: {exc}") from exc
 
 
 class RedisStore:
@@ -83,10 +96,8 @@ class RedisStore:
             return []
         keys = [self._k(key, "turns"), self._k(key, "seq"), self._k(key, "summary")]
         args: list[str | int] = [self._max, self._ttl, *(t.dumps() for t in turns)]
-        try:
+        with _errors("append"):
             last = int(await self._append(keys=keys, args=args))
-        except RedisError as exc:
-            raise StoreError(f"redis append failed: {exc}") from exc
         first = last - len(turns) + 1
         return [Turn.loads(t.dumps(), seq=first + i) for i, t in enumerate(turns)]
 
@@ -94,10 +105,8 @@ class RedisStore:
         """The last `limit` turns, oldest first."""
         if limit <= 0:
             return []
-        try:
+        with _errors("read"):
             raw = await self._r.lrange(self._k(key, "turns"), -limit, -1)
-        except RedisError as exc:
-            raise StoreError(f"redis read failed: {exc}") from exc
         out = []
         for item in raw:
             seq, _, body = str(item).partition("|")
@@ -106,7 +115,8 @@ class RedisStore:
 
     async def summary(self, key: SessionKey) -> Summary:
         """The rolling summary (empty when none)."""
-        raw = await self._r.get(self._k(key, "summary"))
+        with _errors("read"):
+            raw = await self._r.get(self._k(key, "summary"))
         if not raw:
             return Summary()
         data = json.loads(raw)
@@ -115,58 +125,62 @@ class RedisStore:
     async def set_summary(self, key: SessionKey, summary: Summary) -> bool:
         """Store the summary unless a newer one (or a reset) is already there."""
         body = json.dumps({"text": summary.text, "upto": summary.upto}, ensure_ascii=False)
-        done = await self._set_summary(
-            keys=[self._k(key, "summary")], args=[body, summary.upto, self._ttl]
-        )
+        with _errors("write"):
+            done = await self._set_summary(keys=[self._k(key, "summary")], args=[body, summary.upto, self._ttl])
         return bool(done)
 
     async def reset(self, key: SessionKey) -> None:
         """Forget the session's turns and summary, for everyone in it."""
         keys = [self._k(key, "turns"), self._k(key, "seq"), self._k(key, "summary")]
-        await self._reset(keys=keys, args=[])
+        with _errors("reset"):
+            await self._reset(keys=keys, args=[self._ttl])
 
     def _facts_key(self, persona: str, platform: str, user_id: str) -> str:
         return f"{self._p}:facts:{persona}:{platform}:{user_id}"
 
     async def facts(self, persona: str, platform: str, user_id: str) -> list[str]:
         """What the persona remembers about a user, oldest first."""
-        return [str(f) for f in await self._r.lrange(self._facts_key(persona, platform, user_id), 0, -1)]
+        with _errors("read"):
+            return [str(f) for f in await self._r.lrange(self._facts_key(persona, platform, user_id), 0, -1)]
 
     async def add_facts(
         self, persona: str, platform: str, user_id: str, facts: Sequence[str], limit: int
     ) -> list[str]:
         """Add new facts (duplicates ignored), keep the newest `limit`, return the list."""
         key = self._facts_key(persona, platform, user_id)
-        return list(await self._add_facts(keys=[key], args=[limit, *facts]))
+        with _errors("write"):
+            return list(await self._add_facts(keys=[key], args=[limit, *facts]))
 
     async def forget_user(self, persona: str, platform: str, user_id: str) -> None:
         """Drop every fact about a user."""
-        await self._r.delete(self._facts_key(persona, platform, user_id))
+        with _errors("write"):
+            await self._r.delete(self._facts_key(persona, platform, user_id))
 
     async def settings(self, platform: str, channel: str) -> dict[str, str]:
         """Per-channel settings (persona, voice, max_chapter...)."""
-        raw = await self._r.hgetall(f"{self._p}:settings:{platform}:{channel}")
+        with _errors("read"):
+            raw = await self._r.hgetall(f"{self._p}:settings:{platform}:{channel}")
         return {str(k): str(v) for k, v in raw.items()}
 
     async def set_setting(self, platform: str, channel: str, name: str, value: str | None) -> None:
         """Set (or with None, remove) one per-channel setting."""
         key = f"{self._p}:settings:{platform}:{channel}"
-        if value is None:
-            await self._r.hdel(key, name)
-        else:
-            await self._r.hset(key, name, value)
+        with _errors("write"):
+            if value is None:
+                await self._r.hdel(key, name)
+            else:
+                await self._r.hset(key, name, value)
 
     async def claim(self, platform: str, message_id: str, ttl: float) -> bool:
         """True the first time a message id is seen within `ttl` seconds (no double replies)."""
         key = f"{self._p}:seen:{platform}:{message_id}"
-        return bool(await self._r.set(key, "1", nx=True, ex=max(1, int(ttl))))
+        with _errors("write"):
+            return bool(await self._r.set(key, "1", nx=True, ex=max(1, int(ttl))))
 
     async def ping(self) -> None:
         """Raise StoreError when the store does not answer."""
-        try:
+        with _errors("ping"):
             await self._r.ping()
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis does not answer: {exc}") from exc
 
     async def close(self) -> None:
         """Release connections."""

@@ -44,7 +44,10 @@ class SQLiteStore:
         ttl: float = 0.0,
         clock: Callable[[], float] = time.time,
     ):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path.parent}: cannot create the data folder: {exc.strerror}") from None
         self.path = path
         self._max = max_turns
         self._ttl = ttl
@@ -100,10 +103,13 @@ class SQLiteStore:
         return await self._run(tx)
 
     def _expire(self, db: sqlite3.Connection, now: float) -> None:
+        # like a reset: numbering goes on and the summary floor moves up, so a late summary is refused
         old = [r[0] for r in db.execute("SELECT session FROM sessions WHERE active<?", (now - self._ttl,))]
         for session in old:
             db.execute("DELETE FROM turns WHERE session=?", (session,))
-            db.execute("DELETE FROM sessions WHERE session=?", (session,))
+            db.execute(
+                "UPDATE sessions SET summary='', summary_upto=seq, active=? WHERE session=?", (now, session)
+            )
 
     async def recent(self, key: SessionKey, limit: int) -> list[Turn]:
         """The last `limit` turns, oldest first."""

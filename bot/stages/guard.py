@@ -16,7 +16,6 @@ from memory.store import ConversationStore
 log = logging.getLogger(__name__)
 
 _INVISIBLE = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
-SEEN_TTL = 24 * 3600.0
 
 
 def clean_input(text: str, limit: int) -> str:
@@ -27,7 +26,7 @@ def clean_input(text: str, limit: int) -> str:
 
 
 class Guard:
-    """Drops retried deliveries and floods; hands on a cleaned message."""
+    """Drops floods (the terminal is never limited); hands on a cleaned message."""
 
     def __init__(
         self, cfg: BotConfig, store: ConversationStore, clock: Callable[[], float] = time.monotonic
@@ -38,12 +37,9 @@ class Guard:
         self._recent: dict[str, deque[float]] = {}
 
     async def __call__(self, ex: Exchange) -> Exchange | None:
-        """None for duplicates, rate-limited or empty messages."""
+        """None for rate-limited or empty messages."""
         msg = ex.incoming
-        if msg.message_id and not await self.store.claim(msg.platform, msg.message_id, SEEN_TTL):
-            log.info("duplicate delivery of %s:%s ignored", msg.platform, msg.message_id)
-            return None
-        if not self._allow(f"{msg.platform}:{msg.user_id}"):
+        if msg.platform != "terminal" and not self._allow(f"{msg.platform}:{msg.user_id}"):
             log.info("rate limit: %s:%s", msg.platform, msg.user_id)
             return None
         text = clean_input(ex.text, self.cfg.max_input_chars)

@@ -11,8 +11,6 @@ from memory.store import ConversationStore
 from memory.text import estimate_tokens
 from memory.turns import Turn
 
-FETCH = 120
-
 
 def select_window(
     turns: list[Turn], after: int, budget: int, context_limit: int
@@ -52,7 +50,7 @@ class Recall:
 
     async def __call__(self, ex: Exchange) -> Exchange:
         """Fill history, summary, facts, passages, lore and scenes."""
-        turns = await self.store.recent(ex.session, min(FETCH, self.cfg.max_turns))
+        turns = await self.store.recent(ex.session, self.cfg.max_turns)
         summary = await self.store.summary(ex.session)
         window, older = select_window(
             turns, summary.upto, self.cfg.history_tokens, self.cfg.group_context_turns
