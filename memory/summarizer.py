@@ -11,10 +11,12 @@ from bot.background import Background
 from bot.config import MemoryConfig
 from bot.llm import ChatMessage, ChatModel, LLMError
 from memory.store import ConversationStore
+from memory.text import estimate_tokens
 from memory.turns import SessionKey, Summary, Turn
 from persona.card import Persona
 
 log = logging.getLogger(__name__)
+FOLD_TOKENS = 1500
 
 SUMMARY_PROMPT = {
     "zh": "你在为角色扮演对话维护一份前情提要。把【旧提要】和【新对话】合并成一份新的提要："
@@ -65,10 +67,17 @@ class Summarizer:
 
     def fold(self, key: SessionKey, persona: Persona, summary: Summary, turns: Sequence[Turn]) -> None:
         """Fold `turns` (which fell out of the window) into the summary, later."""
-        if self.cfg.summary and turns:
-            self.background.spawn(
-                self._fold(key, persona, summary, list(turns)), name=f"summary {key}", key=f"sum:{key}"
-            )
+        if not (self.cfg.summary and turns):
+            return
+        # a bounded bite, oldest first: a long backlog is folded over several replies
+        bite: list[Turn] = []
+        used = 0
+        for turn in turns:
+            used += estimate_tokens(turn.text) + 4
+            if bite and used > FOLD_TOKENS:
+                break
+            bite.append(turn)
+        self.background.spawn(self._fold(key, persona, summary, bite), name=f"summary {key}", key=f"sum:{key}")
 
     async def _fold(self, key: SessionKey, persona: Persona, old: Summary, turns: list[Turn]) -> None:
         limit = self.cfg.summary_tokens

@@ -30,36 +30,43 @@ class Compose:
         return self._stable[persona.id]
 
     async def __call__(self, ex: Exchange) -> Exchange:
-        """Fill ex.prompt."""
+        """Fill ex.prompt within context_tokens - max_tokens.
+
+        Priority when space is short: the stable prefix and the message (at most half of what is
+        left), recent turns (at most half again), the summary, facts, lore, passages and scenes.
+        Turns that no longer fit go to the summary.
+        """
         persona, group = ex.persona, not ex.incoming.is_direct
         h = headings(persona)
         who = ex.incoming.display_name or persona.card.user_alias
-        volatile = []
-        if ex.summary.text:
-            volatile.append(f"【{h[4]}】\n{truncate_tokens(ex.summary.text, self.memory.summary_tokens)}")
-        if ex.facts:
-            volatile.append(f"【{h[5].format(who=who)}】\n" + "\n".join(f"- {f}" for f in ex.facts))
-        lore = _pack([*ex.lore], self.lore_tokens)
-        if lore:
-            volatile.append(f"【{h[6]}】\n{lore}")
-        passages = _pack([*ex.passages], self.passage_tokens)
-        if passages:
-            volatile.append(f"【{h[7]}】\n{passages}")
-        scenes = _pack([*ex.scenes], self.passage_tokens // 2)
-        if scenes:
-            volatile.append(f"【{h[8].format(char=persona.name)}】\n{scenes}")
-        system = "\n\n".join([self.stable(persona), *volatile])
+        stable = self.stable(persona)
         reminder = persona.render(persona.card.post_history_instructions.strip(), who)
+        left = self.llm.context_tokens - self.llm.max_tokens - estimate_tokens(stable) - estimate_tokens(reminder) - 32
         message = _as_user_text(ex.text, who, group)
-        budget = self.llm.context_tokens - self.llm.max_tokens
-        fixed = estimate_tokens(system) + estimate_tokens(reminder) + estimate_tokens(message) + 16
-        if fixed > budget:
-            message = truncate_tokens(message, max(64, budget - fixed + estimate_tokens(message)))
-        history = _fit(list(ex.history), budget - fixed, group)
+        message = truncate_tokens(message, max(64, min(estimate_tokens(message), left // 2)))
+        left -= estimate_tokens(message)
+        volatile: list[str] = []
+
+        def block(title: str, body: str) -> None:
+            nonlocal left
+            if body:
+                volatile.append(f"【{title}】\n{body}")
+                left -= estimate_tokens(volatile[-1]) + 2
+
+        history, kept = _fit(list(ex.history), max(0, min(self.memory.history_tokens, left // 2)), group)
+        left -= sum(estimate_tokens(m.content) + 4 for m in history)
+        block(h[4], truncate_tokens(ex.summary.text, max(0, min(self.memory.summary_tokens, left))))
+        facts = "\n".join(f"- {f}" for f in ex.facts)
+        block(h[5].format(who=who), truncate_tokens(facts, max(0, min(left // 4, 400))))
+        block(h[6], _pack([*ex.lore], min(self.lore_tokens, left)))
+        block(h[7], _pack([*ex.passages], min(self.passage_tokens, left)))
+        block(h[8].format(char=persona.name), _pack([*ex.scenes], min(self.passage_tokens // 2, left)))
+        system = "\n\n".join([stable, *volatile])
         messages = [ChatMessage("system", system), *history, ChatMessage("user", message)]
         if reminder:
             messages.append(ChatMessage("system", reminder))
-        return replace(ex, prompt=tuple(_merge(messages)))
+        dropped = ex.history[: len(ex.history) - kept]
+        return replace(ex, prompt=tuple(_merge(messages)), unsummarized=ex.unsummarized + dropped)
 
 
 def _as_user_text(text: str, name: str, group: bool) -> str:
@@ -77,10 +84,10 @@ def _pack(items: list[Passage], budget: int) -> str:
     return "\n---\n".join(out)
 
 
-def _fit(turns: list[Turn], budget: int, group: bool) -> list[ChatMessage]:
-    """Newest turns that fit, as chat messages, oldest first."""
+def _fit(turns: list[Turn], budget: int, group: bool) -> tuple[list[ChatMessage], int]:
+    """Newest turns that fit, as chat messages, oldest first; and how many turns were kept."""
     out: list[ChatMessage] = []
-    used = 0
+    used = kept = 0
     for turn in reversed(turns):
         if turn.role == "assistant":
             msg = ChatMessage("assistant", turn.text)
@@ -91,10 +98,11 @@ def _fit(turns: list[Turn], budget: int, group: bool) -> list[ChatMessage]:
             break
         out.append(msg)
         used += cost
+        kept += 1
     out.reverse()
     while out and out[0].role == "assistant":
         out.pop(0)
-    return out
+    return out, kept
 
 
 def _merge(messages: list[ChatMessage]) -> list[ChatMessage]:

@@ -317,3 +317,27 @@ async def test_chance_with_cooldown_and_bot_fall_off(make_settings: MakeSettings
     assert [r is not None for r in bot_turns] == [True, True, False]
     assert await app.chain.handle(group("赫萝，人类来了", uid="h1")) is not None  # a human resets the streak
     assert await app.chain.handle(group("赫萝4", uid="b1", author_is_bot=True)) is not None
+
+
+async def test_prompt_stays_within_the_context_budget(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI) -> None:
+    from memory.text import estimate_tokens
+    from memory.turns import Summary, Turn
+
+    settings = make_settings(
+        llm=llm_cfg(llm, context_tokens=1536, max_tokens=128, example_tokens=0),
+        memory={"history_tokens": 5000, "summary_tokens": 5000, "facts": False},
+    )
+    app: App = await app_factory(settings)
+    key = SessionKey("horo", "test", "dm", "u1")
+    for i in range(40):
+        await app.store.append(key, [Turn("user", f"第{i}句" + "长" * 60, "u1", "Alice"), Turn("assistant", "好" * 60)])
+    await app.store.set_summary(key, Summary("提要" * 800, 2))
+    llm.responder = lambda body: Script(text="嗯") if body.get("stream") else Script(text="新提要")
+    await app.chain.handle(dm("最后一句" + "问" * 3000))
+    await app.background.drain()
+    prompt = [b for b in llm.requests if b.get("stream")][-1]["messages"]
+    assert sum(estimate_tokens(m["content"]) + 4 for m in prompt) <= 1536 - 128
+    assert "第39句" in " ".join(m["content"] for m in prompt)  # the newest turns survive
+    assert prompt[-2]["content"].startswith("最后一句")
+    folds = [b for b in llm.requests if not b.get("stream")]
+    assert folds and "第3句" in folds[0]["messages"][-1]["content"]  # turns that did not fit get summarized
