@@ -85,8 +85,14 @@ def card_from_json(data: dict[str, Any], path: Path) -> Card:
         fields["nickname"] = [nick.strip()]
     book = body.get("character_book") or {}
     entries = book.get("entries", []) if isinstance(book, dict) else []
+    lore = []
+    for i, entry in enumerate(e for e in entries if isinstance(e, dict)):
+        try:
+            lore.append(_lore(entry))
+        except (ValueError, TypeError) as exc:
+            raise PersonaError(f"{path}: character_book.entries[{i}]: {exc}") from None
     try:
-        fields["lorebook"] = [_lore(e) for e in entries if isinstance(e, dict)]
+        fields["lorebook"] = lore
         return Card.model_validate(fields)
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -94,21 +100,33 @@ def card_from_json(data: dict[str, Any], path: Path) -> Card:
         raise PersonaError(f"{path}: {key}: {err['msg']}") from None
 
 
+def _words(entry: dict[str, Any], name: str) -> list[str]:
+    value = entry.get(name) or []
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be a list of strings")
+    return [str(k) for k in value]
+
+
+def _int(entry: dict[str, Any], name: str, default: int) -> int:
+    value = entry.get(name)
+    return default if value is None else int(value)
+
+
 def _lore(entry: dict[str, Any]) -> LoreEntry:
     ext = entry.get("extensions") or {}
     logic = {0: "and_any", 1: "not_all", 2: "not_any", 3: "and_all"}.get(ext.get("selectiveLogic", 0))
     return LoreEntry(
-        keys=[str(k) for k in entry.get("keys") or []],
-        secondary_keys=[str(k) for k in entry.get("secondary_keys") or []],
+        keys=_words(entry, "keys"),
+        secondary_keys=_words(entry, "secondary_keys"),
         content=str(entry.get("content") or ""),
         enabled=bool(entry.get("enabled", True)),
-        insertion_order=int(entry.get("insertion_order") or 100),
+        insertion_order=_int(entry, "insertion_order", 100),
         case_sensitive=bool(entry.get("case_sensitive") or False),
         selective=bool(entry.get("selective") or False),
         selective_logic=logic or "and_any",  # type: ignore[arg-type]
         constant=bool(entry.get("constant") or False),
         position="before_char" if entry.get("position") == "before_char" else "after_char",
-        priority=int(entry.get("priority") or 10),
+        priority=_int(entry, "priority", 10),
         comment=str(entry.get("comment") or entry.get("name") or ""),
     )
 

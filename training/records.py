@@ -57,6 +57,7 @@ class JsonlWriter:
         self.skipped = 0
         self._seen: set[str] = set()
         if append and path.is_file():
+            _drop_torn_line(path)
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
                     self._seen.add(record_key(json.loads(line)))
@@ -96,3 +97,11 @@ class JsonlWriter:
 def load_lines(path: Path) -> list[Any]:
     """Every JSON value in a JSONL file (used by tests and the dialogue reader)."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _drop_torn_line(path: Path) -> None:
+    """A run killed mid-write leaves a last line without its newline: cut it, so appending stays valid."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)

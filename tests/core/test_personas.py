@@ -72,6 +72,7 @@ def v2_card() -> dict[str, object]:
                     {"keys": ["forest"], "content": "The forest is ancient.", "enabled": True, "insertion_order": 5,
                      "case_sensitive": False, "selective": True, "secondary_keys": ["old"], "constant": False,
                      "position": "before_char", "extensions": {"selectiveLogic": 3}},
+                    {"keys": ["river"], "content": "A river.", "insertion_order": 0, "priority": 0},
                 ]
             },
         },
@@ -99,6 +100,7 @@ def test_import_v2_json_with_lorebook(tmp_path: Path) -> None:
     lore = p.card.lorebook[0]
     assert lore.keys == ["forest"] and lore.secondary_keys == ["old"] and lore.selective
     assert lore.selective_logic == "and_all" and lore.position == "before_char" and lore.insertion_order == 5
+    assert p.card.lorebook[1].insertion_order == 0 and p.card.lorebook[1].priority == 0  # 0 is a value
 
 
 def test_import_v3_png_prefers_ccv3(tmp_path: Path) -> None:
@@ -124,6 +126,10 @@ def test_import_v3_png_prefers_ccv3(tmp_path: Path) -> None:
         (json.dumps({"spec": "chara_card_v2", "data": {"description": "no name"}}).encode(), "name"),
         (png_with({"other": "x"}), "no 'chara' or 'ccv3'"),
         (png_with({"chara": "!!!notbase64json"}), "not base64"),
+        (json.dumps({"spec": "chara_card_v2", "data": {"name": "X", "character_book": {"entries": [
+            {"keys": "notalist", "content": "x"}]}}}).encode(), r"entries\[0\]: keys must be a list"),
+        (json.dumps({"spec": "chara_card_v2", "data": {"name": "X", "character_book": {"entries": [
+            {"keys": ["a"], "insertion_order": "abc"}]}}}).encode(), r"entries\[0\]: invalid literal"),
     ],
 )
 def test_malformed_cards_write_nothing(tmp_path: Path, content: bytes, message: str) -> None:

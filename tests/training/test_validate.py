@@ -97,3 +97,15 @@ def test_schema_problem_accepts_the_documented_shape() -> None:
     assert schema_problem(GOOD) is None
     assert schema_problem({"conversation": [{"input": "", "output": "chunk"}]}) is None
     assert schema_problem({"conversation": [{"system": "s", "input": "i", "output": "o"}]}) is None
+
+
+def test_writer_cuts_a_torn_last_line(tmp_path: Path) -> None:
+    from training.records import JsonlWriter, conversation
+
+    out = tmp_path / "qa.jsonl"
+    good = json.dumps(conversation("s", [("q1", "a1")]), ensure_ascii=False)
+    out.write_text(good + "\n" + good[:20], encoding="utf-8")  # killed mid-write
+    with JsonlWriter(out, append=True) as writer:
+        writer.write(conversation("s", [("q2", "a2")]))
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["conversation"] for line in lines)
