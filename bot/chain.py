@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
@@ -76,11 +76,14 @@ class Chain:
         self.bursts = Bursts(merge_bursts)
         self.spoiler_limits = spoiler_limits or {}
 
-    async def handle(self, msg: Incoming, sink: Sink | None = None) -> Reply | None:
+    async def handle(
+        self, msg: Incoming, sink: Sink | None = None, send: Callable[[Reply], Awaitable[object]] | None = None
+    ) -> Reply | None:
         """The character's reply to one message, or None when it stays silent.
 
         Messages a user sends while their conversation is busy are answered together, once; the
-        later calls return None.
+        later calls return None. `send`, when given, posts the reply while the conversation is
+        still held, so replies in one conversation go out in order.
         """
         if msg.message_id and not await self.store.claim(msg.platform, msg.message_id, SEEN_TTL):
             log.info("duplicate delivery of %s:%s ignored", msg.platform, msg.message_id)
@@ -108,7 +111,10 @@ class Chain:
                 ex = await stage(ex)
                 if ex is None:
                     return None
-            return ex.reply if ex else None
+            reply = ex.reply if ex else None
+            if reply is not None and send is not None:
+                await send(reply)
+            return reply
 
     async def channel_settings(self, msg: Incoming) -> ChannelSettings:
         """The stored settings of the message's conversation ([knowledge] max_chapter as the default limit)."""

@@ -106,7 +106,8 @@ class Front:
         if addressed(msg, speaker):
             await outbox.start_typing()
         try:
-            reply = await self.app.chain.handle(msg, outbox.sink)
+            # the text is posted inside the conversation's turn: replies in a channel stay in order
+            reply = await self.app.chain.handle(msg, outbox.sink, outbox.deliver)
         except Exception:
             await outbox.discard()  # no half-streamed preview left behind
             raise
@@ -115,5 +116,4 @@ class Front:
         if reply is None:
             await outbox.discard()
             return
-        await outbox.deliver(reply)
         await outbox.voice(reply)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from nonebot import get_driver, get_plugin_config, on_command, on_message
 from nonebot.adapters import Bot, Event, Message
+from nonebot.exception import ActionFailed, NetworkError
 from nonebot.params import CommandArg
 from nonebot.plugin import PluginMetadata
 
-from bot.chain import SessionLocks, conversation_of
 from bot.commands import Answer, Commands
 from bot.config import Settings, load_config
-from bot.messages import Incoming
+from bot.messages import Incoming, Reply
 from bot.platforms import holder
+from memory.store import StoreError
 from plugins.roleplay.config import Config
 from plugins.roleplay.fronts import Front, front_for
+
+log = logging.getLogger(__name__)
 
 __plugin_meta__ = PluginMetadata(
     name="roleplay",
@@ -58,7 +62,6 @@ async def _close_app() -> None:
         await holder.close()
 
 
-_turns = SessionLocks()
 chat = on_message(priority=_PRIORITY, block=False)
 
 
@@ -69,15 +72,19 @@ async def _chat(bot: Bot, event: Event) -> None:
     if front is None or msg is None or msg.is_self:
         return
     app = holder.get()
-    scope, cid = conversation_of(msg)
-    # the text goes out inside the conversation's turn, so a random delay cannot reorder replies;
-    # the voice clip follows outside it, so a slow clip does not hold the next message up
-    async with _turns.hold(f"{msg.platform}:{scope}:{cid}"):
-        reply = await app.chain.handle(msg)
-        if reply is None or not reply.text:
-            return
-        await front.deliver(bot, event, reply, app)
-    await front.voice(bot, event, reply, app)
+
+    async def deliver(reply: Reply) -> None:
+        if reply.text:
+            await front.deliver(bot, event, reply, app)
+
+    # the text goes out inside the conversation's turn (Chain.handle's `send`), so a random delay
+    # cannot reorder replies and a burst is merged; the voice clip follows outside it
+    try:
+        reply = await app.chain.handle(msg, send=deliver)
+        if reply is not None and reply.text:
+            await front.voice(bot, event, reply, app)
+    except (ActionFailed, NetworkError, StoreError) as exc:
+        log.warning("qq reply not delivered: %s", exc)
 
 
 async def _context(bot: Bot, event: Event) -> tuple[Front, Incoming, Commands] | None:
