@@ -14,6 +14,15 @@ from persona.card import Card, Persona
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+def name_position(text: str, name: str) -> int:
+    """Where a name occurs in text (-1 if not): as a whole word for Latin names, anywhere for CJK ones."""
+    low, word = text.lower(), name.lower()
+    if not word.isascii():
+        return low.find(word)
+    found = re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", low)
+    return found.start() if found else -1
+
+
 class PersonaError(Exception):
     """A card that cannot be loaded or imported; the message names the file and key."""
 
@@ -70,11 +79,11 @@ class PersonaLibrary:
             raise PersonaError(f"no persona '{pid}' (known: {known})") from None
 
     def find_by_name(self, text: str) -> Persona | None:
-        """The persona whose name or nickname appears first in the text."""
+        """The persona whose name or nickname appears first in the text (Latin names as whole words)."""
         best: tuple[int, Persona] | None = None
         for p in self._personas.values():
             for word in p.triggers():
-                at = text.lower().find(word.lower())
+                at = name_position(text, word)
                 if at >= 0 and (best is None or at < best[0]):
                     best = (at, p)
         return best[1] if best else None

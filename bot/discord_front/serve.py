@@ -39,6 +39,8 @@ async def serve_discord(app: App) -> None:
         raise DiscordStartError(f"cannot reach Discord at {exc.host}: {_first_line(exc.os_error)} (no network?)") from None
     except discord.GatewayNotFound:
         raise DiscordStartError("Discord's gateway cannot be found (an outage?); try again later") from None
+    except discord.ConnectionClosed as exc:  # 4004 bad auth, 4010/4011 sharding, 4013 intents...
+        raise DiscordStartError(f"Discord closed the gateway (code {exc.code}): {exc.reason or 'see the close code'}") from None
     except discord.HTTPException as exc:
         raise DiscordStartError(f"Discord answered HTTP {exc.status}: {_first_line(exc.text or exc)}") from None
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:

@@ -80,6 +80,9 @@ def build_tree(client: discord.Client, commands: Commands) -> app_commands.Comma
 
     @app_commands.command(name="voice", description="Voice clips after replies in this channel")
     async def voice(interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
+        if not may_manage(interaction):
+            await answer(interaction, Answer(NOT_ALLOWED, ok=False))
+            return
         await answer(interaction, await commands.voice(incoming_of(interaction), state == "on"))
 
     @app_commands.command(name="lore", description="What the character recalls about something (only you see it)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Callable
 
@@ -13,21 +12,14 @@ from bot.exchange import Exchange
 from bot.stages.guard import clean_input
 from memory.store import ConversationStore
 from memory.turns import Turn
+from persona.library import name_position
 
 log = logging.getLogger(__name__)
 
 
 def names_in(text: str, names: list[str]) -> bool:
     """True when a name occurs: as a whole word for Latin names, anywhere for CJK ones."""
-    low = text.lower()
-    for name in names:
-        word = name.lower()
-        if word.isascii():
-            if re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", low):
-                return True
-        elif word in low:
-            return True
-    return False
+    return any(name_position(text, name) >= 0 for name in names)
 
 
 class Gate:

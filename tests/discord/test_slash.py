@@ -76,9 +76,11 @@ async def test_spoiler_needs_manage_server(connect: Any, discord_server: FakeDis
     assert (await stored(app)).max_chapter == 12
 
 
-async def test_voice_switch_persists_per_channel(connect: Any, discord_server: FakeDiscord) -> None:
+async def test_voice_switch_needs_manage_server_and_persists(connect: Any, discord_server: FakeDiscord) -> None:
     app, _ = await connect()
-    body = await run(discord_server, "voice", [{"name": "state", "type": 3, "value": "on"}])
+    refused = await run(discord_server, "voice", [{"name": "state", "type": 3, "value": "on"}])
+    assert "Manage Server" in refused["data"]["content"] and (await stored(app)).voice is None
+    body = await run(discord_server, "voice", [{"name": "state", "type": 3, "value": "on"}], permissions=MANAGE_GUILD)
     assert body["data"]["content"] == "Voice on."
     assert (await stored(app)).voice is True
 
