@@ -120,7 +120,7 @@ class Chain:
         """The stored settings of the message's conversation ([knowledge] max_chapter as the default limit)."""
         settings = ChannelSettings.parse(await self.store.settings(msg.platform, settings_channel(msg)))
         default = self.spoiler_limits.get(f"{msg.platform}:{msg.channel_id}")
-        if settings.max_chapter is None and default is not None:
+        if settings.max_chapter is None and not settings.spoilers_off and default is not None:
             settings = replace(settings, max_chapter=default)
         return settings
 

@@ -51,9 +51,10 @@ class Commands:
 
     async def spoiler(self, msg: Incoming, chapter: int | None) -> Answer:
         """Limit what the character knows to chapters up to `chapter` (None lifts the limit)."""
-        value = None if chapter is None or chapter <= 0 else str(chapter)
+        # "off" (not a missing value) so a limit from config.toml is lifted too
+        value = "off" if chapter is None or chapter <= 0 else str(chapter)
         await self.app.chain.set_setting(msg, "max_chapter", value)
-        return Answer(f"Spoiler limit: chapter {chapter}." if value else "Spoiler limit lifted.")
+        return Answer("Spoiler limit lifted." if value == "off" else f"Spoiler limit: chapter {chapter}.")
 
     async def lore(self, msg: Incoming, query: str) -> Answer:
         """What the character would recall for `query` here (passages, lore, scenes)."""

@@ -21,6 +21,7 @@ class ChannelSettings:
     persona: str = ""
     voice: bool | None = None
     max_chapter: int | None = None
+    spoilers_off: bool = False
     chance: float | None = None
     bots: bool | None = None
 
@@ -37,12 +38,14 @@ class ChannelSettings:
             except ValueError:
                 return None
 
-        chapter = num(raw.get("max_chapter"), int)
+        spoilers_off = raw.get("max_chapter") == "off"
+        chapter = None if spoilers_off else num(raw.get("max_chapter"), int)
         chance = num(raw.get("chance"), float)
         return cls(
             persona=raw.get("persona", ""),
             voice=flag(raw.get("voice")),
             max_chapter=int(chapter) if chapter is not None else None,
+            spoilers_off=spoilers_off,
             chance=float(chance) if chance is not None else None,
             bots=flag(raw.get("bots")),
         )

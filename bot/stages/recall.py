@@ -58,7 +58,7 @@ class Recall:
         facts: list[str] = []
         if self.cfg.facts:
             facts = await self.store.facts(ex.persona.id, ex.incoming.platform, ex.incoming.user_id)
-        recent_text = [t.text for t in window[-4:]]
+        recent_text = [t.text for t in window]  # the lorebook cuts this to its scan depth
         found = await self.knowledge.lookup(ex.persona, ex.text, recent_text, ex.settings.max_chapter)
         return replace(
             ex,

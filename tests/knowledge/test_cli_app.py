@@ -113,6 +113,15 @@ async def test_spoiler_limit_from_config_and_channel(
     await app.chain.set_setting(Incoming("test", "g1", "u1", "小明", ""), "max_chapter", "7")
     await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask, mentions_bot=True))
     assert "〔第七回" in llm.requests[-1]["messages"][0]["content"]
+    # lifting the limit by command lifts the config default too
+    from bot.commands import Commands
+
+    await app.chain.set_setting(Incoming("test", "g1", "u1", "小明", ""), "max_chapter", None)
+    await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask + "？", mentions_bot=True))
+    assert "〔第七回" not in llm.requests[-1]["messages"][0]["content"]  # back to the config default
+    await Commands(app).spoiler(Incoming("test", "g1", "u1", "小明", ""), None)
+    await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask + "！", mentions_bot=True))
+    assert "〔第七回" in llm.requests[-1]["messages"][0]["content"]
 
 
 async def test_offline_mode_speaks_a_line_from_its_own_scenes(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bot.config import KnowledgeConfig
+from bot.lookup import Lookup
 from memory.knowledge.base import KnowledgeBase
 from memory.knowledge.catalog import StoredChunk
 from memory.knowledge.chapters import Section
@@ -57,7 +59,17 @@ async def test_bm25_passages_scenes_and_spoiler_limit(tmp_path: Path, novel: Cal
     assert limited.passages and all("第六回" not in p.source and "第七回" not in p.source for p in limited.passages)
     scenes = (await kb.lookup(wukong(), "弼马温 官", [], None)).scenes
     assert scenes and all(s.kind == "scene" and s.text.startswith("孙悟空:「") and s.text.endswith("」") for s in scenes)
-    assert not any(s.source in ("第六回", "第七回") for s in (await kb.lookup(wukong(), "如来 佛祖", [], 5)).scenes)
+    # a query whose scenes reach past chapter 5 without a limit, and stop at 5 with one
+    def chapters(found: Lookup) -> set[int]:
+        return {int(re.search(r"\d+", s.source).group()) for s in found.scenes}  # type: ignore[union-attr]
+
+    for ask in ("如来 佛祖", "天王 玉帝 大圣", "老君 八卦炉", "二郎 真君", "猴王 妖猴"):
+        if max(chapters(await kb.lookup(wukong(), ask, [], None)), default=0) > 5:
+            break
+    else:
+        raise AssertionError("no query reaches scenes past chapter 5")
+    limited_scenes = await kb.lookup(wukong(), ask, [], 5)
+    assert limited_scenes.scenes and max(chapters(limited_scenes)) <= 5
     await kb.close()
 
 
