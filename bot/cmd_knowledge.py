@@ -80,6 +80,7 @@ def ingest_cmd(args: argparse.Namespace) -> int:
 def eval_retrieval_cmd(args: argparse.Namespace) -> int:
     """Evaluate retrieval on a corpus and a query set."""
     from memory.knowledge.evaluate import evaluate
+    from memory.knowledge.reading import SourceError
 
     settings = settings_from(args)
     cfg = settings.knowledge
@@ -88,10 +89,17 @@ def eval_retrieval_cmd(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: --k takes integers like 1,5,10 (got {args.k})", file=sys.stderr)
         return 2
-    result = evaluate(
-        args.corpus, args.queries, args.mode or cfg.mode, ks or (1, 5, 10, 20), cfg.embedding_model,
-        cfg.tokenizer, cfg.chunk_chars, cfg.chunk_overlap, cfg.dense_weight, cfg.rrf_k, progress=not args.json,
-    )
+    if any(k < 1 for k in ks):
+        print(f"error: --k values must be at least 1 (got {args.k})", file=sys.stderr)
+        return 2
+    try:
+        result = evaluate(
+            args.corpus, args.queries, args.mode or cfg.mode, ks or (1, 5, 10, 20), cfg.embedding_model,
+            cfg.tokenizer, cfg.chunk_chars, cfg.chunk_overlap, cfg.dense_weight, cfg.rrf_k, progress=not args.json,
+        )
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from bot.config import Settings
@@ -34,10 +35,15 @@ async def knowledge_check(settings: Settings) -> tuple[bool, str, str]:
     root = knowledge_root(settings)
     found = []
     for catalog_path in sorted(root.glob(f"*/{CATALOG_FILE}")) if root.exists() else []:
-        catalog = Catalog(catalog_path)
+        try:
+            catalog = Catalog(catalog_path)
+        except sqlite3.DatabaseError as exc:
+            return False, f"{catalog_path}: unreadable ({exc})", f"delete {catalog_path.parent} and ingest again"
         try:
             files = catalog.files()
             found.append(f"{catalog_path.parent.name} ({len(files)} files, {sum(f.chunks for f in files)} chunks)")
+        except sqlite3.DatabaseError as exc:
+            return False, f"{catalog_path}: unreadable ({exc})", f"delete {catalog_path.parent} and ingest again"
         finally:
             catalog.close()
     model = cfg.embedding_model or "packaged MiniLM"

@@ -13,6 +13,7 @@ import numpy as np
 from memory.knowledge.embedding import Embedder
 from memory.knowledge.index import Layout, SourceIndex
 from memory.knowledge.ingest import Ingestor
+from memory.knowledge.reading import SourceError
 from memory.knowledge.retrieval import Mode, Retriever
 from memory.knowledge.vectors import Vectors, collection_name, open_client
 
@@ -29,10 +30,17 @@ class Query:
 def read_queries(path: Path) -> list[Query]:
     """`{"id", "query", "gold": [ids]}` per line."""
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SourceError(f"{path}: {exc.strerror}") from None
+    for n, line in enumerate(lines, start=1):
         if line.strip():
-            rec = json.loads(line)
-            out.append(Query(str(rec["id"]), str(rec["query"]), frozenset(str(g) for g in rec["gold"])))
+            try:
+                rec = json.loads(line)
+                out.append(Query(str(rec["id"]), str(rec["query"]), frozenset(str(g) for g in rec["gold"])))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SourceError(f'{path}:{n}: expected {{"id", "query", "gold": [ids]}} ({exc})') from None
     return out
 
 

@@ -136,3 +136,17 @@ async def test_offline_mode_speaks_a_line_from_its_own_scenes(
     assert reply is not None and reply.mode == "offline"
     scenes = await app.knowledge.lookup(app.personas.get("wukong"), question, [], None)
     assert scenes.scenes and reply.text in [s.text.split("「", 1)[1].rstrip("」") for s in scenes.scenes]
+
+
+def test_bad_eval_input_and_a_corrupt_catalog_are_one_line(tmp_path: Path) -> None:
+    work = config(tmp_path)
+    (tmp_path / "c.jsonl").write_text('{"id": "1", "text": "abc"}\n', encoding="utf-8")
+    (tmp_path / "q.jsonl").write_text('{"id": "q"}\n', encoding="utf-8")
+    bad = cli(["eval", "retrieval", "--corpus", "c.jsonl", "--queries", "q.jsonl", "--mode", "bm25"], work)
+    assert bad.returncode == 2 and "q.jsonl:1: expected" in bad.stderr and "Traceback" not in bad.stderr
+    catalog = tmp_path / "data" / "knowledge" / "wukong" / "catalog.sqlite3"
+    catalog.parent.mkdir(parents=True)
+    catalog.write_text("not a database", encoding="utf-8")
+    doctor = cli(["doctor"], work)
+    line = next(x for x in doctor.stdout.splitlines() if x.startswith("knowledge"))
+    assert "unreadable" in line and "ingest again" in line and "Traceback" not in doctor.stderr
