@@ -66,13 +66,18 @@ class ClipCache:
         return sum(p.stat().st_size for p in self._files())
 
     def trim(self) -> None:
-        """Drop the least recently used clips until the total fits."""
-        files = sorted(self._files(), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
-        for path in files:
+        """Drop the least recently used clips until the total fits (one stat per file)."""
+        stats = []
+        for path in self._files():
+            try:
+                stats.append((path.stat(), path))
+            except OSError:
+                continue  # removed meanwhile by another process
+        total = sum(st.st_size for st, _ in stats)
+        for st, path in sorted(stats, key=lambda item: item[0].st_mtime):
             if total <= self.max_bytes:
                 break
-            total -= path.stat().st_size
+            total -= st.st_size
             path.unlink(missing_ok=True)
 
     def _files(self) -> list[Path]:

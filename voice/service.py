@@ -109,7 +109,7 @@ class VoiceService:
             return None
         spoken = capped(speakable(spoken), self.cfg.max_chars)
         key = clip_key(route.engine.name, route.speaker, spoken, {**route.engine.params(), "max_s": self.cfg.max_seconds}, fmt)
-        cached = self.cache.get(key, fmt)
+        cached = await asyncio.to_thread(self.cache.get, key, fmt)  # disk I/O off the event loop
         if cached is not None:
             return Clip(cached, fmt, duration_of(cached), spoken)
         audio = await route.engine.synthesize(spoken, route.speaker, route.language)
@@ -117,7 +117,7 @@ class VoiceService:
             return None
         audio = audio.clipped(self.cfg.max_seconds)
         data = await asyncio.to_thread(encode, audio, fmt)  # Opus encoding is real CPU work
-        self.cache.put(key, fmt, data)
+        await asyncio.to_thread(self.cache.put, key, fmt, data)
         return Clip(data, fmt, audio.duration, spoken)
 
     async def close(self) -> None:
