@@ -201,3 +201,19 @@ async def test_wrong_or_missing_access_token_is_refused(bot_process: Running, ll
     await right.close()
 
 
+
+
+async def test_a_burst_in_one_chat_is_answered_once_and_in_order(onebot: OneBotImpl, llm: FakeOpenAI) -> None:
+    llm.push(Script(text="第一答", delay=1.0), Script(text="第二答"))
+    await onebot.push(onebot.private_message("在吗", user_id=20009, message_id=301))
+    await asyncio.sleep(0.4)  # the first reply is being written
+    await onebot.push(onebot.private_message("问你个事", user_id=20009, message_id=302))
+    await asyncio.sleep(0.2)  # nonebot handles events concurrently: messages sent 0 ms apart may swap
+    await onebot.push(onebot.private_message("你喜欢吃啥", user_id=20009, message_id=303))
+    first = await onebot.next_action("send_msg")
+    second = await onebot.next_action("send_msg")
+    assert [first["message"][0]["data"]["text"], second["message"][0]["data"]["text"]] == ["第一答", "第二答"]
+    last_user = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "user"][-1]
+    assert last_user == "问你个事\n你喜欢吃啥"
+    with pytest.raises(TimeoutError):
+        await onebot.next_action("send_msg", timeout=1.5)
