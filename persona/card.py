@@ -41,6 +41,7 @@ class VoiceSpec(_Strict):
     speaker: str = "jf_alpha"
     language: str = "ja"
     translate_to: str = "ja"
+    params: dict[str, float | int | str] = Field(default_factory=dict)  # VITS: noise, noisew, length, ...
 
 
 class KnowledgeSpec(_Strict):

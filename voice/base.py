@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from bot.messages import Clip
@@ -30,8 +31,10 @@ class Engine(Protocol):
 
     name: str
 
-    async def synthesize(self, text: str, speaker: str, language: str) -> Audio:
-        """Speak `text` with `speaker`; raise VoiceError on failure."""
+    async def synthesize(
+        self, text: str, speaker: str, language: str, params: Mapping[str, float | int | str] | None = None
+    ) -> Audio:
+        """Speak `text` with `speaker` (and the card's engine parameters); raise VoiceError on failure."""
         ...
 
     def params(self) -> dict[str, object]:

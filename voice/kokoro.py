@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -54,8 +55,10 @@ class KokoroEngine:
         samples, rate = kokoro.synthesize(text, voice=speaker, speed=self.speed)
         return Audio(np.asarray(samples, dtype=np.float32), int(rate))
 
-    async def synthesize(self, text: str, speaker: str, language: str = "ja") -> Audio:
-        """Japanese text to 24 kHz audio on the worker thread."""
+    async def synthesize(
+        self, text: str, speaker: str, language: str = "ja", params: Mapping[str, float | int | str] | None = None
+    ) -> Audio:
+        """Japanese text to 24 kHz audio on the worker thread (kokoro takes no card parameters)."""
         if language not in ("ja", "auto"):
             raise VoiceError(f"kokoro speaks Japanese only, not {language!r}; set the card's voice.translate_to = \"ja\"")
         return await asyncio.wrap_future(self._pool.submit(self._run, text, speaker))

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import VoiceConfig
 from bot.messages import Clip
@@ -49,6 +49,7 @@ class Route:
     engine: Engine
     speaker: str
     language: str
+    params: dict[str, float | int | str] = field(default_factory=dict)
 
 
 class VoiceService:
@@ -83,7 +84,10 @@ class VoiceService:
         same_family = (wanted == "kokoro") == (spec.engine == "kokoro")
         if wanted == "kokoro":
             return Route(self.engines[wanted], spec.speaker if same_family else DEFAULT_SPEAKER, "ja")
-        return Route(self.engines[wanted], spec.speaker if same_family else "0", spec.translate_to or spec.language)
+        return Route(
+            self.engines[wanted], spec.speaker if same_family else "0", spec.translate_to or spec.language,
+            dict(spec.params) if same_family else {},
+        )
 
     async def speak(self, persona: Persona, text: str, *, fmt: str = "ogg") -> Clip | None:
         """A clip for the reply (translated first), or None when nothing is left to say."""
@@ -108,11 +112,14 @@ class VoiceService:
             log.info("voice: nothing to say for %s (no translation into %s)", persona.id, route.language)
             return None
         spoken = capped(speakable(spoken), self.cfg.max_chars)
-        key = clip_key(route.engine.name, route.speaker, spoken, {**route.engine.params(), "max_s": self.cfg.max_seconds}, fmt)
+        key = clip_key(
+            route.engine.name, route.speaker, spoken,
+            {**route.engine.params(), **route.params, "max_s": self.cfg.max_seconds}, fmt,
+        )
         cached = await asyncio.to_thread(self.cache.get, key, fmt)  # disk I/O off the event loop
         if cached is not None:
             return Clip(cached, fmt, duration_of(cached), spoken)
-        audio = await route.engine.synthesize(spoken, route.speaker, route.language)
+        audio = await route.engine.synthesize(spoken, route.speaker, route.language, route.params)
         if audio.duration <= 0:
             return None
         audio = audio.clipped(self.cfg.max_seconds)

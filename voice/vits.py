@@ -157,11 +157,14 @@ class VitsEngine:
                 raise VoiceError(f"vits-simple-api has no {SPEAKER_KEYS[self.model]} speaker {speaker!r} (have: {names})")
         return self._ids[speaker]
 
-    async def synthesize(self, text: str, speaker: str, language: str) -> Audio:
-        """Ask the server for a WAV and decode it."""
+    async def synthesize(
+        self, text: str, speaker: str, language: str, params: Mapping[str, ParamValue] | None = None
+    ) -> Audio:
+        """Ask the server for a WAV and decode it; the card's parameters override the engine's."""
         sid = await self.speaker_id(speaker)
         lang = language if language in LANGS else "auto"
-        data = await self.client.synthesize(self.model, text, sid, fmt="wav", lang=lang, params=self._params)
+        merged = {**self._params, **(params or {})}
+        data = await self.client.synthesize(self.model, text, sid, fmt="wav", lang=lang, params=merged)
         try:
             return decode(data)
         except ValueError as exc:

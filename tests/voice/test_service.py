@@ -112,3 +112,18 @@ async def test_separate_translator_endpoint_is_used(make_settings: MakeSettings,
         await voice.close()
     assert clip is not None and clip.text == "はい、ぬし。"
     assert llm.requests[0]["model"] == "mt"
+
+
+async def test_card_parameters_reach_vits(make_settings: MakeSettings, vits: FakeVits) -> None:
+    from dataclasses import replace as dc_replace
+
+    horo = persona()
+    spec = horo.card.voice.model_copy(update={"engine": "vits", "speaker": "0", "params": {"noise": 0.667, "noisew": 0.6, "length": 1.176}})
+    tuned = dc_replace(horo, card=horo.card.model_copy(update={"voice": spec}))
+    voice = build_voice(make_settings(voice={"vits_url": vits.url, "cache_mb": 0}), None)
+    try:
+        assert await voice.speak(tuned, "わっちは賢狼じゃ。", fmt="wav") is not None
+    finally:
+        await voice.close()
+    sent = vits.received[-1].params
+    assert (float(sent["noise"]), float(sent["noisew"]), float(sent["length"])) == (0.667, 0.6, 1.176)
