@@ -65,7 +65,8 @@ class ModelTranslator:
         if not text:
             return None
         if language_of(text) == target:
-            return apply_glossary(text, persona.card.glossary)
+            # the card's glossary maps its terms into Japanese; other target languages keep the text
+            return apply_glossary(text, persona.card.glossary) if target == "ja" else text
         if self.model is None:
             return None  # offline mode: nothing can translate, and speaking the wrong language helps nobody
         messages = translation_prompt(persona, text, target)
