@@ -48,7 +48,7 @@ class StreamCleaner:
 
     def feed(self, delta: str) -> str:
         """Text that can be shown now."""
-        delta = _SPECIAL.sub("", delta)
+        delta = _MASS.sub(lambda m: "@\u200b" + m.group(1), _SPECIAL.sub("", delta))
         if self._open:
             return delta
         self._buffer += delta
