@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from bot.config import Settings, load_config
 from bot.logs import setup_logging
@@ -14,3 +18,27 @@ def settings_from(args: argparse.Namespace) -> Settings:
     settings = load_config(getattr(args, "config", None))
     setup_logging(os.environ.get("BOT_LOG_LEVEL", settings.bot.log_level), settings.secrets())
     return settings
+
+
+def command_parser(prog: str, description: str, commands: Sequence[Any], config_help: str) -> argparse.ArgumentParser:
+    """A parser whose commands each `register(sub, common)`; `common` carries --config for every command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
+    top = argparse.ArgumentParser(prog=prog, description=description, parents=[common])
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in commands:
+        module.register(sub, common)
+    return top
+
+
+def run_command(args: argparse.Namespace, expected: tuple[type[Exception], ...], interrupted: str = "") -> int:
+    """Run the chosen command; the expected errors end with one line and exit code 2."""
+    try:
+        return int(args.func(args) or 0)
+    except expected as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if interrupted:
+            print(interrupted, file=sys.stderr)
+        return 130
