@@ -32,10 +32,6 @@ class OfflineBook:
             self._by_id[persona.id] = OfflineResponder(persona)
         return self._by_id[persona.id]
 
-    def matches_for(self, persona: Persona, text: str) -> bool:
-        """True when the persona's examples share a word with the text."""
-        return self._responder(persona).matches(text)
-
     def answer(
         self, persona: Persona, text: str, user: str, avoid: list[str], scenes: Sequence[Passage] = ()
     ) -> str:

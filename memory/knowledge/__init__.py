@@ -37,15 +37,13 @@ async def knowledge_check(settings: Settings) -> tuple[bool, str, str]:
     for catalog_path in sorted(root.glob(f"*/{CATALOG_FILE}")) if root.exists() else []:
         try:
             catalog = Catalog(catalog_path)
+            try:
+                files = catalog.files()
+            finally:
+                catalog.close()
         except sqlite3.DatabaseError as exc:
             return False, f"{catalog_path}: unreadable ({exc})", f"delete {catalog_path.parent} and ingest again"
-        try:
-            files = catalog.files()
-            found.append(f"{catalog_path.parent.name} ({len(files)} files, {sum(f.chunks for f in files)} chunks)")
-        except sqlite3.DatabaseError as exc:
-            return False, f"{catalog_path}: unreadable ({exc})", f"delete {catalog_path.parent} and ingest again"
-        finally:
-            catalog.close()
+        found.append(f"{catalog_path.parent.name} ({len(files)} files, {sum(f.chunks for f in files)} chunks)")
     model = cfg.embedding_model or "packaged MiniLM"
     if not found:
         return True, f"mode {cfg.mode}; no source ingested, lore comes from the cards", \

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.support.cli import run_bot
 from tests.support.openai_server import FakeOpenAI, Script
 
-
-def cli(args: list[str], cwd: Path, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-    base.update({"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=cwd, input=stdin, text=True, capture_output=True, env=base, timeout=120
-    )
+cli = run_bot
 
 
 @pytest.fixture

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bot.app import App
 from bot.messages import Incoming
+from bot.offline import OfflineResponder
 from memory.knowledge.index import Layout
 from memory.knowledge.ingest import Ingestor
 from tests.conftest import ROOT, SHARED, MakeSettings
 from tests.knowledge.conftest import WUKONG_NAMES
+from tests.support.cli import run_bot
 from tests.support.openai_server import FakeOpenAI, Script
 
 CMRC = SHARED / "eval" / "cmrc2018_retrieval"
 
 
-def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m bot ARGS` in a subprocess, offline, without BOT_ overrides from this shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-    env.update({"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
-    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, text=True, capture_output=True, env=env, timeout=180)
+cli = run_bot
 
 
 def config(tmp_path: Path, **knowledge: Any) -> Path:
@@ -131,7 +126,7 @@ async def test_offline_mode_speaks_a_line_from_its_own_scenes(
     Ingestor(Layout(settings.bot.data_dir / "knowledge", "wukong"), WUKONG_NAMES, 300, 40, progress=False).run([novel(1, 7)])
     app: App = await app_factory(settings)
     question = "混世魔王"  # no example exchange of the card shares a word with it; his scenes do
-    assert not app.chain.stages[4].offline.matches_for(app.personas.get("wukong"), question)  # type: ignore[attr-defined]
+    assert not OfflineResponder(app.personas.get("wukong")).matches(question)
     reply = await app.chain.handle(Incoming("test", "dm-1", "u1", "小明", question, is_direct=True))
     assert reply is not None and reply.mode == "offline"
     scenes = await app.knowledge.lookup(app.personas.get("wukong"), question, [], None)
