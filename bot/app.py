@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.exchange import Stage
 from bot.llm import ChatModel, OpenAIChat
 from bot.lookup import Knowledge
+from bot.serving import ServerProfile
 from bot.stages.compose import Compose
 from bot.stages.finish import Finish
 from bot.stages.gate import Gate
@@ -81,7 +82,7 @@ class App:
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks)
         chain = Chain(
             stages, store, personas, settings.bot.default_persona, settings.bot.merge_bursts,
-            settings.knowledge.max_chapter,
+            settings.knowledge.max_chapter, clocks.mono,
         )
         app = cls(settings, store, personas, model, knowledge, voice, background, chain, clocks)
         try:
@@ -109,12 +110,15 @@ def build_pipeline(
     offline = OfflineBook()
     summarizer = Summarizer(settings.memory, store, model, background) if model else None
     k = settings.knowledge
+    profile = model.profile if model else ServerProfile.configured(settings.llm)
+    probe = model.probe if isinstance(model, OpenAIChat) else None
+    compose = Compose(settings.llm, settings.memory, (k.passage_tokens, k.lore_tokens), profile, probe)
     return [
         Gate(settings.bot, store, clocks.wall, clocks.chance),
         Guard(settings.bot, store, clocks.mono),
         Recall(settings.memory, store, knowledge),
-        Compose(settings.llm, settings.memory, (k.passage_tokens, k.lore_tokens)),
-        Generate(settings.llm, model, offline, clocks.mono),
+        compose,
+        Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap),
         Finish(store, summarizer, offline, settings.memory.facts_every, clocks.wall),
         Speak(voice, settings.voice.enabled, background),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -42,8 +43,14 @@ class Background:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def aclose(self) -> None:
-        """Cancel what is still running."""
+    async def aclose(self, grace: float = 10.0) -> None:
+        """Let running work finish for up to `grace` seconds, then cancel what is left."""
+        if self._tasks and grace > 0:
+            log.info("waiting up to %.0fs for %d background task(s)", grace, len(self._tasks))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self.drain()
         for task in list(self._tasks):
+            log.warning("background %s cancelled at exit", task.get_name())
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)

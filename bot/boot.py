@@ -13,10 +13,11 @@ from bot.config import Settings, load_config
 from bot.logs import setup_logging
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """Load the config named by --config (or ./config.toml) and set up logging."""
+def settings_from(args: argparse.Namespace, log_file: str = "") -> Settings:
+    """Load the config named by --config (or ./config.toml) and set up logging (to a file in the data folder)."""
     settings = load_config(getattr(args, "config", None))
-    setup_logging(os.environ.get("BOT_LOG_LEVEL", settings.bot.log_level), settings.secrets())
+    file = settings.bot.data_dir / log_file if log_file else None
+    setup_logging(os.environ.get("BOT_LOG_LEVEL", settings.bot.log_level), settings.secrets(), file)
     return settings
 
 

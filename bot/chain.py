@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -67,6 +68,7 @@ class Chain:
         default_persona: str,
         merge_bursts: bool = True,
         spoiler_limits: dict[str, int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.stages = list(stages)
         self.store = store
@@ -75,6 +77,7 @@ class Chain:
         self.locks = SessionLocks()
         self.bursts = Bursts(merge_bursts)
         self.spoiler_limits = spoiler_limits or {}
+        self.clock = clock
 
     async def handle(
         self, msg: Incoming, sink: Sink | None = None, send: Callable[[Reply], Awaitable[object]] | None = None
@@ -85,8 +88,10 @@ class Chain:
         later calls return None. `send`, when given, posts the reply while the conversation is
         still held, so replies in one conversation go out in order.
         """
-        if msg.message_id and not await self.store.claim(msg.platform, msg.message_id, SEEN_TTL):
-            log.info("duplicate delivery of %s:%s ignored", msg.platform, msg.message_id)
+        arrived = self.clock()
+        where = settings_channel(msg)
+        if msg.message_id and not await self.store.claim(msg.platform, msg.bot_id, where, msg.message_id, SEEN_TTL):
+            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
             return None
         scope, cid = conversation_of(msg)
         key = f"{msg.platform}:{scope}:{cid}"
@@ -105,12 +110,15 @@ class Chain:
                 settings=settings,
                 text=msg.text,
                 sink=sink,
+                arrived=arrived,
             )
             for stage in self.stages:
                 assert ex is not None
                 ex = await stage(ex)
                 if ex is None:
                     return None
+                if ex.reply is not None and ex.reply.mode == "canned":
+                    break  # the guard answered with one of the character's own lines: no model call
             reply = ex.reply if ex else None
             if reply is not None and send is not None:
                 await send(reply)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 
 _SPECIAL = re.compile(r"<\|[^|<>\n]{1,40}\|>|</?s>|<eo[as]>|\[/?INST\]")
-_MASS = re.compile(r"@(everyone|here|全体成员|all)\b", re.I)
+_MASS = re.compile(r"@(everyone|here|全体成员|all)", re.I)  # also glued to what follows: @everyoneHolo
 
 
 def _prefix_re(names: Sequence[str]) -> re.Pattern[str]:

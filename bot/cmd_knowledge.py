@@ -10,6 +10,8 @@ from typing import Any
 
 from bot.boot import settings_from
 
+MAX_K = 1000  # a recall cut-off past this measures nothing a reply could use
+
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the knowledge commands."""
@@ -89,8 +91,8 @@ def eval_retrieval_cmd(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: --k takes integers like 1,5,10 (got {args.k})", file=sys.stderr)
         return 2
-    if any(k < 1 for k in ks):
-        print(f"error: --k values must be at least 1 (got {args.k})", file=sys.stderr)
+    if any(not 1 <= k <= MAX_K for k in ks):
+        print(f"error: --k values must be from 1 to {MAX_K} (got {args.k})", file=sys.stderr)
         return 2
     try:
         result = evaluate(

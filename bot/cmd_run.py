@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from typing import Any
 
@@ -12,11 +13,13 @@ from bot.app import App
 from bot.boot import settings_from
 from bot.config import Settings
 from bot.llm import LLMError
+from bot.logs import setup_logging
 from bot.terminal import TerminalChat
 from persona.library import PersonaLibrary
 
 log = logging.getLogger(__name__)
 
+CHAT_LOG = "logs/chat.log"  # the terminal chat logs here, never between the character's words
 CONNECT_HINT = """\
 How to connect things (see README.md):
   model   start an OpenAI-compatible server, e.g.
@@ -31,6 +34,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     chat = sub.add_parser("chat", help="chat in the terminal", parents=[common])
     chat.add_argument("--persona", default="", help="persona id (default: [bot] default_persona)")
     chat.add_argument("--session", default="terminal", help="conversation name; history persists per name")
+    chat.add_argument("--name", default="", help="what the character calls you (default: the card's name for the user)")
     chat.set_defaults(func=chat_cmd)
     run = sub.add_parser("run", help="start every configured platform", parents=[common])
     run.add_argument("--platform", choices=["all", "discord", "qq", "terminal"], default="all")
@@ -55,20 +59,21 @@ async def announce_model(app: App) -> None:
 
 def chat_cmd(args: argparse.Namespace) -> int:
     """Terminal chat."""
-    settings = settings_from(args)
-    return asyncio.run(_chat(settings, args.persona, args.session))
+    settings = settings_from(args, log_file=CHAT_LOG)
+    return asyncio.run(_chat(settings, args.persona, args.session, name=args.name))
 
 
-async def _chat(settings: Settings, persona: str, session: str, hint: bool = False) -> int:
+async def _chat(settings: Settings, persona: str, session: str, hint: bool = False, name: str = "") -> int:
     if persona:
         PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir]).get(persona)
     async with App.open(settings) as app:
         interactive = sys.stdin.isatty()
         if interactive or hint:
+            print(f"(log: {settings.bot.data_dir / CHAT_LOG})", file=sys.stderr)
             await announce_model(app)
             if hint:
                 print(CONNECT_HINT, file=sys.stderr)
-        await TerminalChat(app, session, persona).run(interactive)
+        await TerminalChat(app, session, persona, name=name).run(interactive)
     return 0
 
 
@@ -86,6 +91,8 @@ def run_cmd(args: argparse.Namespace) -> int:
         return 2
     if not (discord_on or qq_on):
         print("No platform is configured; starting the terminal chat.", file=sys.stderr)
+        setup_logging(os.environ.get("BOT_LOG_LEVEL", settings.bot.log_level), settings.secrets(),
+                      settings.bot.data_dir / CHAT_LOG)
         return asyncio.run(_chat(settings, "", "terminal", hint=True))
     from bot.platforms import serve
 

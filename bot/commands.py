@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 from bot.app import App
 from bot.chain import conversation_of
 from bot.messages import Incoming
+from bot.sanitize import clean_text
 from memory.turns import SessionKey
-from persona.library import PersonaError
+from persona.library import ID_PATTERN, PersonaError
+
+MAX_CHAPTER = 100_000  # past any real source work: a bigger number is a slip of the keyboard
+MAX_QUERY_CHARS = 200  # /lore looks up a name or a phrase, not an essay
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +23,47 @@ class Answer:
 
     text: str
     ok: bool = True
+
+
+class BadArgument(ValueError):
+    """A command argument that is malformed or out of range; the message says what to write."""
+
+
+def _word(text: str) -> str:
+    """One argument as typed: cleaned, full-width digits and letters made plain, lower case."""
+    return unicodedata.normalize("NFKC", clean_text(text)).strip().lower()
+
+
+def chapter_arg(text: str) -> int | None:
+    """`/spoiler`'s argument: off, none or 0 lift the limit; else a chapter from 1 to MAX_CHAPTER."""
+    word = _word(text)
+    if word in ("off", "none", "0"):
+        return None
+    if re.fullmatch(r"[0-9]{1,6}", word) and 1 <= int(word) <= MAX_CHAPTER:
+        return int(word)
+    raise BadArgument(f"Usage: /spoiler N (a chapter from 1 to {MAX_CHAPTER}), or /spoiler off")
+
+
+def percent_arg(text: str) -> int:
+    """`/chance`'s argument: a whole percent from 0 to 100 ("30" or "30%")."""
+    word = _word(text).removesuffix("%")
+    if re.fullmatch(r"[0-9]{1,3}", word) and int(word) <= 100:
+        return int(word)
+    raise BadArgument("Usage: /chance PERCENT (a whole number from 0 to 100; 0 turns it off)")
+
+
+def switch_arg(text: str, command: str) -> bool:
+    """`on` or `off`, for /voice and /bots."""
+    word = _word(text)
+    if word in ("on", "off"):
+        return word == "on"
+    raise BadArgument(f"Usage: /{command} on|off")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """User text echoed in an answer: cleaned, on one line, cut short."""
+    text = " ".join(clean_text(text).split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class Commands:
@@ -32,8 +79,12 @@ class Commands:
 
     async def set_persona(self, msg: Incoming, pid: str) -> Answer:
         """Switch this conversation to another persona; answers with its greeting."""
+        pid = _word(pid)
+        known = ", ".join(self.app.personas.ids())
+        if not ID_PATTERN.match(pid) or pid not in self.app.personas:
+            return Answer(f"No persona '{_shown(pid)}'; choose one of: {known}", ok=False)
         try:
-            persona = await self.app.chain.set_persona(msg, pid.strip())
+            persona = await self.app.chain.set_persona(msg, pid)
         except PersonaError as exc:
             return Answer(str(exc), ok=False)
         greeting = persona.greetings()[0] if persona.greetings() else persona.name
@@ -50,14 +101,32 @@ class Commands:
         return Answer(f"Voice {'on' if on else 'off'}.")
 
     async def spoiler(self, msg: Incoming, chapter: int | None) -> Answer:
-        """Limit what the character knows to chapters up to `chapter` (None lifts the limit)."""
+        """Limit what the character knows to chapters up to `chapter` (None or 0 lifts the limit)."""
+        if chapter is not None and not 0 <= chapter <= MAX_CHAPTER:
+            return Answer(f"The chapter must be from 1 to {MAX_CHAPTER} (0 lifts the limit).", ok=False)
         # "off" (not a missing value) so a limit from config.toml is lifted too
         value = "off" if chapter is None or chapter <= 0 else str(chapter)
         await self.app.chain.set_setting(msg, "max_chapter", value)
         return Answer("Spoiler limit lifted." if value == "off" else f"Spoiler limit: chapter {chapter}.")
 
+    async def chance(self, msg: Incoming, percent: int) -> Answer:
+        """The chance, in percent, that the character joins in unasked here (0 turns it off)."""
+        if not 0 <= percent <= 100:
+            return Answer("The chance must be a whole percent from 0 to 100.", ok=False)
+        await self.app.chain.set_setting(msg, "chance", str(percent / 100))
+        return Answer(f"Chance to join in unprompted: {percent}%.")
+
+    async def bots(self, msg: Incoming, on: bool) -> Answer:
+        """Whether other bots get answers here (with a fall-off)."""
+        state = "on" if on else "off"
+        await self.app.chain.set_setting(msg, "bots", state)
+        return Answer(f"Answering other bots: {state}.")
+
     async def lore(self, msg: Incoming, query: str) -> Answer:
-        """What the character would recall for `query` here (passages, lore, scenes)."""
+        """What the character would recall for `query` here (passages, lore, scenes), within the spoiler limit."""
+        query = " ".join(clean_text(query).split())[:MAX_QUERY_CHARS]
+        if not query:
+            return Answer("Usage: /lore QUERY", ok=False)
         settings = await self.app.chain.channel_settings(msg)
         persona = self.app.chain.persona_for(msg, settings)
         found = await self.app.knowledge.lookup(persona, query, [], settings.max_chapter)

@@ -61,6 +61,7 @@ class Exchange:
     settings: ChannelSettings
     text: str
     sink: Sink | None = None
+    arrived: float = 0.0  # monotonic time the message arrived (timeouts count from here)
     history: tuple[Turn, ...] = ()
     unsummarized: tuple[Turn, ...] = ()
     summary: Summary = field(default_factory=Summary)
@@ -71,6 +72,7 @@ class Exchange:
     prompt: tuple[ChatMessage, ...] = ()
     draft: str = ""
     mode: Mode = "model"
+    partial: bool = False  # the model stopped mid-reply; the whole sentences so far are the reply
     reply: Reply | None = None
 
 

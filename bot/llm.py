@@ -1,26 +1,63 @@
 """The model behind the character: any OpenAI-compatible chat-completions server.
 
-Talks through langchain-openai (the design's chain library), kept behind this small interface so
-the rest of the bot sees only `ChatModel`.
+One small HTTP client (httpx, server-sent events) behind the `ChatModel` interface. Every request
+carries a reply cap the server honours (`max_tokens`), streams (so an abandoned request is closed
+and the server stops generating), and waits for a slot: replies before background work.
+
+Errors::
+
+    LLMError                 no usable reply; `server_fault` says whether the server is to blame
+    ├── ContextOverflow      the prompt is longer than the server's context (a 400, or an empty stream)
+    └── BrokenStream         the stream stopped or was garbled after it had started
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
 from bot.config import LLMConfig
+from bot.serving import ServerProfile, count_with, probe_server
+from bot.slots import Priority, Slots
 
-if TYPE_CHECKING:
-    from langchain_openai import ChatOpenAI
+log = logging.getLogger(__name__)
+PROBE_EVERY = 30.0  # seconds between attempts to learn about a server that did not answer
+_MAX_CONTEXT = re.compile(r"maximum context length is (\d+)")
+_PROMPT_TOKENS = re.compile(r"(\d+) in the messages|(\d+) in your prompt|has (\d+) input tokens|(\d+) prompt tokens")
 
 
 class LLMError(Exception):
-    """The model server failed, timed out or is unreachable."""
+    """The model server gave no usable reply."""
+
+    server_fault = True
+
+
+class ContextOverflow(LLMError):
+    """The prompt did not fit the server's context; the request, not the server, was at fault."""
+
+    server_fault = False
+
+    def __init__(self, message: str, limit: int | None = None, requested: int | None = None):
+        super().__init__(message)
+        self.limit = limit
+        self.requested = requested
+
+
+class RequestRejected(LLMError):
+    """A 4xx caused by this one request (bad parameter, unknown model): not the server's fault."""
+
+    server_fault = False
+
+
+class BrokenStream(LLMError):
+    """The stream was cut or garbled after it started."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +72,23 @@ class ChatModel(Protocol):
     """What the pipeline needs from a model."""
 
     name: str
+    profile: ServerProfile
 
-    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        """Yield the reply text as it is generated."""
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None, priority: Priority = "reply"
+    ) -> AsyncGenerator[str, None]:
+        """Yield the reply text as it is generated (closing the generator ends the request)."""
         ...
 
-    async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> str:
-        """The whole reply at once (background jobs: summaries, facts)."""
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float,
+        priority: Priority = "background",
+    ) -> str:
+        """The whole reply at once (background jobs: summaries, facts, translations)."""
         ...
 
     async def models(self) -> list[str]:
@@ -53,81 +100,163 @@ class ChatModel(Protocol):
         ...
 
 
-def _to_langchain(messages: Sequence[ChatMessage]) -> list[Any]:
-    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-
-    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
-    return [kinds[m.role](content=m.content) for m in messages]
-
-
 class OpenAIChat:
     """Chat completions over HTTP with streaming; at most `max_concurrency` requests in flight."""
 
     def __init__(self, cfg: LLMConfig):
         self.cfg = cfg
         self.name = cfg.model or "(server default)"
-        self._gate = asyncio.Semaphore(cfg.max_concurrency)
+        self.slots = Slots(cfg.max_concurrency)
+        self.profile = ServerProfile.configured(cfg)
         key = cfg.api_key.get_secret_value()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        timeout = httpx.Timeout(cfg.request_timeout, connect=min(5.0, cfg.request_timeout))
+        limits = httpx.Limits(max_connections=cfg.max_concurrency + 4)
         self._http = httpx.AsyncClient(
-            base_url=cfg.base_url.rstrip("/") + "/", headers=headers, timeout=cfg.request_timeout
+            base_url=cfg.base_url.rstrip("/") + "/", headers=headers, timeout=timeout, limits=limits
         )
-        # building the client is slow (~1 s): do it at start when the model name is known
-        self._chat: ChatOpenAI | None = self._build(cfg.model) if cfg.model else None
+        self._probed_at = float("-inf")
+        self.last_usage: dict[str, Any] = {}
 
-    async def _client(self) -> ChatOpenAI:
-        if self._chat is None:
-            self._chat = self._build(self.cfg.model or (await self.models() or ["default"])[0])
-        return self._chat
+    async def probe(self) -> ServerProfile:
+        """Ask the server what it is (kind, context size, tokenizer); once it has answered, cached."""
+        now = time.monotonic()
+        if not self.profile.reachable and now - self._probed_at >= PROBE_EVERY:
+            self._probed_at = now
+            await probe_server(self._http, self.cfg, self.profile)
+            if not self.cfg.model and self.profile.models:
+                self.name = self.profile.models[0]
+        return self.profile
 
-    def _build(self, model: str) -> ChatOpenAI:
-        # imported here: langchain-openai takes ~2 s to import, which commands like `persona list` skip
-        from langchain_openai import ChatOpenAI
+    def body(self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float | None) -> dict[str, Any]:
+        """The request body for this server kind: only fields it honours."""
+        body: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "stream": True,
+            "temperature": self.cfg.temperature if temperature is None else temperature,
+            "top_p": self.cfg.top_p,
+        }
+        if self.cfg.model or self.name != "(server default)":
+            body["model"] = self.cfg.model or self.name
+        kind = self.profile.kind
+        # cloud APIs want max_completion_tokens; llama.cpp and older lmdeploy/vLLM read only max_tokens
+        body["max_completion_tokens" if kind == "openai" else "max_tokens"] = max_tokens
+        body["stream_options"] = {"include_usage": True}
+        if kind != "openai":  # sampling fields beyond OpenAI's, spelled the way each server reads them
+            if self.cfg.top_k:
+                body["top_k"] = self.cfg.top_k
+            if self.cfg.repetition_penalty != 1.0:
+                field = "repeat_penalty" if kind == "llamacpp" else "repetition_penalty"
+                body[field] = self.cfg.repetition_penalty
+        return body
 
-        self.name = model
-        return ChatOpenAI(
-            model=model,
-            base_url=self.cfg.base_url,
-            api_key=self.cfg.api_key.get_secret_value() or "not-needed",  # type: ignore[arg-type]
-            temperature=self.cfg.temperature,
-            top_p=self.cfg.top_p,
-            max_tokens=self.cfg.max_tokens,  # type: ignore[call-arg]
-            timeout=self.cfg.request_timeout,
-            max_retries=0,
-            extra_body=self._extra_body(),
-        )
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None, priority: Priority = "reply"
+    ) -> AsyncGenerator[str, None]:
+        """Yield the reply text as it is generated (closing the iterator closes the request)."""
+        await self.probe()
+        body = self.body(messages, max_tokens or self.cfg.max_tokens, None)
+        async with self.slots.take(priority):
+            async for delta in self._sse(body, self._estimate(messages)):
+                yield delta
 
-    def _extra_body(self) -> dict[str, float]:
-        """Sampling fields beyond OpenAI's; left out at their neutral values for strict servers."""
-        extra: dict[str, float] = {}
-        if self.cfg.top_k:
-            extra["top_k"] = self.cfg.top_k
-        if self.cfg.repetition_penalty != 1.0:
-            extra["repetition_penalty"] = self.cfg.repetition_penalty
-        return extra
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        temperature: float,
+        priority: Priority = "background",
+    ) -> str:
+        """The whole reply, streamed under the hood so a cancelled job stops the server too."""
+        await self.probe()
+        body = self.body(messages, max_tokens, temperature)
+        async with self.slots.take(priority):
+            return "".join([d async for d in self._sse(body, self._estimate(messages))])
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        """Yield the reply text as it is generated."""
-        async with self._gate:
-            try:
-                chat = await self._client()
-                async for chunk in chat.astream(_to_langchain(messages)):
-                    if isinstance(chunk.content, str) and chunk.content:
-                        yield chunk.content
-            except (LLMError, asyncio.CancelledError):
-                raise
-            except Exception as exc:  # the SDK raises many types; all mean "no reply"
+    async def count(self, text: str) -> int | None:
+        """Tokens in `text` by the server's own tokenizer, or None when it has no tokenizer endpoint."""
+        await self.probe()
+        if not self.profile.tokenizer:
+            return None
+        return await count_with(self._http, self.profile.tokenizer, text, self.name, self.cfg.base_url)
+
+    def _estimate(self, messages: Sequence[ChatMessage]) -> int:
+        return sum(self.profile.count_message(m.content) for m in messages)
+
+    async def _sse(self, body: dict[str, Any], estimate: int) -> AsyncIterator[str]:
+        got_data = finished = opened = False
+        try:
+            async with self._http.stream("POST", "chat/completions", json=body) as resp:
+                if resp.status_code >= 400:
+                    raise _http_error(resp.status_code, (await resp.aread()).decode("utf-8", "replace"))
+                opened = True
+                async for line in resp.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue  # comments (": ping"), event names, blank separators
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    got_data = True
+                    delta, done = self._delta(data, estimate)
+                    finished = finished or done
+                    if delta:
+                        yield delta
+        except httpx.HTTPError as exc:
+            if got_data:
+                raise BrokenStream(f"stream cut: {_brief(exc)}") from exc
+            if not opened:
                 raise LLMError(_brief(exc)) from exc
+            raise await self._diagnose(body, f"stream cut before any data: {_brief(exc)}") from exc
+        if not got_data:
+            # llama.cpp answers a prompt over its context with an empty 200 stream
+            raise await self._diagnose(body, "the server sent an empty stream")
+        if not finished:
+            raise BrokenStream("stream ended before the reply was finished")
 
-    async def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> str:
-        """The whole reply at once (background jobs: summaries, facts)."""
-        async with self._gate:
-            try:
-                chat = (await self._client()).bind(max_tokens=max_tokens, temperature=temperature)
-                result = await chat.ainvoke(_to_langchain(messages))
-            except Exception as exc:
-                raise LLMError(_brief(exc)) from exc
-        return result.content if isinstance(result.content, str) else str(result.content)
+    async def _diagnose(self, body: dict[str, Any], what: str) -> LLMError:
+        """Why a stream came back empty: the same prompt once more, unstreamed, for one token.
+
+        A prompt over the context is refused at once with the numbers (as a 400); otherwise the
+        server itself is at fault.
+        """
+        probe = {**body, "stream": False, "max_tokens": 1}
+        probe.pop("stream_options", None)
+        probe.pop("max_completion_tokens", None)
+        for tries_left in (1, 0):
+            try:  # the failed stream may have left a dead pooled connection: one retry
+                resp = await self._http.post("chat/completions", json=probe)
+                break
+            except httpx.TransportError as exc:
+                if not tries_left:
+                    return LLMError(f"{what}; then {_brief(exc)}")
+        if resp.status_code >= 400:
+            err = _http_error(resp.status_code, resp.text)
+            return err if isinstance(err, ContextOverflow) else LLMError(f"{what}; then {err}")
+        return LLMError(what)
+
+    def _delta(self, data: str, estimate: int) -> tuple[str, bool]:
+        """One event's text, and whether it carries a finish reason."""
+        try:
+            event = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise BrokenStream(f"garbled stream event: {data[:60]!r}") from exc
+        if not isinstance(event, dict):
+            raise BrokenStream(f"garbled stream event: {data[:60]!r}")
+        if "error" in event:
+            raise _http_error(500, json.dumps(event))
+        usage = event.get("usage")
+        if isinstance(usage, dict):
+            self.last_usage = usage
+            if not self.profile.tokenizer and isinstance(usage.get("prompt_tokens"), int):
+                self.profile.learn_ratio(estimate, usage["prompt_tokens"])
+        choices = event.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            return "", False
+        done = bool(choices[0].get("finish_reason"))
+        delta = choices[0].get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        return (content if isinstance(content, str) else ""), done
 
     async def models(self) -> list[str]:
         """Model ids the server offers (GET /v1/models)."""
@@ -141,6 +270,26 @@ class OpenAIChat:
     async def close(self) -> None:
         """Release connections."""
         await self._http.aclose()
+
+
+def _http_error(status: int, text: str) -> LLMError:
+    """The right error for an HTTP error answer."""
+    message = text
+    try:
+        err = json.loads(text).get("error", {})
+        message = err.get("message", text) if isinstance(err, dict) else str(err)
+        code = err.get("code") if isinstance(err, dict) else None
+    except (ValueError, AttributeError):
+        code = None
+    brief = f"HTTP {status}: {message.strip()[:240]}"
+    limit = _MAX_CONTEXT.search(message)
+    if code == "context_length_exceeded" or limit or "context length" in message.lower():
+        prompt = _PROMPT_TOKENS.search(message)
+        tokens = next((int(g) for g in prompt.groups() if g), None) if prompt else None
+        return ContextOverflow(brief, int(limit.group(1)) if limit else None, tokens)
+    if 400 <= status < 500 and status not in (408, 429):
+        return RequestRejected(brief)
+    return LLMError(brief)
 
 
 def _brief(exc: BaseException) -> str:

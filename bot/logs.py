@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 REDACTED = "***"
@@ -36,9 +37,12 @@ class RedactingFormatter(logging.Formatter):
         return text
 
 
-def setup_logging(level: str, secrets: Iterable[str]) -> None:
-    """Log to stderr (stdout stays for replies) with redaction; quiet chatty libraries."""
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(level: str, secrets: Iterable[str], file: Path | None = None) -> None:
+    """Log to stderr (stdout stays for replies), or to `file`, with redaction; quiet chatty libraries."""
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(file, encoding="utf-8")
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.sanitize import clean_name, clean_text
+
 Platform = Literal["terminal", "discord", "qq", "test"]
 
 
@@ -36,6 +38,12 @@ class Incoming:
     is_self: bool = False
     attachments: tuple[Attachment, ...] = ()
     persona: str = ""
+    bot_id: str = ""  # the bot account that received it (QQ self_id, Discord user id)
+
+    def __post_init__(self) -> None:
+        """Clean what users wrote at the edge, so no front can forget: text and display name."""
+        object.__setattr__(self, "text", clean_text(self.text))
+        object.__setattr__(self, "display_name", clean_name(self.display_name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +56,9 @@ class Clip:
     text: str = ""
 
 
-Mode = Literal["model", "offline", "fallback"]
+# canned: a short line of the character's chosen without the model (a rate-limit notice, "I can't
+# see pictures"); the chain posts it at once
+Mode = Literal["model", "offline", "fallback", "canned"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import sys
 from typing import TextIO
 
@@ -20,12 +19,12 @@ HELP = "/reset forgets this conversation · /persona ID switches character · /q
 class TerminalChat:
     """Talks to the chain as one user in a direct conversation named by --session."""
 
-    def __init__(self, app: App, session: str, persona: str = "", out: TextIO = sys.stdout):
+    def __init__(self, app: App, session: str, persona: str = "", out: TextIO = sys.stdout, name: str = ""):
         self.app = app
         self.session = session
         self.persona = persona
         self.out = out
-        self.user = getpass.getuser() or "user"
+        self.user = name  # "" lets the card's own name for the user stand
 
     def incoming(self, text: str) -> Incoming:
         """A terminal line as a direct message."""
@@ -63,7 +62,11 @@ class TerminalChat:
 
     def _read(self, interactive: bool) -> str | None:
         try:
-            return input("> ") if interactive else (sys.stdin.readline() or None)
+            if interactive:  # input()'s own prompt goes to stderr; the chat lives on stdout
+                self.out.write("> ")
+                self.out.flush()
+                return input()
+            return sys.stdin.readline() or None
         except EOFError:
             return None
 
@@ -82,11 +85,16 @@ class TerminalChat:
         if interactive:
             self.out.write(f"{(await self._current()).name}: ")
 
+            shown: list[str] = []
+
             async def sink(delta: str) -> None:
+                shown.append(delta)
                 self.out.write(delta)
                 self.out.flush()
 
             reply = await self.app.chain.handle(self.incoming(line), sink)
+            if reply and not "".join(shown).strip().endswith(reply.text.strip()):
+                self.out.write(f"\n{reply.persona_name}: {reply.text}")  # the reply differs from what streamed
             self.out.write("\n")
         else:
             reply = await self.app.chain.handle(self.incoming(line))

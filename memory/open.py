@@ -6,6 +6,7 @@ import logging
 
 from bot.config import MemoryConfig
 from memory.redis_store import RedisStore
+from memory.resilient import ResilientStore
 from memory.sqlite_store import SQLiteStore
 from memory.store import ConversationStore, StoreError
 
@@ -13,13 +14,27 @@ log = logging.getLogger(__name__)
 
 
 async def open_store(cfg: MemoryConfig) -> ConversationStore:
-    """Redis when configured or answering (auto), else the embedded SQLite file."""
+    """Redis when configured or answering (auto), else the embedded SQLite file; outages absorbed."""
+    return ResilientStore(await _open_backend(cfg), grace=cfg.retry_seconds)
+
+
+async def _open_backend(cfg: MemoryConfig) -> ConversationStore:
     ttl = cfg.ttl_days * 86400
     if cfg.backend in ("redis", "auto"):
-        store = RedisStore(cfg.redis_url.get_secret_value(), cfg.key_prefix, cfg.max_turns, ttl)
+        store = RedisStore(
+            cfg.redis_url.get_secret_value(),
+            cfg.key_prefix,
+            cfg.max_turns,
+            ttl,
+            max_connections=cfg.redis_max_connections,
+            pool_timeout=cfg.redis_pool_timeout,
+            # "auto" decides at once whether Redis is there; "redis" waits out a restart
+            retry_seconds=cfg.retry_seconds if cfg.backend == "redis" else 0.0,
+        )
         try:
             await store.ping()
             log.info("memory: redis (%s)", safe_url(cfg.redis_url.get_secret_value()))
+            store.retry_seconds = cfg.retry_seconds
             return store
         except StoreError as exc:
             await store.close()

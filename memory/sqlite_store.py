@@ -208,9 +208,10 @@ class SQLiteStore:
             sql, args = "INSERT OR REPLACE INTO settings VALUES (?,?,?)", (channel_key, name, value)
         await self._run(lambda db: db.execute(sql, args))
 
-    async def claim(self, platform: str, message_id: str, ttl: float) -> bool:
-        """True the first time a message id is seen within `ttl` seconds (no double replies)."""
-        key, now = f"{platform}:{message_id}", self._clock()
+    async def claim(self, platform: str, bot_id: str, conversation: str, message_id: str, ttl: float) -> bool:
+        """True the first time this bot sees the message id in the conversation within `ttl` seconds."""
+        # rows of the old shape (<platform>:<id>) are never matched again and expire with the rest
+        key, now = f"{platform}:{bot_id}:{conversation}:{message_id}", self._clock()
 
         def tx(db: sqlite3.Connection) -> bool:
             db.execute("DELETE FROM seen WHERE expires<?", (now,))
@@ -227,6 +228,23 @@ class SQLiteStore:
         """Release connections."""
         with self._lock:
             self._db.close()
+
+    async def rate_hit(self, key: str, window_s: float, limit: int) -> bool:
+        """Count one hit on `key` unless `limit` hits already fell in the last `window_s` seconds."""
+        now = self._clock()
+
+        def tx(db: sqlite3.Connection) -> bool:
+            # hits live no longer than their window, so the table stays small without a schema bump
+            db.execute("CREATE TABLE IF NOT EXISTS rate_hits (key TEXT NOT NULL, at REAL NOT NULL, expires REAL NOT NULL)")
+            db.execute("CREATE INDEX IF NOT EXISTS rate_hits_key ON rate_hits (key, at)")
+            db.execute("DELETE FROM rate_hits WHERE expires<=?", (now,))
+            (n,) = db.execute("SELECT COUNT(*) FROM rate_hits WHERE key=? AND at>?", (key, now - window_s)).fetchone()
+            if n >= limit:
+                return False
+            db.execute("INSERT INTO rate_hits VALUES (?,?,?)", (key, now, now + window_s))
+            return True
+
+        return await self._run(tx)
 
 
 def _facts(db: sqlite3.Connection, owner: str) -> list[str]:

@@ -59,8 +59,12 @@ class ConversationStore(Protocol):
         """Set (or with None, remove) one per-channel setting."""
         ...
 
-    async def claim(self, platform: str, message_id: str, ttl: float) -> bool:
-        """True the first time a message id is seen within `ttl` seconds (no double replies)."""
+    async def claim(self, platform: str, bot_id: str, conversation: str, message_id: str, ttl: float) -> bool:
+        """True the first time this bot sees the message id in the conversation within `ttl` seconds.
+
+        Keyed by all three: platforms number messages per conversation (or restart the count), and
+        two bot accounts each answer their own copy of a message.
+        """
         ...
 
     async def ping(self) -> None:
@@ -69,4 +73,11 @@ class ConversationStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+    async def rate_hit(self, key: str, window_s: float, limit: int) -> bool:
+        """Count one hit on `key` unless `limit` hits already fell in the last `window_s` seconds.
+
+        True when the hit was within the limit. Shared by every process on the same store.
+        """
         ...

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 
 from bot.background import Background
 from bot.config import MemoryConfig
+from bot.hygiene import grams_of, longest_shared_run, normalize
 from bot.llm import ChatMessage, ChatModel, LLMError
 from memory.store import ConversationStore
-from memory.text import estimate_tokens
+from memory.text import char_classes, estimate_tokens
 from memory.turns import SessionKey, Summary, Turn
 from persona.card import Persona
 
@@ -40,6 +41,28 @@ def _lang(persona: Persona) -> str:
 def render_turns(turns: Sequence[Turn], persona: Persona) -> str:
     """Turns as `name: text` lines."""
     return "\n".join(f"{persona.name if t.role == 'assistant' else (t.name or t.user_id)}: {t.text}" for t in turns)
+
+
+def usable_summary(text: str, persona: Persona, limit: int, sources: Sequence[str]) -> str:
+    """The summary if it is fit to keep: within its length, in the persona's language, not an echo."""
+    text = text.strip()
+    if not text or estimate_tokens(text) > limit * 1.5:
+        return ""
+    cjk, other = char_classes(text)
+    if _lang(persona) == "zh" and cjk < 0.3 * (cjk + other / 2):
+        return ""  # a Chinese persona's memory written in another language
+    norm = normalize(text)
+    for source in sources:
+        run, _ = longest_shared_run(norm, grams_of([source]))
+        if run >= 0.6 * len(norm):
+            return ""  # a copy of the prompt or of the conversation, not a summary
+    return text
+
+
+def usable_fact(fact: str, said: Sequence[str]) -> bool:
+    """A fact is a short statement, not a copy of a whole message."""
+    norm = normalize(fact)
+    return 2 <= len(norm) <= 80 and not any(norm == normalize(s) and len(norm) > 20 for s in said)
 
 
 def parse_facts(raw: str) -> list[str]:
@@ -86,11 +109,15 @@ class Summarizer:
             ChatMessage("user", f"【旧提要】\n{old.text or '（无）'}\n\n【新对话】\n{render_turns(turns, persona)}"),
         ]
         try:
-            text = await self.model.complete(prompt, max_tokens=limit * 2, temperature=0.3)
+            raw = await self.model.complete(prompt, max_tokens=limit + limit // 2, temperature=0.3)
         except LLMError as exc:
             log.info("summary skipped: %s", exc)
             return
-        if text.strip() and await self.store.set_summary(key, Summary(text.strip(), turns[-1].seq)):
+        text = usable_summary(raw, persona, limit, [prompt[0].content, render_turns(turns, persona)])
+        if not text:
+            log.info("summary of %s rejected (too long, wrong language or an echo); kept the old one", key)
+            return
+        if await self.store.set_summary(key, Summary(text, turns[-1].seq)):
             log.info("summary of %s now covers turns up to %d", key, turns[-1].seq)
 
     def note_facts(self, persona: Persona, platform: str, user_id: str, name: str, said: Sequence[str]) -> None:
@@ -104,13 +131,14 @@ class Summarizer:
 
     async def _facts(self, persona: Persona, platform: str, user_id: str, name: str, said: list[str]) -> None:
         prompt = [
-            ChatMessage("system", FACTS_PROMPT[_lang(persona)].format(name=name or user_id)),
+            ChatMessage("system", FACTS_PROMPT[_lang(persona)].format(name=name or persona.card.user_alias or user_id)),
             ChatMessage("user", "\n".join(said)),
         ]
         try:
-            facts = parse_facts(await self.model.complete(prompt, max_tokens=200, temperature=0.2))
+            facts = parse_facts(await self.model.complete(prompt, max_tokens=160, temperature=0.2))
         except LLMError as exc:
             log.info("facts skipped: %s", exc)
             return
+        facts = [f for f in facts if usable_fact(f, said)]
         if facts:
             await self.store.add_facts(persona.id, platform, user_id, facts, self.cfg.facts_per_user)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff"
 _WORD = re.compile(rf"[{_CJK}]+|[a-zA-Z0-9]+(?:'[a-z]+)?")
@@ -28,20 +28,26 @@ def lexical_tokens(text: str) -> list[str]:
     return out
 
 
+def char_classes(text: str) -> tuple[int, int]:
+    """(CJK characters, other characters) in text."""
+    cjk = len(_IS_CJK.findall(text))
+    return cjk, len(text) - cjk
+
+
 def estimate_tokens(text: str) -> int:
     """A tokenizer-free estimate: one per CJK character, one per ~4 other characters."""
-    cjk = len(_IS_CJK.findall(text))
-    return cjk + math.ceil((len(text) - cjk) / 4)
+    cjk, other = char_classes(text)
+    return cjk + math.ceil(other / 4)
 
 
-def truncate_tokens(text: str, budget: int) -> str:
-    """Cut text (at a character) so its estimate fits the budget."""
-    if estimate_tokens(text) <= budget:
+def truncate_tokens(text: str, budget: int, count: Callable[[str], int] = estimate_tokens) -> str:
+    """Cut text (at a character) so its count fits the budget."""
+    if count(text) <= budget:
         return text
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if estimate_tokens(text[:mid]) <= budget:
+        if count(text[:mid]) <= budget:
             lo = mid
         else:
             hi = mid - 1

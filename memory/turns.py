@@ -35,6 +35,7 @@ class Turn:
     at: float = 0.0
     message_id: str = ""
     seq: int = 0
+    partial: bool = False
 
     def dumps(self) -> str:
         """Serialize with the schema version."""

@@ -32,6 +32,7 @@ class LoreEntry(_Strict):
     position: Literal["before_char", "after_char"] = "after_char"
     priority: int = 10
     comment: str = ""
+    chapter: int | None = Field(None, ge=1)  # the source chapter it belongs to: hidden past a spoiler limit
 
 
 class VoiceSpec(_Strict):
@@ -42,6 +43,13 @@ class VoiceSpec(_Strict):
     language: str = "ja"
     translate_to: str = "ja"
     params: dict[str, float | int | str] = Field(default_factory=dict)  # VITS: noise, noisew, length, ...
+
+
+class Lines(_Strict):
+    """The character's own short lines for moments the model is not asked; {{user}} is filled in."""
+
+    rate_limited: list[str] = Field(default_factory=list)  # someone writes faster than the limit
+    no_pictures: list[str] = Field(default_factory=list)  # someone sends only a picture
 
 
 class KnowledgeSpec(_Strict):
@@ -75,6 +83,7 @@ class Card(_Strict):
     voice: VoiceSpec = Field(default_factory=VoiceSpec)
     glossary: dict[str, str] = Field(default_factory=dict)
     lorebook: list[LoreEntry] = Field(default_factory=list)
+    lines: Lines = Field(default_factory=Lines)
     knowledge: KnowledgeSpec = Field(default_factory=KnowledgeSpec)
 
 

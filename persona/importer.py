@@ -112,8 +112,23 @@ def _int(entry: dict[str, Any], name: str, default: int) -> int:
     return default if value is None else int(value)
 
 
+def _chapter(entry: dict[str, Any], ext: dict[str, Any]) -> int | None:
+    """The source chapter an entry belongs to: `chapter` on the entry or in its extensions."""
+    value = entry.get("chapter", ext.get("chapter"))
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not re.fullmatch(r"[0-9]{1,9}", str(value).strip()):
+        raise ValueError(f"chapter must be a whole number of 1 or more, not {str(value)[:20]!r}")
+    chapter = int(str(value).strip())
+    if chapter < 1:
+        raise ValueError("chapter must be 1 or more (leave it out for lore of the whole work)")
+    return chapter
+
+
 def _lore(entry: dict[str, Any]) -> LoreEntry:
     ext = entry.get("extensions") or {}
+    if not isinstance(ext, dict):
+        raise ValueError("extensions must be an object")
     logic = {0: "and_any", 1: "not_all", 2: "not_any", 3: "and_all"}.get(ext.get("selectiveLogic", 0))
     return LoreEntry(
         keys=_words(entry, "keys"),
@@ -128,6 +143,7 @@ def _lore(entry: dict[str, Any]) -> LoreEntry:
         position="before_char" if entry.get("position") == "before_char" else "after_char",
         priority=_int(entry, "priority", 10),
         comment=str(entry.get("comment") or entry.get("name") or ""),
+        chapter=_chapter(entry, ext),
     )
 
 
@@ -148,7 +164,7 @@ def import_card(path: Path, dest_root: Path, pid: str | None = None, force: bool
     target = folder / "card.toml"
     if target.exists() and not force:
         raise PersonaError(f"{target} exists (use --force to replace it, or --id for another id)")
-    text = tomli_w.dumps(card.model_dump(by_alias=True, mode="json"), multiline_strings=True)
+    text = tomli_w.dumps(card.model_dump(by_alias=True, mode="json", exclude_none=True), multiline_strings=True)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(text, encoding="utf-8")

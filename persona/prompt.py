@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from memory.text import estimate_tokens
+from collections.abc import Callable
+
+from memory.text import estimate_tokens, truncate_tokens
 from persona.card import Persona
 
 _HEADINGS = {
@@ -34,20 +36,30 @@ def headings(persona: Persona) -> tuple[str, ...]:
     return _HEADINGS["zh" if persona.card.language.startswith("zh") else "en"]
 
 
-def stable_prompt(persona: Persona, example_budget: int) -> str:
-    """System prompt, persona and style examples; depends only on the card."""
+def stable_prompt(
+    persona: Persona, example_budget: int, count: Callable[[str], int] = estimate_tokens, budget: int | None = None
+) -> str:
+    """System prompt, persona and style examples; depends only on the card and the budgets.
+
+    `budget`, when given, caps the whole text: examples go first, then the persona text is cut.
+    The same inputs always give the same bytes, so the model server's prefix cache holds.
+    """
     card = persona.card
     h = headings(persona)
     parts = [system_prompt(persona)]
     for title, body in ((h[0], card.description), (h[1], card.personality), (h[2], card.scenario)):
         if body.strip():
             parts.append(f"【{title}】\n{persona.render(body.strip())}")
+    head = "\n\n".join(parts)
+    if budget is not None and count(head) > budget:
+        return truncate_tokens(head, budget, count)
+    room = example_budget if budget is None else min(example_budget, budget - count(head) - 8)
     lines: list[str] = []
-    used = 0
+    used = count(f"【{h[3]}】")
     for ex in persona.examples():
         pair = f"{card.user_alias}：{persona.render(ex.user)}\n{persona.name}：{persona.render(ex.char)}"
-        cost = estimate_tokens(pair)
-        if used + cost > example_budget:
+        cost = count(pair) + 1
+        if used + cost > room:
             break
         lines.append(pair)
         used += cost

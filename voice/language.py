@@ -26,6 +26,31 @@ def language_of(text: str) -> str:
     return ""
 
 
+# simplified forms and particles Japanese never writes, then Chinese words Japanese rarely uses alone
+_ZH_SIMPLIFIED = re.compile(r"[们这说话吗呢吧么国门时东车见长问觉让还给过对谁咱]")
+_ZH_GRAMMAR = re.compile(r"[们这说话吗呢吧么国门时东车见长问觉让还给过对谁咱是很也就哪]")
+_HANGUL = re.compile(r"[\uac00-\ud7af]")
+
+
+def japanese_share(text: str) -> float:
+    """Share of letters that belong in Japanese (kana, and Han characters Japanese uses)."""
+    kana = len(_KANA.findall(text))
+    han = len(_HAN.findall(text))
+    foreign = len(_LATIN.findall(text)) + len(_ZH_GRAMMAR.findall(text)) + len(_HANGUL.findall(text))
+    letters = kana + han + len(_LATIN.findall(text)) + len(_HANGUL.findall(text))
+    return (letters - foreign) / letters if letters else 0.0
+
+
+def japanese_only(text: str, floor: float = 0.9) -> str:
+    """The text fit to be spoken in Japanese: explanation lines in other languages dropped; "" if
+    what is left is not Japanese throughout (at least `floor` of its letters)."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and japanese_share(ln) >= 0.5]
+    kept = "\n".join(lines).strip()
+    if not kept or language_of(kept) != "ja" or _ZH_SIMPLIFIED.search(kept) or japanese_share(kept) < floor:
+        return ""
+    return kept
+
+
 def glossary_for(text: str, glossary: Mapping[str, str]) -> dict[str, str]:
     """The glossary entries whose source term occurs in the text."""
     return {src: dst for src, dst in glossary.items() if src and src in text}

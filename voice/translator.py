@@ -9,7 +9,7 @@ from collections import OrderedDict
 from bot.llm import ChatMessage, ChatModel, LLMError
 from persona.card import Persona
 from voice.base import VoiceError
-from voice.language import apply_glossary, glossary_for, language_of
+from voice.language import apply_glossary, glossary_for, japanese_only, language_of
 
 LANGUAGE_NAMES = {"ja": "Japanese", "zh": "Chinese", "en": "English"}
 _WRAPPERS = re.compile(r"^(?:```\w*\s*|[「『\"“]|(?:translation|翻訳|译文)\s*[:：]\s*)|(?:\s*```|[」』\"”])$", re.I)
@@ -80,8 +80,10 @@ class ModelTranslator:
             raise VoiceError(f"translation failed: {exc}") from exc
         self.calls += 1
         result = clean_translation(raw)
-        if not result or (target == "ja" and language_of(result) == "zh"):
-            return None  # nothing, or the model answered in Chinese: better no clip than a garbled one
+        if target == "ja":
+            result = japanese_only(result)  # a mixed or explained translation is never spoken
+        if not result or language_of(result) != target:
+            return None  # nothing, or the wrong language: better no clip than a garbled one
         # Terms the model copied through untranslated still get the character's rendering.
         result = apply_glossary(result, persona.card.glossary)
         self._cache[key] = result

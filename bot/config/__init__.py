@@ -6,13 +6,16 @@ Relative paths in the file are resolved against the file's folder.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
-from pydantic import PrivateAttr, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import BaseModel, PrivateAttr, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from bot.config.core import BotConfig, LLMConfig, MemoryConfig, PersonasConfig
 from bot.config.discord import DiscordConfig
@@ -125,6 +128,8 @@ def load_config(path: Path | None = None, env_file: Path | None = None) -> Setti
         settings = Settings(_env_file=env_file if env_file.is_file() else None, **data)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path if path.is_file() else None)) from None
+    except SettingsError as exc:  # a list or table written in the environment that is not JSON
+        raise ConfigError(_not_json(exc, env_file)) from None
     root = path.resolve().parent if path.is_file() else Path.cwd()
     settings = _resolve_paths(settings, root)
     settings._source = path.resolve() if path.is_file() else None
@@ -139,12 +144,37 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         section, key = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else ("", loc[0] if loc else "")
         env_name = "BOT_" + "__".join(p.upper() for p in loc)
         where = f"environment {env_name}" if env_name in os.environ else str(path or "config")
-        what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         if not section:
             lines.append(f"{where}: unknown section [{key}]" if err["type"] == "extra_forbidden" else f"{where}: {key}: {what}")
         else:
             lines.append(f"{where}: [{section}] {key}: {what}")
     return "\n".join(lines)
+
+
+def _not_json(exc: SettingsError, env_file: Path) -> str:
+    """The variable whose value had to be JSON (a list or a table) and is not, as one line."""
+    found = re.search(r'field "(\w+)" from source "(\w+)"', str(exc))
+    section, source = found.groups() if found else ("", "")
+    dotenv = source.startswith("DotEnv")
+    values = dotenv_values(env_file) if dotenv and env_file.is_file() else dict(os.environ)
+    where = f"{env_file}:" if dotenv else "environment"
+    model = Settings.model_fields[section].annotation if section in Settings.model_fields else None
+    fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+    prefix = f"BOT_{section.upper()}__"
+    for name, raw in values.items():
+        key = name.upper().removeprefix(prefix).lower()
+        if not name.upper().startswith(prefix) or key not in fields or raw is None:
+            continue
+        kind = get_origin(fields[key].annotation)
+        if kind not in (list, set, tuple, dict):
+            continue
+        try:
+            json.loads(raw)
+        except ValueError:
+            example = '{"name": "value"}' if kind is dict else '["12345", "67890"]'
+            return f"{where} {name}: [{section}] {key}: not valid JSON; write it like {example}"
+    return f"{where} [{section}]: a value is not valid JSON ({exc}); write lists and tables as JSON"
 
 
 def _resolve_paths(settings: Settings, root: Path) -> Settings:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class Section(BaseModel):
@@ -33,6 +34,7 @@ class LLMConfig(Section):
     """[llm]: the OpenAI-compatible model server (lmdeploy api_server by default)."""
 
     provider: Literal["openai", "offline"] = "openai"
+    server: Literal["auto", "lmdeploy", "vllm", "llamacpp", "openai"] = "auto"
     base_url: str = "http://127.0.0.1:23333/v1"
     model: str = ""
     api_key: SecretStr = SecretStr("")
@@ -41,12 +43,21 @@ class LLMConfig(Section):
     top_k: int = Field(40, ge=0)
     repetition_penalty: float = Field(1.05, gt=0.0)
     max_tokens: int = Field(512, ge=1)
-    context_tokens: int = Field(4096, ge=512)
+    context_tokens: int | Literal["auto"] = Field("auto", union_mode="left_to_right")
     example_tokens: int = Field(800, ge=0)
     request_timeout: float = Field(30.0, gt=0.0)
     deadline: float = Field(60.0, gt=0.0)
+    first_token_timeout: float = Field(10.0, gt=0.0)
     max_concurrency: int = Field(4, ge=1)
     retry_after: float = Field(30.0, ge=0.0)
+
+
+    @field_validator("context_tokens")
+    @classmethod
+    def _context_size(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 512:
+            raise ValueError("must be at least 512 (or \"auto\")")
+        return value
 
 
 class MemoryConfig(Section):
@@ -54,6 +65,9 @@ class MemoryConfig(Section):
 
     backend: Literal["auto", "redis", "sqlite"] = "auto"
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_max_connections: int = Field(64, ge=1)
+    redis_pool_timeout: float = Field(10.0, gt=0.0)
+    retry_seconds: float = Field(5.0, ge=0.0)
     key_prefix: str = "rp:v1"
     sqlite_path: Path = Path("memory.sqlite3")
     max_turns: int = Field(200, ge=10)
@@ -65,6 +79,19 @@ class MemoryConfig(Section):
     facts: bool = True
     facts_per_user: int = Field(12, ge=0)
     facts_every: int = Field(6, ge=1)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        """A URL redis-py can open; the message never repeats it (it may hold a password)."""
+        url = urlparse(value.get_secret_value())
+        if url.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("not a Redis URL; write it like redis://127.0.0.1:6379/0 (rediss:// for TLS, unix:///path)")
+        try:
+            url.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError("the port is not a number; write it like redis://127.0.0.1:6379/0") from None
+        return value
 
 
 class PersonasConfig(Section):

@@ -9,6 +9,7 @@ from collections.abc import Collection
 import discord
 
 from bot.messages import Attachment, Incoming
+from bot.sanitize import clean_name
 from persona.library import PersonaLibrary
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,10 @@ async def referenced(message: discord.Message) -> discord.Message | None:
 
 
 def plain_text(message: discord.Message, me_id: int, persona_name: str) -> str:
-    """The content with mentions made readable: a leading @bot dropped, later ones the persona's name."""
+    """The content with mentions made readable: a leading @bot dropped, later ones the persona's name.
+
+    A bare @bot leaves nothing: the guard stage turns a call without words into one the model reads.
+    """
     users = {u.id: u.display_name for u in message.mentions}
     roles = {r.id: r.name for r in message.role_mentions}
     channels = {c.id: getattr(c, "name", "channel") for c in message.channel_mentions}
@@ -47,9 +51,7 @@ def plain_text(message: discord.Message, me_id: int, persona_name: str) -> str:
             return "@" + roles.get(ident, "role")
         return "#" + channels.get(ident, "channel")
 
-    text = MENTION.sub(readable, content).strip()
-    # a bare "@bot" is a call by name: give the model the name rather than nothing
-    return text or (persona_name if content != message.content else "")
+    return MENTION.sub(readable, content).strip()
 
 
 def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
@@ -88,7 +90,8 @@ async def to_incoming(
         platform="discord",
         channel_id=str(message.channel.id),
         user_id=str(message.author.id),
-        display_name=message.author.display_name,
+        # a name of invisible characters only falls back to the account name
+        display_name=clean_name(message.author.display_name) or message.author.name,
         text=text,
         message_id=str(message.id),
         is_direct=message.guild is None,
@@ -99,4 +102,5 @@ async def to_incoming(
         is_self=own,
         attachments=attachments_of(message),
         persona=persona,
+        bot_id=str(me.id),
     )

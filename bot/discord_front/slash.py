@@ -8,7 +8,7 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from bot.commands import Answer, Commands
+from bot.commands import MAX_CHAPTER, Answer, Commands
 from bot.discord_front.outbox import QUIET
 from bot.discord_front.split import split_text
 from bot.messages import Incoming
@@ -48,10 +48,6 @@ def build_tree(client: discord.Client, commands: Commands) -> app_commands.Comma
     """The command tree with every command installed."""
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     persona = app_commands.Group(name="persona", description="Which character speaks here")
-
-    async def channel_setting(interaction: discord.Interaction, key: str, value: str) -> None:
-        """Persist one per-channel setting the pipeline reads (ChannelSettings)."""
-        await commands.app.chain.set_setting(incoming_of(interaction), key, value)
 
     @persona.command(name="list", description="Every character this bot can be")
     async def persona_list(interaction: discord.Interaction) -> None:
@@ -95,7 +91,7 @@ def build_tree(client: discord.Client, commands: Commands) -> app_commands.Comma
 
     @app_commands.command(name="spoiler", description="Limit the character's knowledge to chapters up to N; 0 lifts it (Manage Server)")
     @app_commands.describe(chapter="last chapter the character may know; 0 for no limit")
-    async def spoiler(interaction: discord.Interaction, chapter: app_commands.Range[int, 0, 1_000_000]) -> None:
+    async def spoiler(interaction: discord.Interaction, chapter: app_commands.Range[int, 0, MAX_CHAPTER]) -> None:
         if not may_manage(interaction):
             await answer(interaction, Answer(NOT_ALLOWED, ok=False))
             return
@@ -107,16 +103,14 @@ def build_tree(client: discord.Client, commands: Commands) -> app_commands.Comma
         if not may_manage(interaction):
             await answer(interaction, Answer(NOT_ALLOWED, ok=False))
             return
-        await channel_setting(interaction, "chance", str(percent / 100))
-        await answer(interaction, Answer(f"Chance to join in unprompted: {percent}%."))
+        await answer(interaction, await commands.chance(incoming_of(interaction), percent))
 
     @app_commands.command(name="bots", description="Whether other bots get answers here, with a fall-off (Manage Server)")
     async def bots(interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
         if not may_manage(interaction):
             await answer(interaction, Answer(NOT_ALLOWED, ok=False))
             return
-        await channel_setting(interaction, "bots", state)
-        await answer(interaction, Answer(f"Answering other bots: {state}."))
+        await answer(interaction, await commands.bots(incoming_of(interaction), state == "on"))
 
     @app_commands.command(name="stats", description="Which character, how much it remembers, which model answers")
     async def stats(interaction: discord.Interaction) -> None:

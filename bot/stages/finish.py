@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from bot.cleaning import clean_reply, leaks
 from bot.exchange import Exchange
 from bot.messages import Reply
 from bot.stages.generate import OfflineBook
@@ -38,20 +37,15 @@ class Finish:
     async def __call__(self, ex: Exchange) -> Exchange | None:
         """Fill ex.reply; the user's message and the reply are stored together."""
         persona, msg = ex.persona, ex.incoming
-        text = clean_reply(
-            ex.draft, [persona.name, *persona.card.nickname], [msg.display_name, persona.card.user_alias]
-        )
-        mode = ex.mode
-        hidden = persona.render(persona.card.system_prompt + "\n" + persona.card.post_history_instructions)
-        if not text or leaks(text, hidden):
-            log.warning("model reply unusable (empty or leaking the prompt); using an example line")
+        text, mode = ex.draft.strip(), ex.mode  # generate has cleaned and checked model text
+        if not text:
             text, mode = self.offline.answer(persona, ex.text, msg.display_name, []), "fallback"
         now = self.clock()
         stored = await self.store.append(
             ex.session,
             [
                 Turn("user", ex.text, msg.user_id, msg.display_name, True, now, msg.message_id),
-                Turn("assistant", text, "", persona.name, True, now),
+                Turn("assistant", text, "", persona.name, True, now, partial=ex.partial),
             ],
         )
         if self.summarizer and mode == "model":

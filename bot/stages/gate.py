@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from bot.config import BotConfig
 from bot.exchange import Exchange
-from bot.stages.guard import clean_input
+from bot.sanitize import clean_input
 from memory.store import ConversationStore
 from memory.turns import Turn
 from persona.library import name_position
@@ -82,16 +82,14 @@ class Gate:
 
     async def _keep(self, ex: Exchange) -> None:
         """Unaddressed group messages become context (keyed by user id, never by nickname)."""
-        text = clean_input(ex.text, self.cfg.max_input_chars)
-        if ex.incoming.is_direct or not text:
-            return
-        turn = Turn(
-            role="user",
-            text=text,
-            user_id=ex.incoming.user_id,
-            name=ex.incoming.display_name,
-            addressed=False,
-            at=self.clock(),
-            message_id=ex.incoming.message_id,
-        )
-        await self.store.append(ex.session, [turn])
+        if not ex.incoming.is_direct:
+            await keep_as_context(self.store, ex, clean_input(ex.text, self.cfg.max_input_chars), self.clock())
+
+
+async def keep_as_context(store: ConversationStore, ex: Exchange, text: str, at: float) -> None:
+    """Store a message the character does not answer as an unaddressed turn (nothing when empty)."""
+    if not text:
+        return
+    msg = ex.incoming
+    turn = Turn("user", text, msg.user_id, msg.display_name, addressed=False, at=at, message_id=msg.message_id)
+    await store.append(ex.session, [turn])

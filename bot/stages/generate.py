@@ -1,4 +1,4 @@
-"""Stage 5, generate: the model, streamed, with a deadline; offline lines when it can't answer."""
+"""Stage 5, generate: the model, streamed and checked, with timeouts; offline lines when it can't answer."""
 
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 
-from bot.cleaning import StreamCleaner
 from bot.config import LLMConfig
 from bot.exchange import Exchange
-from bot.llm import ChatModel, LLMError
+from bot.hygiene import Hidden, ReplyCheck, whole_sentences
+from bot.llm import ChatModel, ContextOverflow, LLMError
 from bot.lookup import Passage
 from bot.offline import OfflineResponder
 from persona.card import Persona
 
 log = logging.getLogger(__name__)
 _SCENE_LINE = re.compile(r"「(.+?)」")
+Recompose = Callable[[Exchange], Awaitable[Exchange]]
 
 
 class OfflineBook:
@@ -45,8 +46,23 @@ class OfflineBook:
         return responder.answer(text, user, avoid)
 
 
+@dataclass
+class Attempt:
+    """How one model request went."""
+
+    text: str = ""
+    shown: bool = False
+    error: LLMError | None = None
+    timed_out: str = ""  # "first token" or "deadline" or "stall"
+    partial: bool = False
+
+
 class Generate:
-    """Streams the model's reply into ex.draft; falls back to offline lines on failure."""
+    """Streams the model's reply into ex.draft; falls back to offline lines on failure.
+
+    The circuit breaker opens only for the server's own faults (refused, 5xx, timeouts, broken
+    streams), never for a request that was too long or malformed.
+    """
 
     def __init__(
         self,
@@ -54,46 +70,134 @@ class Generate:
         model: ChatModel | None,
         offline: OfflineBook,
         clock: Callable[[], float] = time.monotonic,
+        recompose: Recompose | None = None,
+        reply_cap: Callable[[], int] | None = None,
     ):
         self.cfg = cfg
         self.model = model
         self.offline = offline
         self.clock = clock
+        self.recompose = recompose
+        self.reply_cap = reply_cap or (lambda: cfg.max_tokens)
         self._down_until = float("-inf")
+        self._hidden: dict[str, tuple[Persona, Hidden]] = {}
+
+    def hidden(self, persona: Persona) -> Hidden:
+        """The persona's hidden texts, indexed once."""
+        cached = self._hidden.get(persona.id)
+        if cached is None or cached[0] is not persona:
+            cached = self._hidden[persona.id] = (persona, Hidden(persona))
+        return cached[1]
 
     async def __call__(self, ex: Exchange) -> Exchange:
         """Fill ex.draft and ex.mode."""
         if self.model is None:
             return await self._offline(ex, "offline")
-        if self.clock() < self._down_until:
-            return await self._offline(ex, "fallback")
-        cleaner = StreamCleaner([ex.persona.name, *ex.persona.card.nickname])
-        parts: list[str] = []
-        try:
-            async with asyncio.timeout(self.cfg.deadline):
-                async for delta in self.model.stream(ex.prompt):
-                    parts.append(delta)
-                    shown = cleaner.feed(delta)
-                    if shown and ex.sink:
-                        await ex.sink(shown)
-        except (LLMError, TimeoutError) as exc:
-            reason = "deadline passed" if isinstance(exc, TimeoutError) else str(exc)
-            if not "".join(parts).strip():
-                self._down_until = self.clock() + self.cfg.retry_after
-                log.warning("model failed (%s); answering offline for %.0fs", reason, self.cfg.retry_after)
+        overflowed = regenerated = False
+        while True:
+            if self.clock() < self._down_until:
                 return await self._offline(ex, "fallback")
-            log.warning("model stopped mid-reply (%s); keeping the partial reply", reason)
-        rest = cleaner.flush()
-        if rest and ex.sink:
-            await ex.sink(rest)
-        self._down_until = float("-inf")
-        log.info("reply by model %s (%d chars)", self.model.name, len("".join(parts)))
-        return replace(ex, draft="".join(parts), mode="model")
+            attempt = await self._attempt(ex, self.model)
+            if isinstance(attempt.error, ContextOverflow) and not overflowed and self.recompose:
+                overflowed = True
+                self._learn_overflow(attempt.error, ex)
+                ex = await self.recompose(ex)
+                continue
+            if attempt.error is not None or attempt.timed_out:
+                if attempt.partial:
+                    log.warning("model stopped mid-reply (%s); keeping the whole sentences", _reason(attempt))
+                    return replace(ex, draft=attempt.text, mode="model", partial=True)
+                if attempt.error is None or attempt.error.server_fault:
+                    self._down_until = self.clock() + self.cfg.retry_after
+                    log.warning(
+                        "model failed (%s); answering offline for %.0fs", _reason(attempt), self.cfg.retry_after
+                    )
+                else:
+                    log.warning("model refused the request (%s); answering offline", _reason(attempt))
+                return await self._offline(ex, "fallback")
+            self._down_until = float("-inf")
+            if attempt.text:
+                log.info("reply by model %s (%d chars)", self.model.name, len(attempt.text))
+                return replace(ex, draft=attempt.text, mode="model")
+            if regenerated or attempt.shown:
+                log.warning("model reply unusable (empty, leaking the prompt or another speaker's); example line")
+                return await self._offline(ex, "fallback", shown=attempt.shown)
+            regenerated = True
+            log.info("model reply unusable after cleaning; asking once more")
 
-    async def _offline(self, ex: Exchange, mode: str) -> Exchange:
+    async def _attempt(self, ex: Exchange, model: ChatModel) -> Attempt:
+        speakers = [ex.incoming.display_name, ex.persona.card.user_alias, "用户", "User", "user"]
+        speakers += [t.name for t in ex.history if t.role == "user"]
+        check = ReplyCheck(ex.persona, self.hidden(ex.persona), ex.text, speakers)
+        attempt = Attempt()
+        started = self.clock()
+        first_by = (ex.arrived or started) + self.cfg.first_token_timeout
+        stream = model.stream(ex.prompt, max_tokens=self.reply_cap())
+        try:
+            async with asyncio.timeout(None) as limit:
+                limit.reschedule(_loop_time(first_by, self.clock))
+                got_first = False
+                async for delta in stream:
+                    if not got_first:
+                        got_first = True
+                    stall_by = min(started + self.cfg.deadline, self.clock() + self.cfg.request_timeout)
+                    limit.reschedule(_loop_time(stall_by, self.clock))
+                    shown = check.feed(delta)
+                    if shown and ex.sink:
+                        attempt.shown = True
+                        await ex.sink(shown)
+                    if check.stopped:
+                        break
+        except TimeoutError:
+            attempt.timed_out = "stall or deadline" if got_first else "no first token in time"
+        except LLMError as exc:
+            attempt.error = exc
+        finally:
+            await stream.aclose()  # closes the HTTP request, so the server stops generating
+        if attempt.error is None and not attempt.timed_out:
+            rest = check.finish()
+            if rest and ex.sink:
+                attempt.shown = True
+                await ex.sink(rest)
+            attempt.text = check.result()
+            return attempt
+        kept = whole_sentences(check.result()) if not check.leaked else ""
+        if kept:
+            attempt.text, attempt.partial = kept, True
+            if ex.sink and len(kept) > check.released:
+                attempt.shown = True
+                await ex.sink(kept[check.released :])
+        return attempt
+
+    def _learn_overflow(self, err: ContextOverflow, ex: Exchange) -> None:
+        assert self.model is not None
+        profile = self.model.profile
+        sent = sum(profile.count_message(m.content) for m in ex.prompt)
+        if err.limit:
+            profile.learn_context(err.limit)
+        if err.requested:
+            profile.learn_ratio(sent, err.requested)
+        if not (err.limit or err.requested):
+            profile.margin *= 1.25  # the server gave no numbers: shrink by a quarter
+        log.warning(
+            "prompt too long for the server (%s > %d tokens); shrinking it and retrying once",
+            err.requested or f"about {sent}", profile.context,
+        )
+
+    async def _offline(self, ex: Exchange, mode: str, shown: bool = False) -> Exchange:
         avoid = [t.text for t in ex.history if t.role == "assistant"][-8:]
         line = self.offline.answer(ex.persona, ex.text, ex.incoming.display_name, avoid, ex.scenes)
         if ex.sink:
-            await ex.sink(line)
+            await ex.sink(("\n" if shown else "") + line)
         log.info("reply in %s mode (example line)", mode)
         return replace(ex, draft=line, mode="offline" if mode == "offline" else "fallback")
+
+
+def _reason(attempt: Attempt) -> str:
+    return attempt.timed_out or str(attempt.error)
+
+
+def _loop_time(when: float, clock: Callable[[], float]) -> float:
+    """A time on `clock` as a time on the event loop's clock."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + max(0.0, when - clock())

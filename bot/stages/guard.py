@@ -1,60 +1,93 @@
-"""Stage 2, guard: duplicates, rate limits, input cleaning."""
+"""Stage 2, guard: rate limits with a voice, input cleaning, messages with no words in them."""
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections import deque
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from bot.config import BotConfig
 from bot.exchange import Exchange
+from bot.messages import Reply
+from bot.sanitize import clean_input
+from bot.stages.gate import keep_as_context
 from memory.store import ConversationStore
+from memory.turns import Turn
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-_INVISIBLE = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+WINDOW = 60.0  # seconds: rate_limit_per_minute counts over this, and one notice at most per window
+
+# What the model reads when a message holds no words: a call by name, a picture it cannot see.
+CALLED = {"zh": "（叫了你一声）", "en": "(calls your name)", "ja": "（あなたの名前を呼んだ）"}
+PICTURE = {"zh": "（发来一张图片）", "en": "(sends a picture)", "ja": "（画像を送った）"}
+# The character's lines when its card has none of its own.
+RATE_LIMITED = {
+    "zh": ["慢点说，一句一句来，我还没跟上呢。", "说得太快啦，歇口气，过一会儿再聊。"],
+    "en": ["Slow down — one thing at a time, I'm still catching up.", "You're going too fast for me; give me a minute."],
+    "ja": ["ちょっと待って、一つずつ話して。まだ追いついていないの。", "速すぎるよ。少し休んでからまた話そう。"],
+}
+NO_PICTURES = {
+    "zh": ["我看不见图片呀，用文字说给我听吧。"],
+    "en": ["I can't see pictures — tell me in words?"],
+    "ja": ["絵は見えないの。言葉で教えて？"],
+}
 
 
-def clean_input(text: str, limit: int) -> str:
-    """Drop control and invisible characters, collapse blank runs, cap the length."""
-    text = _INVISIBLE.sub("", text).replace("\r\n", "\n")
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    return text if len(text) <= limit else text[:limit].rstrip() + "……"
+def in_language(table: Mapping[str, T], language: str) -> T:
+    """The entry for a card language such as "zh" or "en-US"; English when there is none."""
+    return table.get(language.split("-")[0].lower(), table["en"])
+
+
+def pick(lines: Sequence[str], seed: str) -> str:
+    """One of the lines, the same one for the same seed (no randomness to inject)."""
+    return lines[zlib.crc32(seed.encode()) % len(lines)]
 
 
 class Guard:
-    """Drops floods (the terminal is never limited); hands on a cleaned message."""
+    """Limits each user (never the terminal), cleans the message, answers calls without words."""
 
-    def __init__(
-        self, cfg: BotConfig, store: ConversationStore, clock: Callable[[], float] = time.monotonic
-    ):
+    def __init__(self, cfg: BotConfig, store: ConversationStore, clock: Callable[[], float] = time.time):
         self.cfg = cfg
         self.store = store
-        self.clock = clock
-        self._recent: dict[str, deque[float]] = {}
+        self.clock = clock  # stamps the messages kept as context
 
     async def __call__(self, ex: Exchange) -> Exchange | None:
-        """None for rate-limited or empty messages."""
-        msg = ex.incoming
-        if msg.platform != "terminal" and not self._allow(f"{msg.platform}:{msg.user_id}"):
-            log.info("rate limit: %s:%s", msg.platform, msg.user_id)
-            return None
+        """The cleaned message; a canned line (over the limit, only a picture); None to stay silent."""
+        msg, card = ex.incoming, ex.persona.card
         text = clean_input(ex.text, self.cfg.max_input_chars)
-        if not text:
-            return None
-        return replace(ex, text=text)
+        who = f"{msg.platform}:{msg.user_id}"
+        if msg.platform != "terminal" and not await self.store.rate_hit(who, WINDOW, self.cfg.rate_limit_per_minute):
+            log.info("rate limit: %s (kept as context)", who)
+            await keep_as_context(self.store, ex, text, self.clock())
+            if not await self.store.rate_hit(f"notice:{who}", WINDOW, 1):
+                return None
+            return await self._canned(ex, card.lines.rate_limited or in_language(RATE_LIMITED, card.language))
+        if text:
+            return replace(ex, text=text)
+        if any(a.kind == "image" for a in msg.attachments):
+            lines = card.lines.no_pictures or in_language(NO_PICTURES, card.language)
+            return await self._canned(ex, lines, said=in_language(PICTURE, card.language))
+        if msg.is_direct or msg.mentions_bot or msg.reply_to_bot:
+            return replace(ex, text=in_language(CALLED, card.language))
+        return None
 
-    def _allow(self, who: str) -> bool:
-        now = self.clock()
-        if len(self._recent) > 10_000:  # forget users who have been quiet for a minute
-            self._recent = {k: v for k, v in self._recent.items() if v and now - v[-1] < 60.0}
-        stamps = self._recent.setdefault(who, deque())
-        while stamps and now - stamps[0] >= 60.0:
-            stamps.popleft()
-        if len(stamps) >= self.cfg.rate_limit_per_minute:
-            return False
-        stamps.append(now)
-        return True
+    async def _canned(self, ex: Exchange, lines: Sequence[str], said: str = "") -> Exchange:
+        """Answer at once with one of the character's lines; with `said`, both sides are remembered."""
+        msg, persona = ex.incoming, ex.persona
+        text = persona.render(pick(lines, f"{msg.user_id}:{msg.message_id}"), msg.display_name or None)
+        if said:
+            now = self.clock()
+            await self.store.append(
+                ex.session,
+                [Turn("user", said, msg.user_id, msg.display_name, True, now, msg.message_id),
+                 Turn("assistant", text, "", persona.name, True, now)],
+            )
+        if ex.sink:
+            await ex.sink(text)
+        reply = Reply(text, persona.id, persona.name, "canned", reply_to=msg.message_id)
+        return replace(ex, text=said or ex.text, draft=text, mode="canned", reply=reply)

@@ -52,8 +52,9 @@ class Recall:
         """Fill history, summary, facts, passages, lore and scenes."""
         turns = await self.store.recent(ex.session, self.cfg.max_turns)
         summary = await self.store.summary(ex.session)
+        # a generous window: compose fits it to the server's context in its own tokens
         window, older = select_window(
-            turns, summary.upto, self.cfg.history_tokens, self.cfg.group_context_turns
+            turns, summary.upto, self.cfg.history_tokens * 4, self.cfg.group_context_turns
         )
         facts: list[str] = []
         if self.cfg.facts:

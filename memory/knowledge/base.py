@@ -42,7 +42,7 @@ class KnowledgeBase:
         self, persona: Persona, query: str, recent: Sequence[str], max_chapter: int | None
     ) -> Lookup:
         """Lore from the card; passages and scenes from the ingested source, within the limit."""
-        lore = scan(persona.card.lorebook, query, recent, self.cfg.scan_depth, self.cfg.lore_tokens)
+        lore = scan(persona.card.lorebook, query, recent, self.cfg.scan_depth, self.cfg.lore_tokens, max_chapter)
         try:
             index = await self.index(persona.id)
             if index is None or not index.chunks:

@@ -65,17 +65,30 @@ def triggered(entry: LoreEntry, text: str) -> bool:
     return False
 
 
+def within(entry: LoreEntry, max_chapter: int | None) -> bool:
+    """Whether the entry may be known under a spoiler limit (entries without a chapter always may)."""
+    return max_chapter is None or entry.chapter is None or entry.chapter <= max_chapter
+
+
 def scan(
-    entries: Sequence[LoreEntry], query: str, recent: Sequence[str], depth: int, budget: int
+    entries: Sequence[LoreEntry],
+    query: str,
+    recent: Sequence[str],
+    depth: int,
+    budget: int,
+    max_chapter: int | None = None,
 ) -> list[Passage]:
     """Entries triggered by the message and the last `depth` messages, within `budget` tokens.
 
-    Constant entries claim the budget first, then higher priority, then lower insertion_order;
-    what fits is returned before_char first, each group by insertion_order.
+    Entries of chapters past `max_chapter` never fire. Constant entries claim the budget first,
+    then higher priority, then lower insertion_order; what fits is returned before_char first,
+    each group by insertion_order.
     """
     window = [*list(recent)[-depth:], query] if depth > 0 else [query]
     text = "\n".join(window)
-    hits = [(n, e) for n, e in enumerate(entries) if e.content.strip() and triggered(e, text)]
+    hits = [
+        (n, e) for n, e in enumerate(entries) if e.content.strip() and within(e, max_chapter) and triggered(e, text)
+    ]
     hits.sort(key=lambda p: (not p[1].constant, -p[1].priority, p[1].insertion_order, p[0]))
     kept: list[tuple[int, LoreEntry]] = []
     used = 0

@@ -11,10 +11,11 @@ from nonebot.exception import ActionFailed, NetworkError
 from nonebot.params import CommandArg
 from nonebot.plugin import PluginMetadata
 
-from bot.commands import Answer, Commands
+from bot.commands import Answer, BadArgument, Commands, chapter_arg, percent_arg, switch_arg
 from bot.config import Settings, load_config
 from bot.messages import Incoming, Reply
 from bot.platforms import holder
+from bot.sanitize import clean_text
 from memory.store import StoreError
 from plugins.roleplay.config import Config
 from plugins.roleplay.fronts import Front, front_for
@@ -26,7 +27,8 @@ __plugin_meta__ = PluginMetadata(
     description="Chat with a fictional character that remembers the conversation and knows its story.",
     usage=(
         "@bot, reply to it, or say its name in a group; private chats are always answered.\n"
-        "/persona [list|set ID]  /reset  /voice on|off  /lore QUERY  /spoiler N"
+        "/persona [list|set ID]  /reset  /voice on|off  /lore QUERY  /spoiler N|off  /chance PERCENT  /bots on|off"
+        "  /stats"
     ),
     type="application",
     config=Config,
@@ -107,6 +109,9 @@ reset_cmd = on_command("reset", priority=_PRIORITY - 1, block=True)
 voice_cmd = on_command("voice", priority=_PRIORITY - 1, block=True)
 lore_cmd = on_command("lore", priority=_PRIORITY - 1, block=True)
 spoiler_cmd = on_command("spoiler", priority=_PRIORITY - 1, block=True)
+chance_cmd = on_command("chance", priority=_PRIORITY - 1, block=True)
+bots_cmd = on_command("bots", priority=_PRIORITY - 1, block=True)
+stats_cmd = on_command("stats", priority=_PRIORITY - 1, block=True)
 
 
 @persona_cmd.handle()
@@ -115,7 +120,7 @@ async def _persona(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
     if ctx is None:
         return
     front, msg, commands = ctx
-    words = arg.extract_plain_text().split()
+    words = clean_text(arg.extract_plain_text()).split()
     if not words or words == ["list"]:
         answer = commands.personas()
     elif words[0] == "set" and len(words) == 2:
@@ -141,11 +146,12 @@ async def _voice(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
     if ctx is None:
         return
     front, msg, commands = ctx
-    word = arg.extract_plain_text().strip().lower()
-    if word not in ("on", "off"):
-        answer = Answer("Usage: /voice on|off", ok=False)
-    else:
-        answer = await _admin_only(front, bot, event) or await commands.voice(msg, word == "on")
+    try:
+        on = switch_arg(arg.extract_plain_text(), "voice")
+    except BadArgument as exc:
+        await front.answer(bot, event, str(exc))
+        return
+    answer = await _admin_only(front, bot, event) or await commands.voice(msg, on)
     await front.answer(bot, event, answer.text)
 
 
@@ -155,8 +161,7 @@ async def _lore(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
     if ctx is None:
         return
     front, msg, commands = ctx
-    query = arg.extract_plain_text().strip()
-    answer = await commands.lore(msg, query) if query else Answer("Usage: /lore QUERY", ok=False)
+    answer = await commands.lore(msg, arg.extract_plain_text())
     await front.answer(bot, event, answer.text)
 
 
@@ -166,13 +171,49 @@ async def _spoiler(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
     if ctx is None:
         return
     front, msg, commands = ctx
-    word = arg.extract_plain_text().strip().lower()
-    if word in ("off", "none", "0"):
-        chapter: int | None = None
-    elif word.isdigit():
-        chapter = int(word)
-    else:
-        await front.answer(bot, event, "Usage: /spoiler N (or /spoiler off)")
+    try:
+        chapter = chapter_arg(arg.extract_plain_text())
+    except BadArgument as exc:
+        await front.answer(bot, event, str(exc))
         return
     answer = await _admin_only(front, bot, event) or await commands.spoiler(msg, chapter)
     await front.answer(bot, event, answer.text)
+
+
+@chance_cmd.handle()
+async def _chance(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    try:
+        percent = percent_arg(arg.extract_plain_text())
+    except BadArgument as exc:
+        await front.answer(bot, event, str(exc))
+        return
+    answer = await _admin_only(front, bot, event) or await commands.chance(msg, percent)
+    await front.answer(bot, event, answer.text)
+
+
+@bots_cmd.handle()
+async def _bots(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    try:
+        on = switch_arg(arg.extract_plain_text(), "bots")
+    except BadArgument as exc:
+        await front.answer(bot, event, str(exc))
+        return
+    answer = await _admin_only(front, bot, event) or await commands.bots(msg, on)
+    await front.answer(bot, event, answer.text)
+
+
+@stats_cmd.handle()
+async def _stats(bot: Bot, event: Event) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    await front.answer(bot, event, (await commands.stats(msg)).text)

@@ -15,6 +15,7 @@ from nonebot.permission import SUPERUSER
 
 from bot.app import App
 from bot.messages import Incoming, Reply
+from bot.sanitize import clean_name
 from plugins.roleplay.chunks import split_text
 from plugins.roleplay.delivery import pause
 
@@ -27,24 +28,24 @@ def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
         author = event.author
         return Incoming(
             platform="qq", channel_id=event.group_openid, user_id=author.member_openid,
-            display_name=author.username or author.member_openid, text=text,
-            message_id=event.id, mentions_bot=True,
+            display_name=clean_name(author.username or "") or author.member_openid, text=text,
+            message_id=event.id, mentions_bot=True, bot_id=str(bot.self_id),
         )
     if isinstance(event, C2CMessageCreateEvent):
         friend = event.author
         return Incoming(
             platform="qq", channel_id="private", user_id=friend.user_openid,
-            display_name=friend.username or friend.user_openid, text=text,
-            message_id=event.id, is_direct=True,
+            display_name=clean_name(friend.username or "") or friend.user_openid, text=text,
+            message_id=event.id, is_direct=True, bot_id=str(bot.self_id),
         )
     if isinstance(event, AtMessageCreateEvent | DirectMessageCreateEvent):
         user = event.author
         direct = isinstance(event, DirectMessageCreateEvent)
         return Incoming(
             platform="qq", channel_id="private" if direct else f"guild:{event.channel_id}",
-            user_id=user.id, display_name=user.username or user.id, text=text,
+            user_id=user.id, display_name=clean_name(user.username or "") or user.id, text=text,
             message_id=event.id, is_direct=direct, mentions_bot=not direct,
-            author_is_bot=bool(user.bot),
+            author_is_bot=bool(user.bot), bot_id=str(bot.self_id),
         )
     return None
 

@@ -17,6 +17,7 @@ from nonebot.permission import SUPERUSER
 
 from bot.app import App
 from bot.messages import Attachment, Incoming, Reply
+from bot.sanitize import clean_name
 from plugins.roleplay.delivery import clip_of, pause, plan
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
     if not isinstance(event, GroupMessageEvent | PrivateMessageEvent):
         return None
     sender = event.sender
-    name = (sender.card or sender.nickname or str(event.user_id)).strip()
+    # the group card, else the nickname, else the number: a name of invisible characters only is no name
+    name = clean_name(sender.card or "") or clean_name(sender.nickname or "") or str(event.user_id)
     reply_to_bot = event.reply is not None and str(event.reply.sender.user_id) == str(bot.self_id)
     attachments = tuple(
         Attachment(_KINDS[seg.type], url=str(seg.data.get("url") or seg.data.get("file") or ""))
@@ -51,6 +53,7 @@ def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
         reply_to=str(event.reply.message_id) if event.reply else "",
         is_self=str(event.user_id) == str(bot.self_id),
         attachments=attachments,
+        bot_id=str(bot.self_id),
     )
 
 

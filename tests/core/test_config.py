@@ -74,3 +74,47 @@ def test_dotenv_keys_of_other_programs_are_ignored(tmp_path: Path, monkeypatch: 
     (tmp_path / ".env").write_text("BOT_LLM__MODLE=m1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[llm\] modle: unknown key"):
         load_config(write(tmp_path, ""))
+
+
+def test_malformed_redis_url_is_one_line_naming_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[memory]\nredis_url = "redis//x"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}: [memory] redis_url: not a Redis URL; "
+        "write it like redis://127.0.0.1:6379/0 (rediss:// for TLS, unix:///path)"
+    )
+    monkeypatch.setenv("BOT_MEMORY__REDIS_URL", "redis://:secret@host:port/0")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, ""))
+    assert str(err.value).startswith("environment BOT_MEMORY__REDIS_URL: [memory] redis_url: the port is not a number")
+    assert "secret" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_non_json_list_in_the_environment_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BOT_QQ__HOST", "0.0.0.0")  # a plain string beside it is not blamed
+    monkeypatch.setenv("BOT_QQ__SUPERUSERS", "12345,67890")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, ""))
+    assert str(err.value) == (
+        'environment BOT_QQ__SUPERUSERS: [qq] superusers: not valid JSON; write it like ["12345", "67890"]'
+    )
+    monkeypatch.delenv("BOT_QQ__SUPERUSERS")
+    (tmp_path / ".env").write_text("BOT_QQ__SUPERUSERS=[12345\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^\.env: BOT_QQ__SUPERUSERS: \[qq\] superusers: not valid JSON"):
+        load_config(write(tmp_path, ""))
+    (tmp_path / ".env").write_text('BOT_QQ__SUPERUSERS=["12345"]\n', encoding="utf-8")
+    assert load_config(write(tmp_path, "")).qq.superusers == ["12345"]
+
+
+def test_store_pool_and_retry_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    memory = load_config(write(tmp_path, "")).memory
+    assert (memory.redis_max_connections, memory.redis_pool_timeout, memory.retry_seconds) == (64, 10.0, 5.0)
+    monkeypatch.setenv("BOT_MEMORY__REDIS_MAX_CONNECTIONS", "8")
+    path = write(tmp_path, "[memory]\nredis_pool_timeout = 2.5\nretry_seconds = 0\n")
+    memory = load_config(path).memory
+    assert (memory.redis_max_connections, memory.redis_pool_timeout, memory.retry_seconds) == (8, 2.5, 0.0)
+    monkeypatch.delenv("BOT_MEMORY__REDIS_MAX_CONNECTIONS")
+    with pytest.raises(ConfigError, match=r"\[memory\] redis_max_connections: .*greater than or equal to 1"):
+        load_config(write(tmp_path, "[memory]\nredis_max_connections = 0\n"))

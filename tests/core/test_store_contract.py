@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -111,9 +112,20 @@ async def test_settings_and_claim(opener: Opener) -> None:
     assert await store.settings("test", "c1") == {"persona": "wukong", "voice": "on"}
     await store.set_setting("test", "c1", "voice", None)
     assert await opener().settings("test", "c1") == {"persona": "wukong"}
-    assert await store.claim("test", "m1", 60)
-    assert not await store.claim("test", "m1", 60)
-    assert await store.claim("test", "m2", 60)
+    assert await store.claim("test", "b1", "group:c1", "m1", 60)
+    assert not await store.claim("test", "b1", "group:c1", "m1", 60)
+    assert await store.claim("test", "b1", "group:c1", "m2", 60)
+
+
+async def test_claim_is_per_bot_and_conversation(opener: Opener) -> None:
+    store = opener()
+    # message ids are only unique within a conversation, and each bot account gets its own copy
+    assert await store.claim("qq", "10001", "group:1", "42", 60)
+    assert await store.claim("qq", "10001", "group:2", "42", 60)
+    assert await store.claim("qq", "10001", "dm:7", "42", 60)
+    assert await store.claim("qq", "10002", "group:1", "42", 60)
+    assert not await store.claim("qq", "10001", "group:1", "42", 60)
+    assert not await opener().claim("qq", "10002", "group:1", "42", 60)
 
 
 async def test_sqlite_ttl_forgets_idle_sessions(tmp_path: Path) -> None:
@@ -139,10 +151,63 @@ async def test_redis_ttl_is_set(redis_url: str, redis_prefix: str) -> None:
         await store.close()
 
 
-async def test_unreachable_redis_is_a_store_error() -> None:
-    store = RedisStore("redis://127.0.0.1:1/0")
+async def test_unreachable_redis_is_a_store_error_after_bounded_retries() -> None:
+    store = RedisStore("redis://127.0.0.1:1/0", retry_seconds=0)
     try:
-        with pytest.raises(StoreError):
+        with pytest.raises(StoreError, match=r"redis ping failed: .*\[memory\] redis_url"):
             await store.ping()
+    finally:
+        await store.close()
+    store = RedisStore("redis://127.0.0.1:1/0", retry_seconds=0.6)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError):
+            await store.append(KEY, [user("lost?")])
+        assert 0.6 <= time.monotonic() - started < 2.0
+    finally:
+        await store.close()
+
+
+def test_malformed_redis_url_is_one_line() -> None:
+    with pytest.raises(StoreError, match=r"^\[memory\] redis_url is not a Redis URL; write it like redis://"):
+        RedisStore("redis//x")
+
+
+async def test_burst_through_a_small_pool_loses_nothing(redis_url: str, redis_prefix: str) -> None:
+    # 500 concurrent appends and claims share 8 connections: they wait for one instead of failing
+    store = RedisStore(redis_url, prefix=redis_prefix, max_turns=1000, max_connections=8, pool_timeout=10)
+    keys = [SessionKey("horo", "qq", "group", f"g{i}") for i in range(50)]
+    try:
+
+        async def one(i: int) -> tuple[bool, list[Turn]]:
+            key = keys[i % 50]
+            claimed = await store.claim("qq", "10001", f"group:{key.id}", str(i), 60)
+            return claimed, await store.append(key, [user(f"q{i}"), Turn("assistant", f"a{i}")])
+
+        results = await asyncio.gather(*(one(i) for i in range(500)))
+        assert all(claimed for claimed, _ in results)
+        for n, key in enumerate(keys):
+            texts = [t.text for t in await store.recent(key, 1000)]
+            assert sorted(texts) == sorted([f"q{i}" for i in range(n, 500, 50)] + [f"a{i}" for i in range(n, 500, 50)])
+        pool = store._r.connection_pool
+        assert len(pool._available_connections) + len(pool._in_use_connections) <= 8
+    finally:
+        await store.close()
+
+
+async def test_redis_retries_of_one_call_land_once(redis_url: str, redis_prefix: str) -> None:
+    # a retry after a lost reply repeats the call id: the turns are not stored twice and the
+    # claim is not taken for a duplicate of itself
+    store = RedisStore(redis_url, prefix=redis_prefix)
+    try:
+        turns = [user("once"), Turn("assistant", "only once")]
+        assert await store._append_once(KEY, turns, "call-1") == 2
+        assert await store._append_once(KEY, turns, "call-1") == 2
+        assert [t.text for t in await store.recent(KEY, 10)] == ["once", "only once"]
+        assert await store._append_once(KEY, turns, "call-2") == 4  # a new call is a new exchange
+        key = f"{redis_prefix}:seen:qq:10001:group:1:7"
+        assert await store._claim_once(key, 60, "call-3")
+        assert await store._claim_once(key, 60, "call-3")
+        assert not await store._claim_once(key, 60, "call-4")
     finally:
         await store.close()

@@ -151,7 +151,7 @@ async def test_a_bare_mention_calls_the_character_by_name(connect: Any, discord_
     await discord_server.dispatch("MESSAGE_CREATE", discord_server.message(MENTION, mentions=[BOT_USER]))
     sent = await discord_server.wait_for(lambda: replies(discord_server))
     assert sent[0].body["content"] == "叫咱何事？"
-    assert [t.text for t in await context_turns(app)] == ["赫萝", "叫咱何事？"]
+    assert [t.text for t in await context_turns(app)] == ["（叫了你一声）", "叫咱何事？"]
 
 
 async def test_attachments_and_mentions_are_described_from_the_parsed_message(connect: Any, discord_server: FakeDiscord) -> None:

@@ -16,6 +16,7 @@ from tests.conftest import ROOT, SHARED, MakeSettings
 from tests.knowledge.conftest import WUKONG_NAMES
 from tests.support.cli import run_bot
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.requests import system_text
 
 CMRC = SHARED / "eval" / "cmrc2018_retrieval"
 
@@ -79,7 +80,7 @@ async def test_prompt_carries_retrieved_passage_and_lore(
     llm.push(Script(text="俺老孙在炉里炼了七七四十九日！"))
     reply = await app.chain.handle(Incoming("test", "dm-1", "u1", "小明", "你在八卦炉里待了多久？金箍棒还在吗？", is_direct=True))
     assert reply is not None and reply.mode == "model"
-    system = llm.requests[-1]["messages"][0]["content"]
+    system = system_text(llm.requests[-1])
     assert "八卦炉" in system and "〔第七回" in system  # the passage from the source work
     assert "一万三千五百斤" in system  # the lorebook entry triggered by 金箍棒
     assert "孙悟空:「" in system  # one of his own lines, for tone
@@ -99,24 +100,24 @@ async def test_spoiler_limit_from_config_and_channel(
     llm.default = Script(text="嗯")
     ask = "大圣你在八卦炉里待了多久？"
     await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask, mentions_bot=True))
-    limited = llm.requests[-1]["messages"][0]["content"]
+    limited = system_text(llm.requests[-1])
     await app.chain.handle(Incoming("test", "g2", "u1", "小明", ask, mentions_bot=True))
-    open_ = llm.requests[-1]["messages"][0]["content"]
+    open_ = system_text(llm.requests[-1])
     assert "〔第七回" in open_ and "〔第七回" not in limited
     assert all(f"〔第{n}回" not in limited for n in "三四五六七")
     # a channel's own setting wins over the config default
     await app.chain.set_setting(Incoming("test", "g1", "u1", "小明", ""), "max_chapter", "7")
     await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask, mentions_bot=True))
-    assert "〔第七回" in llm.requests[-1]["messages"][0]["content"]
+    assert "〔第七回" in system_text(llm.requests[-1])
     # lifting the limit by command lifts the config default too
     from bot.commands import Commands
 
     await app.chain.set_setting(Incoming("test", "g1", "u1", "小明", ""), "max_chapter", None)
     await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask + "？", mentions_bot=True))
-    assert "〔第七回" not in llm.requests[-1]["messages"][0]["content"]  # back to the config default
+    assert "〔第七回" not in system_text(llm.requests[-1])  # back to the config default
     await Commands(app).spoiler(Incoming("test", "g1", "u1", "小明", ""), None)
     await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask + "！", mentions_bot=True))
-    assert "〔第七回" in llm.requests[-1]["messages"][0]["content"]
+    assert "〔第七回" in system_text(llm.requests[-1])
 
 
 async def test_offline_mode_speaks_a_line_from_its_own_scenes(

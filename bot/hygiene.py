@@ -1,0 +1,176 @@
+"""What a model reply may show: no stretch of the hidden prompt, no echo, no invented speakers.
+
+`ReplyCheck` follows a reply as it streams and releases only text that has passed every check,
+so a leak is never shown, not even for a moment.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+
+from bot.cleaning import clean_reply
+from persona.card import Persona
+from persona.prompt import system_prompt
+
+GRAM = 6  # run detection works on shared 6-character grams
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff]")
+_SENTENCE_END = re.compile(r"[。！？!?…~～]+[」』）)\"”]?|(?<![0-9A-Z])\.(?=\s|$)")
+
+
+def normalize(text: str) -> str:
+    """Letters and digits only, case-folded (punctuation, symbols and spaces dropped)."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
+
+
+def _grams(text: str) -> set[str]:
+    return {text[i : i + GRAM] for i in range(len(text) - GRAM + 1)}
+
+
+def longest_shared_run(text: str, grams: AbstractSet[str]) -> tuple[int, int]:
+    """(length, CJK characters in it) of the longest run of `text` made of grams from `grams`."""
+    best = (0, 0)
+    i = 0
+    while i <= len(text) - GRAM:
+        if text[i : i + GRAM] not in grams:
+            i += 1
+            continue
+        j = i
+        while j + 1 <= len(text) - GRAM and text[j + 1 : j + 1 + GRAM] in grams:
+            j += 1
+        run = text[i : j + GRAM]
+        if len(run) > best[0]:
+            best = (len(run), len(_CJK.findall(run)))
+        i = j + 1
+    return best
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Hidden texts sharing one threshold: runs of `cjk` CJK characters or `other` letters leak."""
+
+    grams: frozenset[str]
+    cjk: int
+    other: int
+
+    def leaked_by(self, text: str) -> bool:
+        """True when `text` (normalized) shares a long enough run with these texts."""
+        length, cjk = longest_shared_run(text, self.grams)
+        return length >= (self.cjk if cjk * 2 >= length else self.other)
+
+
+class Hidden:
+    """Everything the model was told but must not say, per persona."""
+
+    def __init__(self, persona: Persona):
+        card = persona.card
+        rules = [system_prompt(persona), persona.render(card.post_history_instructions)]
+        examples = "\n".join(f"{ex.user}\n{ex.char}" for ex in persona.examples())
+        about = [persona.render(t) for t in (card.description, card.personality, card.scenario)]
+        self.tiers = (
+            Tier(frozenset(grams_of(rules)), cjk=7, other=24),  # instructions: short runs already leak
+            Tier(frozenset(grams_of([*about, persona.render(examples)])), cjk=14, other=40),
+        )
+
+    def leaked_by(self, text: str) -> bool:
+        """True when the reply repeats a stretch of any hidden text."""
+        norm = normalize(text)
+        return any(tier.leaked_by(norm) for tier in self.tiers)
+
+
+def grams_of(texts: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for t in texts:
+        out |= _grams(normalize(t))
+    return out
+
+
+def strip_echo(reply: str, message: str) -> str:
+    """The reply without a leading repeat of the user's message."""
+    target = normalize(message)
+    if len(target) < 4 or not normalize(reply).startswith(target):
+        return reply
+    seen = ""
+    for i, ch in enumerate(reply):
+        seen += normalize(ch)
+        if len(seen) >= len(target):
+            return reply[i + 1 :].lstrip(" \t\n，,。.!！?？:：")
+    return ""
+
+
+def cut_invented_turns(text: str, speakers: Sequence[str]) -> str:
+    """Cut where the model starts speaking for someone else ("Tom: …"), even mid-line."""
+    names = sorted({s for s in speakers if s and len(s) <= 32}, key=len, reverse=True)
+    known = "|".join(re.escape(n) for n in names)
+    patterns = [r"(?:^|(?<=[\s。！？.!?…」』）)]))[A-Z][A-Za-z0-9_]{1,15}:\s"]
+    if known:
+        patterns.insert(0, rf"(?:^|(?<=[\s。！？.!?…」』）)]))(?:{known})\s*[:：]")
+    cut = len(text)
+    for pattern in patterns:
+        match = re.search(pattern, text)
+        if match:
+            cut = min(cut, match.start())
+    return text[:cut].rstrip()
+
+
+def whole_sentences(text: str) -> str:
+    """The text up to its last sentence end ("" when there is none)."""
+    ends = list(_SENTENCE_END.finditer(text))
+    return text[: ends[-1].end()].rstrip() if ends else ""
+
+
+class ReplyCheck:
+    """Cleans a reply as it streams; `shown()` gives the text that may be displayed so far."""
+
+    HOLD = 24  # characters kept back until a leak or an invented turn through them is ruled out
+
+    def __init__(self, persona: Persona, hidden: Hidden, message: str, speakers: Sequence[str]):
+        self.persona = persona
+        self.hidden = hidden
+        self.message = message
+        self.speakers = [s for s in speakers if s and s not in (persona.name, *persona.card.nickname)]
+        self.raw = ""
+        self.released = 0
+        self.stopped = False  # the rest of the stream is not wanted (another speaker, or a leak)
+        self.leaked = False
+
+    def text(self, final: bool = False) -> str:
+        """The cleaned reply so far."""
+        names = [self.persona.name, *self.persona.card.nickname]
+        text = clean_reply(self.raw, names, self.speakers)
+        text = strip_echo(text, self.message) if final or len(text) > len(self.message) + 2 else ""
+        cut = cut_invented_turns(text, self.speakers)
+        if len(cut) < len(text):
+            self.stopped = True
+        return cut
+
+    def feed(self, delta: str) -> str:
+        """Take a delta; return the newly releasable text."""
+        if self.stopped:
+            return ""
+        self.raw += delta
+        return self._release(final=False)
+
+    def finish(self) -> str:
+        """The stream ended: release the rest if it is clean."""
+        return self._release(final=True)
+
+    def _release(self, final: bool) -> str:
+        text = self.text(final)
+        if self.hidden.leaked_by(text):
+            self.leaked = self.stopped = True
+            return ""
+        upto = len(text) if final or self.stopped else max(self.released, len(text) - self.HOLD)
+        if upto <= self.released:
+            return ""
+        out, self.released = text[self.released : upto], upto
+        return out
+
+    def result(self) -> str:
+        """The final clean reply ("" when unusable)."""
+        if self.leaked:
+            return ""
+        return self.text(final=True)
