@@ -18,7 +18,8 @@ run: $(STAMP)
 	$(BIN)/python -m bot run
 
 test: $(STAMP)
-	bash .ci/redis.sh $(BIN)/python -m pytest -q
+	bash .ci/llm.sh
+	BOT_TEST_LLM_PYTHON=.venv-llm/bin/python bash .ci/redis.sh $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	bash .ci/train.sh

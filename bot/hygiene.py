@@ -174,3 +174,13 @@ class ReplyCheck:
         if self.leaked:
             return ""
         return self.text(final=True)
+
+    def why(self) -> str:
+        """Why the reply is unusable, for the log."""
+        if self.leaked:
+            return "it repeats the hidden prompt"
+        if not self.raw.strip():
+            return "it is empty"
+        if self.stopped:
+            return "it speaks for someone else"
+        return "nothing is left after cleaning (an echo or a role label only)"

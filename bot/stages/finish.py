@@ -50,7 +50,8 @@ class Finish:
         )
         if self.summarizer and mode == "model":
             self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized)
-            if ((stored[0].seq + 1) // 2) % self.facts_every == 0:
+            # seq 0: the store is away and the exchange waits in memory; facts can wait too
+            if stored[0].seq and ((stored[0].seq + 1) // 2) % self.facts_every == 0:
                 said = [t.text for t in (*ex.history, stored[0]) if t.user_id == msg.user_id][-self.facts_every :]
                 self.summarizer.note_facts(persona, msg.platform, msg.user_id, msg.display_name, said)
         reply = Reply(text, persona.id, persona.name, mode, reply_to=msg.message_id)

@@ -55,6 +55,7 @@ class Attempt:
     error: LLMError | None = None
     timed_out: str = ""  # "first token" or "deadline" or "stall"
     partial: bool = False
+    unusable: str = ""  # why the text was thrown away
 
 
 class Generate:
@@ -120,10 +121,10 @@ class Generate:
                 log.info("reply by model %s (%d chars)", self.model.name, len(attempt.text))
                 return replace(ex, draft=attempt.text, mode="model")
             if regenerated or attempt.shown:
-                log.warning("model reply unusable (empty, leaking the prompt or another speaker's); example line")
+                log.warning("model reply unusable (%s) twice; answering with an example line", attempt.unusable)
                 return await self._offline(ex, "fallback", shown=attempt.shown)
             regenerated = True
-            log.info("model reply unusable after cleaning; asking once more")
+            log.info("model reply unusable (%s); asking once more", attempt.unusable)
 
     async def _attempt(self, ex: Exchange, model: ChatModel) -> Attempt:
         speakers = [ex.incoming.display_name, ex.persona.card.user_alias, "用户", "User", "user"]
@@ -160,6 +161,7 @@ class Generate:
                 attempt.shown = True
                 await ex.sink(rest)
             attempt.text = check.result()
+            attempt.unusable = "" if attempt.text else check.why()
             return attempt
         kept = whole_sentences(check.result()) if not check.leaked else ""
         if kept:

@@ -104,7 +104,7 @@ async def test_hidden_characters_in_names_and_text_never_reach_the_model(
     connect: Any, discord_server: FakeDiscord, llm: FakeOpenAI
 ) -> None:
     llm.push(Script(text="咱在。"), Script(text="咱也在。"))
-    app, _ = await connect()
+    await connect()
     author = {"id": str(ALICE), "username": "alice", "global_name": "Ev\u202eil\u2066", "discriminator": "0",
               "avatar": None, "bot": False}
     await discord_server.dispatch("MESSAGE_CREATE", discord_server.message("赫\u200b萝\u034f你在吗\x07", author=author))
