@@ -115,7 +115,7 @@ def build_pipeline(
     compose = Compose(settings.llm, settings.memory, (k.passage_tokens, k.lore_tokens), profile, probe)
     return [
         Gate(settings.bot, store, clocks.wall, clocks.chance),
-        Guard(settings.bot, store, clocks.mono),
+        Guard(settings.bot, store, clocks.wall),
         Recall(settings.memory, store, knowledge),
         compose,
         Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap),

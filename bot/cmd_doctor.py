@@ -11,10 +11,12 @@ from typing import Any
 from bot.boot import settings_from
 from bot.config import Settings
 from bot.llm import LLMError, OpenAIChat
+from bot.stages.compose import Compose
 from memory.knowledge import knowledge_check
 from memory.open import open_store, safe_url
 from memory.store import StoreError
 from persona.library import PersonaError, PersonaLibrary
+from persona.prompt import stable_prompt
 from voice import voice_check
 
 
@@ -81,13 +83,47 @@ async def check_model(s: Settings) -> Check:
     model = OpenAIChat(s.llm)
     try:
         names = await model.models()
+        profile = await model.probe()
     except LLMError as exc:
         return Check("model", False, exc.args[0], "start lmdeploy serve api_server, or set BOT_LLM__BASE_URL")
     finally:
         await model.close()
     if s.llm.model and s.llm.model not in names:
         return Check("model", False, f"'{s.llm.model}' not served (have: {', '.join(names)})", "fix [llm] model")
-    return Check("model", True, f"{s.llm.base_url}: {', '.join(names) or 'no models listed'}")
+    fix = ""
+    if profile.context_source == "assumed":
+        fix = "set [llm] context_tokens to the server's context (lmdeploy: its --session-len)"
+    detail = f"{s.llm.base_url}: {', '.join(names) or 'no models listed'}; {profile.describe()}"
+    return Check("model", True, detail, fix)
+
+
+async def check_prompts(s: Settings) -> Check:
+    """Each persona's stable prompt in the server's tokens, against its context."""
+    if s.llm.provider == "offline":
+        return Check("prompts", True, "offline mode (no prompts)", required=False)
+    try:
+        lib = PersonaLibrary([*s.personas.dirs, s.personas.import_dir])
+    except PersonaError as exc:
+        return Check("prompts", False, str(exc), required=False)
+    model = OpenAIChat(s.llm)
+    try:
+        profile = await model.probe()
+        if not profile.reachable:
+            return Check("prompts", False, "model server not reachable", required=False)
+        compose = Compose(s.llm, s.memory, (s.knowledge.passage_tokens, s.knowledge.lore_tokens), profile)
+        parts = []
+        for pid in lib.ids():
+            persona = lib.get(pid)
+            full = stable_prompt(persona, s.llm.example_tokens)
+            used = compose.stable(persona)
+            tokens = await model.count(used) or profile.count(used)
+            trimmed = "" if used == full else f", trimmed from {await model.count(full) or profile.count(full)}"
+            parts.append(f"{pid} {tokens}{trimmed}")
+    finally:
+        await model.close()
+    counted = "server tokens" if profile.tokenizer else "estimated tokens"
+    detail = f"stable prompt in {counted}: {', '.join(parts)} (context {profile.context}, reply cap {compose.reply_cap()})"
+    return Check("prompts", True, detail, required=False)
 
 
 async def check_knowledge(s: Settings) -> Check:
@@ -102,7 +138,9 @@ async def check_voice(s: Settings) -> Check:
     return Check("voice", ok, detail, fix, required=False)
 
 
-PROBES: list[Probe] = [check_config, check_personas, check_memory, check_model, check_knowledge, check_voice]
+PROBES: list[Probe] = [
+    check_config, check_personas, check_memory, check_model, check_prompts, check_knowledge, check_voice,
+]
 
 
 def render(checks: list[Check]) -> str:
