@@ -34,6 +34,9 @@ FACTS_PROMPT = {
 }
 
 
+UNNAMED = {"zh": "用户", "en": "the user"}  # when the platform gives no display name
+
+
 def _lang(persona: Persona) -> str:
     return "zh" if persona.card.language.startswith("zh") else "en"
 
@@ -131,7 +134,7 @@ class Summarizer:
 
     async def _facts(self, persona: Persona, platform: str, user_id: str, name: str, said: list[str]) -> None:
         prompt = [
-            ChatMessage("system", FACTS_PROMPT[_lang(persona)].format(name=name or persona.card.user_alias or user_id)),
+            ChatMessage("system", FACTS_PROMPT[_lang(persona)].format(name=name or UNNAMED[_lang(persona)])),
             ChatMessage("user", "\n".join(said)),
         ]
         try:
@@ -140,5 +143,6 @@ class Summarizer:
             log.info("facts skipped: %s", exc)
             return
         facts = [f for f in facts if usable_fact(f, said)]
+        log.info("facts about %s:%s: %d new", platform, user_id, len(facts))
         if facts:
             await self.store.add_facts(persona.id, platform, user_id, facts, self.cfg.facts_per_user)

@@ -62,6 +62,7 @@ def llm(llm_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
     llm_server.default = Script(text="嗯。")
     llm_server.responder = None
     llm_server.api_key = None
+    llm_server.owned_by, llm_server.card = "test", {}
     yield llm_server
     llm_server.clear()
 

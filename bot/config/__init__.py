@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from bot.config.core import BotConfig, LLMConfig, MemoryConfig, PersonasConfig
 from bot.config.discord import DiscordConfig
 from bot.config.knowledge import KnowledgeConfig
+from bot.config.metrics import MetricsConfig
 from bot.config.qq import QQConfig
 from bot.config.training import TrainingConfig
 from bot.config.voice import VoiceConfig
@@ -31,6 +32,7 @@ __all__ = [
     "KnowledgeConfig",
     "LLMConfig",
     "MemoryConfig",
+    "MetricsConfig",
     "PersonasConfig",
     "QQConfig",
     "Settings",
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
     discord: DiscordConfig = DiscordConfig()
     qq: QQConfig = QQConfig()
     training: TrainingConfig = TrainingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -56,3 +56,32 @@ def test_interactive_chat_greets_streams_and_takes_commands(tmp_path: Path, llm:
         proc.kill()
         os.close(main)
     assert [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "user"] == ["你好呀"]
+
+
+def test_prompt_and_words_on_stdout_logs_in_the_data_folder(tmp_path: Path, llm: FakeOpenAI) -> None:
+    (tmp_path / "config.toml").write_text(
+        f'[personas]\ndirs = ["{ROOT / "persona"}"]\n[memory]\nbackend = "sqlite"\nfacts_every = 1\n'
+        f'[knowledge]\nenabled = false\n[llm]\nbase_url = "{llm.base_url}"\nmodel = "test-model"\n',
+        encoding="utf-8",
+    )
+    llm.push(Script(text="呵呵，汝可算来了。", chunk_size=2, chunk_delay=0.01), Script(text="[]"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env.update({"PYTHONPATH": str(ROOT), "BOT_LOG_LEVEL": "INFO"})
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "chat"], cwd=tmp_path, stdin=child, stdout=child,
+                            stderr=subprocess.PIPE, env=env, close_fds=True)
+    os.close(child)
+    try:
+        read_until(main, "> ")  # the prompt is on stdout, after the greeting
+        os.write(main, "你好呀\n".encode())
+        words = read_until(main, "来了。")
+        os.write(main, b"/quit\n")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        os.close(main)
+    assert "INFO" not in words and "HTTP Request" not in words
+    log = (tmp_path / "data" / "logs" / "chat.log").read_text(encoding="utf-8")
+    assert "reply by model test-model" in log
+    facts = [b for b in llm.requests if "说的话里" in b["messages"][0]["content"]]
+    assert facts and "从下面用户说的话里" in facts[0]["messages"][0]["content"]  # not the login name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +17,9 @@ import pytest
 from bot.app import App
 from bot.messages import Incoming
 from memory.turns import SessionKey
-from tests.conftest import MakeSettings
+from tests.conftest import ROOT, MakeSettings
 from tests.real_model.llama import LlamaServer
+from tests.support.cli import run_bot
 
 Llama = Any  # the `llama` fixture: n_ctx -> LlamaServer
 
@@ -153,3 +155,23 @@ async def test_consecutive_turns_reuse_the_servers_prefix_cache(
     share = cached / total
     print(f"prefix cache: {cached}/{total} prompt tokens cached over {len(hits)} turns ({share:.1%})")
     assert share >= 0.9, share
+
+
+def test_piped_terminal_chat_prints_only_replies_and_finishes_its_background_work(
+    llama: Llama, tmp_path: Path
+) -> None:
+    server: LlamaServer = llama(2048)
+    (tmp_path / "config.toml").write_text(
+        f'[personas]\ndirs = ["{ROOT / "persona"}"]\n[memory]\nbackend = "sqlite"\nfacts_every = 3\n'
+        f'[knowledge]\nenabled = false\n[llm]\nbase_url = "{server.base_url}"\nmax_tokens = 40\n'
+        f'context_tokens = 2048\nrequest_timeout = 120.0\nfirst_token_timeout = 120.0\ndeadline = 120.0\n',
+        encoding="utf-8",
+    )
+    out = run_bot(["chat"], tmp_path, "我叫阿青。\n我喜欢苹果。\n我住在杭州。\n", {"BOT_LOG_LEVEL": "INFO"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3 and not [ln for ln in lines if "INFO" in ln or "HTTP" in ln], lines
+    log = (tmp_path / "data" / "logs" / "chat.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log and "cancelled at exit" not in log
+    assert log.count("reply by model") + log.count("unusable") >= 3
+    assert "facts about terminal:terminal" in log  # the facts job due on the last exchange ran before exit

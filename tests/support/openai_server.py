@@ -32,6 +32,9 @@ class Script:
     chunk_size: int = 4
     fail_after_chunks: int | None = None
     finish_reason: str = "stop"
+    code: str | None = None  # the error's `code`, e.g. "context_length_exceeded"
+    empty_stream: bool = False  # HTTP 200, then no events at all (llama.cpp's answer to an overflow)
+    garbled: bool = False  # one stream event is not JSON
 
     def __post_init__(self) -> None:
         if self.error is not None and self.status < 400:
@@ -130,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self._route("/v1/models") and self._authorized():
             models = self.server.owner.models
-            card = {"object": "model", "created": 0, "owned_by": "test"}
+            card = {"object": "model", "created": 0, "owned_by": self.server.owner.owned_by, **self.server.owner.card}
             data = [{"id": m, **card} for m in models]
             self._send_json(200, {"object": "list", "data": data})
 
@@ -161,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         if script.delay > 0 and self.server.owner._stop.wait(script.delay):
             return self._drop()
         if script.status >= 400:
-            return self._send_error(script.status, script.error or "error")
+            return self._send_error(script.status, script.error or "error", script.code)
         stream = bool(body.get("stream"))
         if script.fail_after_chunks is not None and not stream:
             return self._drop()
@@ -192,11 +195,15 @@ class _Handler(BaseHTTPRequestHandler):
         text, size = script.text, max(1, script.chunk_size)
         pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
         events = [chunk(choice({"role": "assistant", "content": pieces[0]}))]
+        if script.garbled:
+            events.append('{"choices": [{"delta": {"content": "x"')
         events += [chunk(choice({"content": p})) for p in pieces[1:]]
         events.append(chunk(choice({}, script.finish_reason)))
         if with_usage:
             events.append(chunk([], _usage(body, text)))
         events.append("[DONE]")
+        if script.empty_stream:
+            events = []
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -221,6 +228,8 @@ class FakeOpenAI:
     def __init__(self, models: list[str] | None = None, api_key: str | None = None) -> None:
         self.models: list[str] = list(models or ["test-model"])
         self.api_key = api_key
+        self.owned_by = "test"  # what /v1/models says owns the models (tells the server kind)
+        self.card: dict[str, Any] = {}  # more fields for each model card (e.g. max_model_len)
         self.default = Script(text="OK")
         self.responder: Callable[[dict[str, Any]], Script | None] | None = None
         self._lock = threading.Lock()

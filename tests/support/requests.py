@@ -6,9 +6,8 @@ from typing import Any
 
 from memory.summarizer import FACTS_PROMPT, SUMMARY_PROMPT
 
-_BACKGROUND = tuple(p.split("{")[0][:12] for p in (*SUMMARY_PROMPT.values(), *FACTS_PROMPT.values())) + (
-    "You translate",
-)
+_PROMPTS = (*SUMMARY_PROMPT.values(), *FACTS_PROMPT.values())
+_BACKGROUND = (*(p.split("{")[0][:12] for p in _PROMPTS), "You translate")
 
 
 def is_background(body: dict[str, Any]) -> bool:
