@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from bot import metrics
 from bot.background import Background
 from bot.chain import Chain
 from bot.config import Settings
@@ -85,9 +86,15 @@ class App:
             settings.knowledge.max_chapter, clocks.mono,
         )
         app = cls(settings, store, personas, model, knowledge, voice, background, chain, clocks)
+        exporter: metrics.Exporter | None = None
         try:
+            if settings.metrics.enabled:
+                slots = model.slots if isinstance(model, OpenAIChat) else None
+                exporter = metrics.serve(settings.metrics, slots, lambda: getattr(store, "available", True))
             yield app
         finally:
+            if exporter is not None:
+                exporter.close()
             await background.aclose()
             for closer in (knowledge.close, *([model.close] if model else []), *([voice.close] if voice else [])):
                 try:

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
+from bot import metrics
 from bot.burst import Bursts
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
 from bot.messages import Incoming, Reply
+from bot.stages.guard import MOMENT, in_language, pick
 from memory.store import ConversationStore
 from memory.turns import SessionKey
 from persona.card import Persona
@@ -89,6 +91,7 @@ class Chain:
         still held, so replies in one conversation go out in order.
         """
         arrived = self.clock()
+        metrics.message_in(msg.platform)
         where = settings_channel(msg)
         if msg.message_id and not await self.store.claim(msg.platform, msg.bot_id, where, msg.message_id, SEEN_TTL):
             log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
@@ -103,7 +106,7 @@ class Chain:
             msg = taken
             settings = await self.channel_settings(msg)
             persona = self.persona_for(msg, settings)
-            ex: Exchange | None = Exchange(
+            start = Exchange(
                 incoming=msg,
                 persona=persona,
                 session=SessionKey(persona.id, msg.platform, scope, cid),  # type: ignore[arg-type]
@@ -112,17 +115,39 @@ class Chain:
                 sink=sink,
                 arrived=arrived,
             )
-            for stage in self.stages:
-                assert ex is not None
-                ex = await stage(ex)
-                if ex is None:
-                    return None
-                if ex.reply is not None and ex.reply.mode == "canned":
-                    break  # the guard answered with one of the character's own lines: no model call
-            reply = ex.reply if ex else None
+            try:
+                ex = await self._stages(start)
+            except Exception as exc:  # one bad message harms no one: the user hears back, the log names it
+                log.warning("message %s in %s could not be handled (%s: %s); asked to wait",
+                            msg.message_id or "-", key, type(exc).__name__, exc)
+                ex = self._moment(start)
+            if ex is None:
+                return None
+            reply = ex.reply
+            if reply is not None:
+                metrics.reply(reply.mode, self.clock() - arrived)
             if reply is not None and send is not None:
                 await send(reply)
             return reply
+
+    async def _stages(self, ex: Exchange) -> Exchange | None:
+        current: Exchange | None = ex
+        for stage in self.stages:
+            assert current is not None
+            current = await stage(current)
+            if current is None:
+                return None
+            if current.reply is not None and current.reply.mode == "canned":
+                break  # the guard answered with one of the character's own lines: no model call
+        return current
+
+    def _moment(self, ex: Exchange) -> Exchange:
+        """The character's "give me a moment" line, when a message could not be handled."""
+        persona, msg = ex.persona, ex.incoming
+        line = pick(persona.card.lines.moment or in_language(MOMENT, persona.card.language), msg.message_id)
+        text = persona.render(line, msg.display_name or None)
+        return replace(ex, draft=text, mode="fallback",
+                       reply=Reply(text, persona.id, persona.name, "fallback", reply_to=msg.message_id))
 
     async def channel_settings(self, msg: Incoming) -> ChannelSettings:
         """The stored settings of the message's conversation ([knowledge] max_chapter as the default limit)."""

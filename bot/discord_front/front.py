@@ -7,6 +7,7 @@ from typing import Any
 
 import discord
 
+from bot import metrics
 from bot.app import App
 from bot.commands import Commands
 from bot.discord_front.incoming import to_incoming
@@ -87,7 +88,8 @@ class Front:
             return
         try:
             await self._handle(message, me)
-        except Exception:  # one bad message must not take the client down
+        except Exception as exc:  # one bad message must not take the client down
+            metrics.message_lost("discord", exc)
             log.exception("discord message %s failed", message.id)
 
     async def _handle(self, message: discord.Message, me: discord.ClientUser) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from bot import metrics
 from bot.config import LLMConfig
 from bot.exchange import Exchange
 from bot.hygiene import Hidden, ReplyCheck, whole_sentences
@@ -100,16 +101,19 @@ class Generate:
                 return await self._offline(ex, "fallback")
             attempt = await self._attempt(ex, self.model)
             if isinstance(attempt.error, ContextOverflow) and not overflowed and self.recompose:
+                metrics.model_error(attempt.error)
                 overflowed = True
                 self._learn_overflow(attempt.error, ex)
                 ex = await self.recompose(ex)
                 continue
             if attempt.error is not None or attempt.timed_out:
+                metrics.model_error(attempt.error, attempt.timed_out)
                 if attempt.partial:
                     log.warning("model stopped mid-reply (%s); keeping the whole sentences", _reason(attempt))
                     return replace(ex, draft=attempt.text, mode="model", partial=True)
                 if attempt.error is None or attempt.error.server_fault:
                     self._down_until = self.clock() + self.cfg.retry_after
+                    metrics.breaker_opened(self.cfg.retry_after)
                     log.warning(
                         "model failed (%s); answering offline for %.0fs", _reason(attempt), self.cfg.retry_after
                     )
@@ -117,6 +121,7 @@ class Generate:
                     log.warning("model refused the request (%s); answering offline", _reason(attempt))
                 return await self._offline(ex, "fallback")
             self._down_until = float("-inf")
+            metrics.breaker_closed()
             if attempt.text:
                 log.info("reply by model %s (%d chars)", self.model.name, len(attempt.text))
                 return replace(ex, draft=attempt.text, mode="model")
@@ -141,6 +146,7 @@ class Generate:
                 async for delta in stream:
                     if not got_first:
                         got_first = True
+                        metrics.first_token(self.clock() - (ex.arrived or started))
                     stall_by = min(started + self.cfg.deadline, self.clock() + self.cfg.request_timeout)
                     limit.reschedule(_loop_time(stall_by, self.clock))
                     shown = check.feed(delta)

@@ -31,6 +31,11 @@ RATE_LIMITED = {
     "en": ["Slow down — one thing at a time, I'm still catching up.", "You're going too fast for me; give me a minute."],
     "ja": ["ちょっと待って、一つずつ話して。まだ追いついていないの。", "速すぎるよ。少し休んでからまた話そう。"],
 }
+MOMENT = {
+    "zh": ["等我一下，刚才走神了，你再说一遍？"],
+    "en": ["Give me a moment — say that again?"],
+    "ja": ["ちょっと待って、もう一度言って？"],
+}
 NO_PICTURES = {
     "zh": ["我看不见图片呀，用文字说给我听吧。"],
     "en": ["I can't see pictures — tell me in words?"],

@@ -11,6 +11,7 @@ from nonebot.exception import ActionFailed, NetworkError
 from nonebot.params import CommandArg
 from nonebot.plugin import PluginMetadata
 
+from bot import metrics
 from bot.commands import Answer, BadArgument, Commands, chapter_arg, percent_arg, switch_arg
 from bot.config import Settings, load_config
 from bot.messages import Incoming, Reply
@@ -75,9 +76,13 @@ async def _chat(bot: Bot, event: Event) -> None:
         return
     app = holder.get()
 
+    delivered = False
+
     async def deliver(reply: Reply) -> None:
+        nonlocal delivered
         if reply.text:
             await front.deliver(bot, event, reply, app)
+        delivered = True
 
     # the text goes out inside the conversation's turn (Chain.handle's `send`), so a random delay
     # cannot reorder replies and a burst is merged; the voice clip follows outside it
@@ -86,7 +91,13 @@ async def _chat(bot: Bot, event: Event) -> None:
         if reply is not None and reply.text:
             await front.voice(bot, event, reply, app)
     except (ActionFailed, NetworkError, StoreError) as exc:
+        if not delivered:  # a voice clip that fails after the text loses nothing
+            metrics.message_lost("qq", exc)
         log.warning("qq reply not delivered: %s", exc)
+    except Exception as exc:  # nonebot logs it; the message is lost all the same
+        if not delivered:
+            metrics.message_lost("qq", exc)
+        raise
 
 
 async def _context(bot: Bot, event: Event) -> tuple[Front, Incoming, Commands] | None:

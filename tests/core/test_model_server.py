@@ -169,3 +169,26 @@ async def test_background_work_finishes_at_exit(make_settings: MakeSettings, llm
         await app.chain.handle(dm("我养了一只猫，叫团子"))
     async with App.open(settings) as again:
         assert await again.store.facts("horo", "test", "u1") == ["养了一只叫团子的猫"]
+
+
+async def test_a_message_that_cannot_be_handled_is_answered_and_named(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    app: App = await app_factory(make_settings(llm=cfg(llm), memory={"facts": False}))
+
+    async def broken(ex: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    app.chain.stages.insert(2, broken)
+    caplog.set_level(logging.WARNING)
+    sent: list[str] = []
+
+    async def send(reply: Any) -> None:
+        sent.append(reply.text)
+
+    reply = await app.chain.handle(Incoming("test", "dm-u1", "u1", "Alice", "你好", message_id="m1", is_direct=True),
+                                   send=send)
+    assert reply is not None and reply.mode == "fallback" and sent == [reply.text]
+    assert "稍等" in reply.text  # Horo's own "give me a moment" line
+    assert any("message m1 in test:dm:u1 could not be handled (RuntimeError: disk on fire)" in r.getMessage()
+               for r in caplog.records)

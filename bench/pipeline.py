@@ -1,0 +1,150 @@
+"""`python -m bench pipeline`: M messages from N group chats through the real App (Redis, 西游记, model).
+
+Each channel is a conversation: its messages go one after another (the next when the reply came),
+all channels at once, paced to `--rate` messages/s when given. Every message names the character,
+each from its own user, so each gets its own reply. Overhead per message is the wall time of
+`Chain.handle` less the time spent waiting on the model's stream (its slot queue included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.load import (
+    ModelProcess,
+    ideal,
+    ingest,
+    mark,
+    pct,
+    prefix_reuse,
+    question,
+    redis_prefix,
+    report,
+    write_config,
+)
+from bot.app import App
+from bot.config import load_config
+from bot.llm import ChatMessage, ChatModel
+from bot.messages import Incoming
+from bot.stages.generate import Generate
+from tests.support.requests import is_background
+
+_WAITED: contextvars.ContextVar[list[float]] = contextvars.ContextVar("waited")
+
+
+class TimedModel:
+    """The App's own model client; the time spent waiting on its stream is added to the current message."""
+
+    def __init__(self, inner: ChatModel):
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def stream(self, messages: Sequence[ChatMessage], **kw: Any) -> AsyncGenerator[str, None]:
+        """The inner stream, timed around each wait for the next piece."""
+        account = _WAITED.get(None)
+        inner = self.inner.stream(messages, **kw)
+        try:
+            while True:
+                t = time.perf_counter()
+                try:
+                    delta = await anext(inner)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    if account is not None:
+                        account[0] += time.perf_counter() - t
+                yield delta
+        finally:
+            t = time.perf_counter()
+            await inner.aclose()
+            if account is not None:
+                account[0] += time.perf_counter() - t
+
+
+def register(sub: Any) -> None:
+    """Add the `pipeline` subcommand."""
+    p = sub.add_parser("pipeline", help="messages from many channels through the real App")
+    p.add_argument("--channels", type=int, default=100)
+    p.add_argument("--messages", type=int, default=1000)
+    p.add_argument("--llm-latency-ms", type=float, default=300.0)
+    p.add_argument("--rate", type=float, default=0.0, help="messages/s offered at most (0: as fast as replies come)")
+    p.add_argument("--concurrency", type=int, default=4, help="[llm] max_concurrency")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the bench and print the numbers."""
+    result = asyncio.run(run(args.channels, args.messages, args.llm_latency_ms, args.rate, args.concurrency))
+    floors = {
+        "throughput >= 0.9 x ideal": result["throughput"] >= 0.9 * result["ideal"],
+        "overhead p50 <= 10 ms": result["overhead_p50_ms"] <= 10,
+        "overhead p99 <= 50 ms": result["overhead_p99_ms"] <= 50,
+        "prefix reuse >= 0.8": result["prefix_reuse"] >= 0.8,
+    }
+    report(result, floors, args.json)
+    return 0
+
+
+async def run(channels: int, messages: int, latency_ms: float, rate: float, concurrency: int) -> dict[str, Any]:
+    """The numbers of one run."""
+    with tempfile.TemporaryDirectory(prefix="rp-bench-") as tmp, ModelProcess(latency_ms) as srv, redis_prefix() as prefix:
+        ingest(Path(tmp) / "data")
+        settings = load_config(write_config(Path(tmp), srv.base_url, prefix, concurrency), env_file=Path(tmp) / "none")
+        async with App.open(settings) as app:
+            generate = next(s for s in app.chain.stages if isinstance(s, Generate))
+            assert generate.model is not None
+            generate.model = TimedModel(generate.model)
+            await app.knowledge.lookup(app.personas.get("wukong"), "花果山", [], None)  # load the index once
+            srv.clear()
+            walls, waits, started = await _drive(app, channels, messages, rate)
+            wall = time.perf_counter() - started
+            requests = srv.requests()
+            during = sum(1 for b in requests if is_background(b))
+    overheads = [1000 * (w - m) for w, m in zip(walls, waits, strict=True)]
+    return {
+        "replies": len(walls),
+        "throughput": len(walls) / wall,
+        "ideal": ideal(rate, channels, concurrency, latency_ms),
+        "overhead_p50_ms": pct(overheads, 0.5),
+        "overhead_p99_ms": pct(overheads, 0.99),
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "prefix_reuse": prefix_reuse(requests),
+        "background_requests": during,
+    }
+
+
+async def _drive(app: App, channels: int, messages: int, rate: float) -> tuple[list[float], list[float], float]:
+    """Every channel's messages in turn; (handle wall times, model waits, start time)."""
+    walls: list[float] = []
+    waits: list[float] = []
+    started = time.perf_counter()
+
+    async def channel(ch: int) -> None:
+        for seq in range(ch, messages, channels):
+            if rate > 0:
+                await asyncio.sleep(max(0.0, started + seq / rate - time.perf_counter()))
+            text = f"悟空，{question(seq)} {mark(ch, seq)}"
+            msg = Incoming("test", f"g{ch}", f"u{seq}", f"客人{seq % 97}", text, message_id=f"m{seq}", mentions_bot=True)
+            waited = [0.0]
+            _WAITED.set(waited)
+            t = time.perf_counter()
+            reply = await app.chain.handle(msg)
+            walls.append(time.perf_counter() - t)
+            waits.append(waited[0])
+            if reply is None or reply.mode != "model":
+                print(f"warning: message {seq} got {reply.mode if reply else 'no reply'}", file=sys.stderr)
+
+    await asyncio.gather(*(channel(ch) for ch in range(channels)))
+    return walls, waits, started
