@@ -22,6 +22,7 @@ test: $(STAMP)
 	BOT_TEST_LLM_PYTHON=.venv-llm/bin/python bash .ci/redis.sh $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	bash .ci/embed.sh
 	bash .ci/train.sh
 
 lint: $(STAMP)
@@ -32,4 +33,9 @@ doctor: $(STAMP)
 	$(BIN)/python -m bot doctor
 
 bench: $(STAMP)
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	bash .ci/redis.sh $(BIN)/python -m bench core
+	$(BIN)/python -m bench knowledge
+	$(BIN)/python -m bench voice
+	bash .ci/redis.sh $(BIN)/python -m bench pipeline --channels 100 --messages 1000 --llm-latency-ms 300
+	bash .ci/redis.sh $(BIN)/python -m bench qq --groups 50 --messages 1000 --rate 100 --llm-latency-ms 300
+	bash .ci/redis.sh $(BIN)/python -m bench qq --groups 400 --messages 400 --rate 0 --llm-latency-ms 300

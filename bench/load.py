@@ -29,6 +29,7 @@ XIYOUJI = shared_dir() / "corpora" / "xiyouji.txt"
 QUESTIONS = ROOT / "bench" / "data" / "xiyouji_questions.jsonl"
 NAMES = ["孙悟空", "悟空", "行者", "孙行者", "美猴王", "齐天大圣", "大圣", "猴王"]
 MARK = re.compile(r"\[g(\d+) #(\d+)\]")
+ECHO = re.compile(r"第([0-9、]+)句")  # how the scripted model names the messages it answers
 SUMMARY = "众人在群里轮番向孙悟空打听取经路上的旧事，他一一作答，还夸口自己的本事。"
 FACTS = '["爱听西游记的故事"]'
 
@@ -57,8 +58,14 @@ def ingest(data_dir: Path) -> int:
 
 
 def seqs_in(text: str) -> list[int]:
-    """The sequence numbers tagged in a text."""
+    """The sequence numbers tagged in a message's text."""
     return [int(m.group(2)) for m in MARK.finditer(text)]
+
+
+def echoed(reply: str) -> list[int]:
+    """The sequence numbers a scripted reply names (none in a fallback line)."""
+    found = ECHO.search(reply)
+    return [int(n) for n in found.group(1).split("、") if n] if found else []
 
 
 class Responder:
@@ -140,6 +147,15 @@ def conversation_of(body: dict[str, Any]) -> str:
     return found.group(1) if found else "?"
 
 
+def common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix of two texts."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
 def prefix_reuse(requests: list[dict[str, Any]]) -> float:
     """Share of prompt characters that repeat the start of the same conversation's previous prompt.
 
@@ -155,7 +171,7 @@ def prefix_reuse(requests: list[dict[str, Any]]) -> float:
         if before is None:
             continue
         total += len(text)
-        shared += len(os.path.commonprefix([before, text]))
+        shared += common_prefix(before, text)
     return shared / total if total else 0.0
 
 

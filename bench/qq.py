@@ -1,2 +1,255 @@
-"""placeholder"""
-def register(sub): pass
+"""`python -m bench qq`: group messages into a fresh `python -m bot run --platform qq` over OneBot v11.
+
+The bench is the OneBot implementation: it connects to the bot's reverse WebSocket, pushes M group
+messages spread over G groups at R messages/s (each @-mentions the bot, from a user of its own, with a
+unique message id and its sequence number in the text), answers every action the bot calls, and
+matches each reply to the messages it answers: the message it quotes, and the numbers the scripted
+model echoes from the newest user message of its prompt (so a merged burst counts every message in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.load import (
+    ROOT,
+    ModelProcess,
+    echoed,
+    ideal,
+    ingest,
+    mark,
+    pct,
+    question,
+    redis_prefix,
+    report,
+    write_config,
+)
+from tests.qq.onebot_impl import OneBotImpl, text
+
+TOKEN = "bench-token"
+SELF_ID = "10000"
+FIRST_ID = 900_000  # message ids: FIRST_ID + sequence number
+GROUP0, USER0 = 700_000, 300_000
+
+
+class Implementation(OneBotImpl):
+    """A OneBot v11 implementation that answers every action and notes when each message went out."""
+
+    def __init__(self, url: str):
+        super().__init__(url, SELF_ID, TOKEN)
+        self.sent: list[tuple[float, dict[str, Any]]] = []
+        self.arrived = asyncio.Event()
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        async for raw in self._ws:
+            call = json.loads(raw)
+            await self._ws.send(json.dumps(self._answer(call), ensure_ascii=False))
+            if call["action"] in ("send_msg", "send_group_msg"):
+                self.sent.append((time.perf_counter(), dict(call.get("params", {}))))
+                self.arrived.set()
+
+
+@dataclass
+class Tally:
+    """Which replies answered which messages."""
+
+    pushed: dict[int, float] = field(default_factory=dict)  # sequence number -> when it was sent
+    answers: dict[int, list[int]] = field(default_factory=dict)  # sequence number -> replies answering it
+    out_of_order: int = 0
+    with_echo: int = 0
+
+    def read(self, sent: list[tuple[float, dict[str, Any]]], groups: int) -> None:
+        """Match every reply to its messages; a group's replies must come in its messages' order."""
+        last_in_group: dict[int, int] = {}
+        for r, (_, params) in enumerate(sent):
+            segments = params.get("message") or []
+            quoted = [int(s["data"]["id"]) - FIRST_ID for s in segments if s.get("type") == "reply"]
+            echo = echoed("".join(str(s["data"].get("text", "")) for s in segments if s.get("type") == "text"))
+            self.with_echo += bool(echo)
+            covered = set(quoted) | set(echo)
+            if not covered:
+                continue
+            for seq in covered:
+                self.answers.setdefault(seq, []).append(r)
+            group = int(params.get("group_id", GROUP0)) - GROUP0
+            newest = max(covered)
+            if newest < last_in_group.get(group, -1):
+                self.out_of_order += 1
+            last_in_group[group] = max(newest, last_in_group.get(group, -1))
+
+
+def register(sub: Any) -> None:
+    """Add the `qq` subcommand."""
+    p = sub.add_parser("qq", help="group messages into a fresh bot process over OneBot v11")
+    p.add_argument("--groups", type=int, default=50)
+    p.add_argument("--messages", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=100.0, help="messages/s pushed (0: all at once)")
+    p.add_argument("--llm-latency-ms", type=float, default=300.0)
+    p.add_argument("--concurrency", type=int, default=4, help="[llm] max_concurrency")
+    p.add_argument("--log", type=Path, help="keep the bot's log here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the bench and print the numbers."""
+    result = asyncio.run(run(args.groups, args.messages, args.rate, args.llm_latency_ms, args.concurrency, args.log))
+    floors = {"0 lost": result["lost"] == 0, "0 duplicated": result["duplicated"] == 0,
+              "0 out of order": result["out_of_order"] == 0}
+    report(result, floors, args.json)
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def run(
+    groups: int, messages: int, rate: float, latency_ms: float, concurrency: int, keep_log: Path | None = None
+) -> dict[str, Any]:
+    """The numbers of one run against a bot process started for it."""
+    with tempfile.TemporaryDirectory(prefix="rp-bench-qq-") as tmp, ModelProcess(latency_ms) as model, \
+            redis_prefix() as prefix:
+        folder = Path(tmp)
+        ingest(folder / "data")
+        config = write_config(folder, model.base_url, prefix, concurrency, qq={"enabled": True})
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+        env |= {"BOT_QQ__PORT": str(port), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+        log = folder / "bot.log"
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "run", "--platform", "qq", "--config", str(config),
+                cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        try:
+            await _listening(port, proc, log)
+            impl = Implementation(f"ws://127.0.0.1:{port}/onebot/v11/ws")
+            await impl.open()
+            try:
+                tally, capacity = Tally(), ideal(rate, groups, concurrency, latency_ms)
+                cpu = _cpu_seconds(proc.pid)
+                started = await _push(impl, tally, groups, messages, rate)
+                await _collect(impl, tally, groups, messages, patience=30 + 2 * messages / capacity)
+                rss, cpu = _peak_rss_mb(proc.pid), _cpu_seconds(proc.pid) - cpu
+            finally:
+                await impl.close()
+        finally:
+            await _stop(proc, log)
+            if keep_log is not None:
+                keep_log.write_bytes(log.read_bytes())
+    return _numbers(tally, impl.sent, messages, started, capacity, rss, cpu)
+
+
+async def _listening(port: int, proc: asyncio.subprocess.Process, log: Path, timeout: float = 60.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if proc.returncode is not None:
+                raise SystemExit(f"error: the bot exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            return
+
+
+async def _push(impl: Implementation, tally: Tally, groups: int, messages: int, rate: float) -> float:
+    """Send every message on schedule; the start time."""
+    started = time.perf_counter()
+    for seq in range(messages):
+        if rate > 0:
+            await asyncio.sleep(max(0.0, started + seq / rate - time.perf_counter()))
+        group = seq % groups
+        segments = [{"type": "at", "data": {"qq": SELF_ID}}, text(f" 悟空，{question(seq)} {mark(group, seq)}")]
+        event = impl.group_message(segments, group_id=GROUP0 + group, user_id=USER0 + seq, message_id=FIRST_ID + seq)
+        tally.pushed[seq] = time.perf_counter()
+        await impl.push(event)
+    return started
+
+
+async def _collect(impl: Implementation, tally: Tally, groups: int, messages: int, patience: float) -> None:
+    """Wait until every message is answered (then a second more, for duplicates) or nothing comes for a while."""
+    last = time.perf_counter()
+    while time.perf_counter() - last < patience:
+        impl.arrived.clear()
+        try:
+            await asyncio.wait_for(impl.arrived.wait(), 1.0)
+            last = time.perf_counter()
+        except TimeoutError:
+            pass
+        answered = Tally()
+        answered.read(impl.sent, groups)
+        if len(answered.answers) >= messages:
+            await asyncio.sleep(1.0)
+            break
+    tally.read(impl.sent, groups)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time the bot process has used so far (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The bot process's peak resident memory (VmHWM), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _stop(proc: asyncio.subprocess.Process, log: Path) -> None:
+    """SIGINT, as an operator would; killed if it has not stopped in 30 s."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    output = log.read_text(encoding="utf-8", errors="replace")
+    if proc.returncode != 0 or "Traceback" in output:
+        print(f"warning: the bot exited with {proc.returncode}; its log:\n{output[-4000:]}", file=sys.stderr)
+
+
+def _numbers(
+    tally: Tally, sent: list[tuple[float, dict[str, Any]]], messages: int, started: float, capacity: float,
+    rss: float, cpu: float,
+) -> dict[str, Any]:
+    """The printed numbers (`cpu`: the bot's CPU seconds over the run)."""
+    answered = [seq for seq in range(messages) if tally.answers.get(seq)]
+    latencies = [sent[tally.answers[seq][0]][0] - tally.pushed[seq] for seq in answered]
+    end = max((t for t, _ in sent), default=started)
+    return {
+        "messages": messages,
+        "replies": len(sent),
+        "model_replies": tally.with_echo,
+        "answered": len(answered),
+        "lost": messages - len(answered),
+        "duplicated": sum(len(v) - 1 for v in tally.answers.values()),
+        "out_of_order": tally.out_of_order,
+        "throughput": len(answered) / (end - started) if end > started else 0.0,
+        "ideal": capacity,
+        "p50_s": pct(latencies, 0.5),
+        "p99_s": pct(latencies, 0.99),
+        "rss_mb": rss,
+        "cpu_ms_per_message": 1000 * cpu / messages,
+    }

@@ -123,7 +123,7 @@ def build_pipeline(
     return [
         Gate(settings.bot, store, clocks.wall, clocks.chance),
         Guard(settings.bot, store, clocks.wall),
-        Recall(settings.memory, store, knowledge),
+        Recall(settings.memory, store, knowledge, clocks.wall),
         compose,
         Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap),
         Finish(store, summarizer, offline, settings.memory.facts_every, clocks.wall),

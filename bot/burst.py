@@ -18,6 +18,14 @@ class Bursts:
         """Note a message that is about to wait for its conversation."""
         self._queues.setdefault(key, []).append(msg)
 
+    def drop(self, key: str, msg: Incoming) -> None:
+        """Forget a waiting message (a duplicate delivery); nothing if it was merged already."""
+        queue = [m for m in self._queues.get(key, []) if m is not msg]
+        if queue:
+            self._queues[key] = queue
+        else:
+            self._queues.pop(key, None)
+
     def take(self, key: str, msg: Incoming) -> Incoming | None:
         """The message to answer now (merged with its followers), or None if it was merged already."""
         queue = self._queues.get(key, [])
@@ -44,9 +52,10 @@ def merge(run: list[Incoming]) -> Incoming:
     if len(run) == 1:
         return run[0]
     last = run[-1]
+    once = {m.message_id or str(id(m)): m for m in run}.values()  # a redelivery in the run is said once
     return replace(
         last,
-        text="\n".join(m.text for m in run if m.text.strip()),
+        text="\n".join(m.text for m in once if m.text.strip()),
         mentions_bot=any(m.mentions_bot for m in run),
         reply_to_bot=any(m.reply_to_bot for m in run),
         attachments=tuple(a for m in run for a in m.attachments),

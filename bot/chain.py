@@ -93,13 +93,23 @@ class Chain:
         arrived = self.clock()
         metrics.message_in(msg.platform)
         where = settings_channel(msg)
-        if msg.message_id and not await self.store.claim(msg.platform, msg.bot_id, where, msg.message_id, SEEN_TTL):
-            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
-            return None
         scope, cid = conversation_of(msg)
         key = f"{msg.platform}:{scope}:{cid}"
+        # the message's place in its conversation is taken before anything is awaited: a store call
+        # here would let a later message that got its answer sooner take the conversation first
         self.bursts.arrive(key, msg)
         async with self.locks.hold(key):
+            try:
+                fresh = not msg.message_id or await self.store.claim(
+                    msg.platform, msg.bot_id, where, msg.message_id, SEEN_TTL
+                )
+            except BaseException:
+                self.bursts.drop(key, msg)
+                raise
+            if not fresh:
+                self.bursts.drop(key, msg)
+                log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
+                return None
             taken = self.bursts.take(key, msg)
             if taken is None:
                 return None

@@ -37,7 +37,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def ingest_cmd(args: argparse.Namespace) -> int:
     """Ingest files for one persona."""
     from memory.knowledge import knowledge_root
-    from memory.knowledge.embedding import Embedder
+    from memory.knowledge.embedding import EmbeddingError, open_embedder
     from memory.knowledge.index import Layout
     from memory.knowledge.ingest import Ingestor
     from memory.knowledge.reading import SourceError
@@ -53,6 +53,11 @@ def ingest_cmd(args: argparse.Namespace) -> int:
         print(f"error: name files to ingest, or list them in {persona.id}'s card [knowledge] sources", file=sys.stderr)
         return 2
     mode = args.mode or cfg.mode
+    embedder = open_embedder(cfg)
+    if embedder is None and mode != "bm25":
+        if no_embedder(mode):
+            return 2
+        mode = "bm25"
     layout = Layout(knowledge_root(settings), persona.id)
     embed = mode != "bm25"
     # a BM25-only run still names the collection, to drop vectors of chunks that changed
@@ -64,7 +69,7 @@ def ingest_cmd(args: argparse.Namespace) -> int:
         cfg.chunk_overlap,
         persona.card.knowledge.chapter_pattern or cfg.chapter_pattern,
         cfg.tokenizer,
-        Embedder(cfg.embedding_model),
+        embedder,
         (lambda: open_client(cfg.chroma_url, layout.chroma)) if vectors_exist else None,
         cfg.embed_batch,
         progress=not args.quiet,
@@ -75,12 +80,30 @@ def ingest_cmd(args: argparse.Namespace) -> int:
     except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except EmbeddingError as exc:
+        print(f"error: {exc} (the batches embedded so far are kept; run ingest again to go on)", file=sys.stderr)
+        return 1
+    finally:
+        if embedder is not None:
+            embedder.close()
     print(f"{persona.id}: " + "\n".join(report.lines()))
     return 0
 
 
+def no_embedder(mode: str) -> bool:
+    """Say that dense retrieval has no embedder; True when that is an error (mode dense), else BM25 goes on."""
+    from memory.knowledge.embedding import HOW_TO_ADD
+
+    if mode == "dense":
+        print(f"error: mode dense needs an embedder: {HOW_TO_ADD}", file=sys.stderr)
+        return True
+    print(f"note: no embedder configured, so BM25 only; {HOW_TO_ADD}", file=sys.stderr)
+    return False
+
+
 def eval_retrieval_cmd(args: argparse.Namespace) -> int:
     """Evaluate retrieval on a corpus and a query set."""
+    from memory.knowledge.embedding import EmbeddingError, open_embedder
     from memory.knowledge.evaluate import evaluate
     from memory.knowledge.reading import SourceError
 
@@ -94,14 +117,26 @@ def eval_retrieval_cmd(args: argparse.Namespace) -> int:
     if any(not 1 <= k <= MAX_K for k in ks):
         print(f"error: --k values must be from 1 to {MAX_K} (got {args.k})", file=sys.stderr)
         return 2
+    mode = args.mode or cfg.mode
+    embedder = open_embedder(cfg) if mode != "bm25" else None
+    if embedder is None and mode != "bm25":
+        if no_embedder(mode):
+            return 2
+        mode = "bm25"
     try:
         result = evaluate(
-            args.corpus, args.queries, args.mode or cfg.mode, ks or (1, 5, 10, 20), cfg.embedding_model,
+            args.corpus, args.queries, mode, ks or (1, 5, 10, 20), embedder,
             cfg.tokenizer, cfg.chunk_chars, cfg.chunk_overlap, cfg.dense_weight, cfg.rrf_k, progress=not args.json,
         )
     except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except EmbeddingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if embedder is not None:
+            embedder.close()
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

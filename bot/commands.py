@@ -5,16 +5,25 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Literal
 
 from bot.app import App
 from bot.chain import conversation_of
 from bot.messages import Incoming
 from bot.sanitize import clean_text
-from memory.turns import SessionKey
+from bot.stages.recall import fact_line
+from memory.age import ago
+from memory.facts import conversation_of as facts_place
+from memory.facts import forget
+from memory.turns import Fact, SessionKey
+from persona.card import Persona
 from persona.library import ID_PATTERN, PersonaError
 
 MAX_CHAPTER = 100_000  # past any real source work: a bigger number is a slip of the keyboard
 MAX_QUERY_CHARS = 200  # /lore looks up a name or a phrase, not an essay
+CITED_CHARS = 80  # /why shows this much of each memory, passage or lore entry
+WHY_KINDS = (("memory", "memories"), ("fact", "facts"), ("summary", "summary"), ("lore", "lore"),
+             ("passage", "source passages"), ("scene", "the character's own scenes"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,16 @@ def switch_arg(text: str, command: str) -> bool:
     if word in ("on", "off"):
         return word == "on"
     raise BadArgument(f"Usage: /{command} on|off")
+
+
+def forget_arg(text: str) -> int | Literal["all"]:
+    """`/forget`'s argument: a fact's number as `/memory` shows it, or `all`."""
+    word = _word(text)
+    if word == "all":
+        return "all"
+    if re.fullmatch(r"[0-9]{1,4}", word) and int(word) >= 1:
+        return int(word)
+    raise BadArgument("Usage: /forget N (a number /memory shows) or /forget all")
 
 
 def _shown(text: str, limit: int = 40) -> str:
@@ -151,4 +170,73 @@ class Commands:
             f"model: {model}; memory: {self.app.store.name}",
             f"voice: {'on' if voice else 'off'}; spoiler limit: {settings.max_chapter or 'none'}",
         ]
+        return Answer("\n".join(lines))
+
+    async def _here(self, msg: Incoming) -> tuple[Persona, SessionKey]:
+        """The persona speaking in the message's conversation, and that conversation's key."""
+        settings = await self.app.chain.channel_settings(msg)
+        persona = self.app.chain.persona_for(msg, settings)
+        scope, cid = conversation_of(msg)
+        return persona, SessionKey(persona.id, msg.platform, scope, cid)  # type: ignore[arg-type]
+
+    async def _facts_here(self, persona: Persona, key: SessionKey, user_id: str) -> list[Fact]:
+        """A user's facts as this conversation shows them (the numbering /memory and /forget use)."""
+        book = await self.app.store.fact_book(persona.id, key.platform, user_id)
+        return book.visible(facts_place(key), self.app.settings.memory.share_facts)
+
+    async def memory(self, msg: Incoming) -> Answer:
+        """What the character remembers about the asker (facts, numbered) and this conversation's summary."""
+        persona, key = await self._here(msg)
+        facts = await self._facts_here(persona, key, msg.user_id)
+        now, language = self.app.clocks.wall(), persona.card.language
+        who = msg.display_name or "you"
+        lines = [f"What {persona.name} remembers about {who}:"]
+        lines += [f"{i}. {fact_line(f, now, language)}" for i, f in enumerate(facts, start=1)] or ["(nothing yet)"]
+        summary = await self.app.store.summary(key)
+        lines += ["", "Story so far:" if summary.text else "Story so far: (no summary yet)"]
+        if summary.text:
+            lines.append(summary.text)
+        if facts:
+            lines += ["", "/forget N or /forget all removes facts."]
+        return Answer("\n".join(lines))
+
+    async def forget(self, msg: Incoming, which: int | Literal["all"], user_id: str = "") -> Answer:
+        """Remove one of a user's facts (by its /memory number) or all of them shown here.
+
+        `user_id` names another user (an admin's request: permission is the caller's job).
+        """
+        persona, key = await self._here(msg)
+        target = user_id or msg.user_id
+        facts = await self._facts_here(persona, key, target)
+        whose = "you" if target == msg.user_id else "that user"
+        if which == "all":
+            drop = facts
+        elif 1 <= which <= len(facts):
+            drop = [facts[which - 1]]
+        else:
+            return Answer(f"There is no fact {which} about {whose}; /memory lists them.", ok=False)
+        if not drop:
+            return Answer(f"{persona.name} remembers no facts about {whose} here.")
+        await self.app.store.change_facts(persona.id, key.platform, target, lambda book: forget(book, drop))
+        what = f"{len(drop)} fact{'s' if len(drop) != 1 else ''}" if which == "all" else f"fact {which}"
+        return Answer(f"{persona.name} forgot {what} about {whose}.")
+
+    async def why(self, msg: Incoming) -> Answer:
+        """Which memories, facts, lore entries and passages the last reply here was given."""
+        persona, key = await self._here(msg)
+        last = await self.app.store.last_context(key)
+        if last is None:
+            return Answer("No reply here yet to explain.")
+        when = ago(last.at, self.app.clocks.wall(), "en") or "earlier"
+        head = f"The last reply (to {last.name or last.user_id or 'someone'}, {when})"
+        if last.mode != "model":
+            return Answer(f"{head} was one of {persona.name}'s example lines; no model was asked, so it was given nothing.")
+        if not last.cited:
+            return Answer(f"{head} was given only the recent conversation: no memories, facts, lore or passages.")
+        lines = [f"{head} was given:"]
+        for kind, title in WHY_KINDS:
+            items = [c for c in last.cited if c.kind == kind]
+            if items:
+                lines.append(f"{title}:")
+                lines += [f"- {f'[{c.source}] ' if c.source else ''}{_shown(c.text, CITED_CHARS)}" for c in items]
         return Answer("\n".join(lines))

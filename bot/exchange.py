@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from bot.llm import ChatMessage
 from bot.lookup import Passage
 from bot.messages import Incoming, Mode, Reply
-from memory.turns import SessionKey, Summary, Turn
+from memory.episodes import Recollection
+from memory.turns import Fact, SessionKey, Summary, Turn
 from persona.card import Persona
 
 Sink = Callable[[str], Awaitable[None]]
@@ -65,7 +66,7 @@ class Exchange:
     history: tuple[Turn, ...] = ()
     unsummarized: tuple[Turn, ...] = ()
     summary: Summary = field(default_factory=Summary)
-    facts: tuple[str, ...] = ()
+    facts: tuple[str, ...] = ()  # as the prompt shows them (with their age)
     passages: tuple[Passage, ...] = ()
     lore: tuple[Passage, ...] = ()
     scenes: tuple[Passage, ...] = ()
@@ -74,6 +75,11 @@ class Exchange:
     mode: Mode = "model"
     partial: bool = False  # the model stopped mid-reply; the whole sentences so far are the reply
     reply: Reply | None = None
+    stored: tuple[Turn, ...] = ()  # the conversation's stored window, as recall read it
+    fact_records: tuple[Fact, ...] = ()  # the user's facts shown here, in the order `facts` has them
+    facts_noted: int = 0  # the user's turns up to this seq were already read for facts
+    memories: tuple[Recollection, ...] = ()  # older turns recalled for this message, best first
+    recalled: tuple[Recollection, ...] = ()  # those of them the prompt holds
 
 
 Stage = Callable[[Exchange], Awaitable[Exchange | None]]

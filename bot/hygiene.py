@@ -13,6 +13,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from bot.cleaning import clean_reply
+from bot.sanitize import clean_text
 from persona.card import Persona
 from persona.prompt import system_prompt
 
@@ -140,7 +141,7 @@ class ReplyCheck:
     def text(self, final: bool = False) -> str:
         """The cleaned reply so far."""
         names = [self.persona.name, *self.persona.card.nickname]
-        text = clean_reply(self.raw, names, self.speakers)
+        text = clean_reply(clean_text(self.raw), names, self.speakers)  # no control or bidi characters either
         text = strip_echo(text, self.message) if final or len(text) > len(self.message) + 2 else ""
         cut = cut_invented_turns(text, self.speakers)
         if len(cut) < len(text):

@@ -7,6 +7,7 @@ import sys
 from typing import TextIO
 
 from bot.app import App
+from bot.commands import BadArgument, Commands, forget_arg
 from bot.messages import Incoming
 from memory.store import StoreError
 from memory.turns import SessionKey
@@ -118,10 +119,22 @@ class TerminalChat:
                 return True
             self.persona = ""
             print(f"({persona.name} is here now)", file=self.out)
+        elif word in ("/memory", "/why"):
+            commands = Commands(self.app)
+            result = await (commands.memory(msg) if word == "/memory" else commands.why(msg))
+            print(f"({result.text})", file=self.out)
+        elif word == "/forget":
+            try:
+                which = forget_arg(rest)
+            except BadArgument as exc:
+                print(f"({exc})", file=self.out)
+                return True
+            print(f"({(await Commands(self.app).forget(msg, which)).text})", file=self.out)
         elif word in ("/quit", "/exit"):
             pass
         elif word == "/help":
             print(HELP, file=self.out)
+            print("/memory shows what the character remembers about you · /forget N|all · /why", file=self.out)
         else:
             return False
         return True

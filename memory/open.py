@@ -18,14 +18,20 @@ async def open_store(cfg: MemoryConfig) -> ConversationStore:
     return ResilientStore(await _open_backend(cfg), grace=cfg.retry_seconds)
 
 
+SHAPES = "v2"  # the key version of the shapes this code writes
+LEGACY = "v1"  # the key version it migrates from
+
+
 async def _open_backend(cfg: MemoryConfig) -> ConversationStore:
     ttl = cfg.ttl_days * 86400
     if cfg.backend in ("redis", "auto"):
         store = RedisStore(
             cfg.redis_url.get_secret_value(),
-            cfg.key_prefix,
+            f"{cfg.key_prefix}:{SHAPES}",
             cfg.max_turns,
             ttl,
+            archive_turns=cfg.archive_turns,
+            archive_days=cfg.archive_days,
             max_connections=cfg.redis_max_connections,
             pool_timeout=cfg.redis_pool_timeout,
             # "auto" decides at once whether Redis is there; "redis" waits out a restart
@@ -33,15 +39,23 @@ async def _open_backend(cfg: MemoryConfig) -> ConversationStore:
         )
         try:
             await store.ping()
-            log.info("memory: redis (%s)", safe_url(cfg.redis_url.get_secret_value()))
-            store.retry_seconds = cfg.retry_seconds
-            return store
         except StoreError as exc:
             await store.close()
             if cfg.backend == "redis":
                 raise
             log.info("memory: no redis answers (%s); using sqlite at %s", exc, cfg.sqlite_path)
-    store_sql = SQLiteStore(cfg.sqlite_path, cfg.max_turns, ttl)
+        else:
+            log.info("memory: redis (%s)", safe_url(cfg.redis_url.get_secret_value()))
+            store.retry_seconds = cfg.retry_seconds
+            try:
+                await store.migrate(f"{cfg.key_prefix}:{LEGACY}")
+            except StoreError:
+                await store.close()
+                raise
+            return store
+    store_sql = SQLiteStore(
+        cfg.sqlite_path, cfg.max_turns, ttl, archive_turns=cfg.archive_turns, archive_days=cfg.archive_days
+    )
     if cfg.backend == "sqlite":
         log.info("memory: sqlite at %s", cfg.sqlite_path)
     return store_sql

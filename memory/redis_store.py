@@ -1,4 +1,10 @@
-"""Conversation store on Redis (redis-py asyncio); keys are versioned under `key_prefix`."""
+"""Conversation store on Redis (redis-py asyncio); keys are versioned under `key_prefix` (`rp:v2`).
+
+Shapes (v2): per conversation `s:<key>:turns` (the window, "seq|json" per turn), `:arch` (turns past
+the window, same form, bounded), `:seq`, `:summary`, `:floor` (turns up to it were forgotten),
+`:done`, `:why` (what the last reply was given); `facts:<persona>:<platform>:<user>` (one JSON book
+per user); `settings:...`, `seen:...`, `rate:...` as in v1. `migrate` copies a v1 namespace once.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +19,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from memory.store import StoreError
-from memory.turns import SessionKey, Summary, Turn
+from memory.store import FactChange, StoreError
+from memory.turns import Fact, FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -31,32 +37,76 @@ FIRST_DELAY, MAX_DELAY = 0.05, 0.5
 # a Redis that stops answering fails a call instead of hanging it (the URL's query can override both)
 CONNECT_TIMEOUT, COMMAND_TIMEOUT = 5.0, 10.0
 
-# One round trip, atomic: number the turns, append them, trim, refresh the TTL. ARGV[3] names the
-# call: a retry whose first attempt landed (only its reply was lost) returns that result instead.
+# One round trip, atomic: number the turns, append them, move what overflows the window to the
+# archive (bounded, and past the retention dropped), refresh the TTL. ARGV[3] names the call: a retry
+# whose first attempt landed (only its reply was lost) returns that result instead.
+# KEYS: turns, seq, summary, done, arch, floor. ARGV: maxlen, ttl, call id, archive max, cutoff, turns...
 _APPEND = """
 local done = redis.call('GET', KEYS[4])
 if done then
   local sep = string.find(done, '|', 1, true)
   if string.sub(done, 1, sep - 1) == ARGV[3] then return tonumber(string.sub(done, sep + 1)) end
 end
-local n = #ARGV - 3
+local n = #ARGV - 5
 local maxlen = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
--- numbering restarts when the counter expired: a summary (or reset floor) left over would hide turns
-if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('DEL', KEYS[3]) end
+local archmax = tonumber(ARGV[4])
+local cutoff = tonumber(ARGV[5])
+-- numbering restarts when the counter expired: a summary, archive or floor left over would clash
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('DEL', KEYS[3], KEYS[5], KEYS[6]) end
 local last = redis.call('INCRBY', KEYS[2], n)
 for i = 1, n do
-  redis.call('RPUSH', KEYS[1], tostring(last - n + i) .. '|' .. ARGV[i + 3])
+  redis.call('RPUSH', KEYS[1], tostring(last - n + i) .. '|' .. ARGV[i + 5])
 end
-redis.call('LTRIM', KEYS[1], -maxlen, -1)
+local over = redis.call('LLEN', KEYS[1]) - maxlen
+if over > 0 then
+  if archmax > 0 then
+    local moved = redis.call('LRANGE', KEYS[1], 0, over - 1)
+    for i = 1, #moved, 1000 do
+      redis.call('RPUSH', KEYS[5], unpack(moved, i, math.min(i + 999, #moved)))
+    end
+    redis.call('LTRIM', KEYS[5], -archmax, -1)
+  else
+    redis.call('DEL', KEYS[5])
+  end
+  redis.call('LTRIM', KEYS[1], -maxlen, -1)
+end
+if cutoff > 0 then
+  for _ = 1, 100 do
+    local head = redis.call('LINDEX', KEYS[5], 0)
+    if not head then break end
+    local ok, body = pcall(cjson.decode, string.sub(head, string.find(head, '|', 1, true) + 1))
+    local at = ok and type(body) == 'table' and tonumber(body['at']) or 0
+    if at <= 0 or at >= cutoff then break end
+    redis.call('LPOP', KEYS[5])
+  end
+end
 redis.call('SET', KEYS[4], ARGV[3] .. '|' .. last)
 if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-  redis.call('EXPIRE', KEYS[3], ttl)
-  redis.call('EXPIRE', KEYS[4], ttl)
+  for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
 end
 return last
+"""
+
+# The archived and window turns newer than ARGV[1], with the last seq and the floor, in one call.
+# Both lists hold consecutive seqs in order, so the count wanted from each tail is known.
+# KEYS: turns, arch, seq, floor.
+_SINCE = """
+local after = tonumber(ARGV[1])
+local out = {tonumber(redis.call('GET', KEYS[3]) or '0'), tonumber(redis.call('GET', KEYS[4]) or '0')}
+for _, key in ipairs({KEYS[2], KEYS[1]}) do
+  local len = redis.call('LLEN', key)
+  if len > 0 then
+    local tail = redis.call('LINDEX', key, -1)
+    local want = tonumber(string.sub(tail, 1, string.find(tail, '|', 1, true) - 1)) - after
+    if want > 0 then
+      if want > len then want = len end
+      local items = redis.call('LRANGE', key, -want, -1)
+      for i = 1, #items do out[#out + 1] = items[i] end
+    end
+  end
+end
+return out
 """
 
 # Keep the summary only if it covers more than what is stored (a reset stores a floor).
@@ -71,22 +121,25 @@ if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return 1
 """
 
+# KEYS: turns, seq, summary, arch, floor, why
 _RESET = """
 local seq = redis.call('GET', KEYS[2]) or '0'
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[6])
 redis.call('SET', KEYS[3], cjson.encode({text='', upto=tonumber(seq)}))
-if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[3], ARGV[1]) end
+redis.call('SET', KEYS[5], seq)
+if tonumber(ARGV[1]) > 0 then
+  redis.call('EXPIRE', KEYS[3], ARGV[1])
+  redis.call('EXPIRE', KEYS[5], ARGV[1])
+end
 return seq
 """
 
-_ADD_FACTS = """
-local limit = tonumber(ARGV[1])
-for i = 2, #ARGV do
-  redis.call('LREM', KEYS[1], 0, ARGV[i])
-  redis.call('RPUSH', KEYS[1], ARGV[i])
-end
-if limit > 0 then redis.call('LTRIM', KEYS[1], -limit, -1) else redis.call('DEL', KEYS[1]) end
-return redis.call('LRANGE', KEYS[1], 0, -1)
+# Compare and set: a user's fact book changes only if nobody changed it since it was read.
+_SWAP = """
+local cur = redis.call('GET', KEYS[1]) or ''
+if cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
 """
 
 # Claimed when the key is new, or already holds this call's token (a retry after a lost reply).
@@ -133,14 +186,17 @@ class RedisStore:
     def __init__(
         self,
         url: str,
-        prefix: str = "rp:v1",
+        prefix: str = "rp:v2",
         max_turns: int = 200,
         ttl: float = 0.0,
         *,
+        archive_turns: int = 10_000,
+        archive_days: float = 0.0,
         max_connections: int = 64,
         pool_timeout: float = 10.0,
         retry_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ):
         # a blocking pool: when every connection is busy a call waits for one (up to pool_timeout)
         # instead of failing at once with "Too many connections"
@@ -156,22 +212,27 @@ class RedisStore:
         except ValueError:
             raise StoreError("[memory] redis_url is not a Redis URL; write it like redis://127.0.0.1:6379/0") from None
         self._r = aioredis.Redis.from_pool(pool)
+        self._url = url
         self.retry_seconds = retry_seconds
         self.clock = clock
+        self.wall = wall
         self._p = prefix
         self._max = max_turns
         self._ttl = int(ttl)
+        self._archive_max = archive_turns
+        self._archive_seconds = archive_days * 86400
         self._append = self._r.register_script(_APPEND)
+        self._since = self._r.register_script(_SINCE)
         self._set_summary = self._r.register_script(_SET_SUMMARY)
         self._reset = self._r.register_script(_RESET)
-        self._add_facts = self._r.register_script(_ADD_FACTS)
+        self._swap = self._r.register_script(_SWAP)
         self._claim = self._r.register_script(_CLAIM)
 
     def _k(self, key: SessionKey, part: str) -> str:
         return f"{self._p}:s:{key}:{part}"
 
     async def append(self, key: SessionKey, turns: Sequence[Turn]) -> list[Turn]:
-        """Atomically append turns (assigning seq) and trim to the configured length."""
+        """Atomically append turns (assigning seq); those past the window's length move to the archive."""
         if not turns:
             return []
         last = await self._append_once(key, turns, uuid.uuid4().hex)
@@ -181,9 +242,24 @@ class RedisStore:
     @transient("append")
     async def _append_once(self, key: SessionKey, turns: Sequence[Turn], call_id: str) -> int:
         """The append script; `call_id` is the same on every retry, so the turns land once."""
-        keys = [self._k(key, part) for part in ("turns", "seq", "summary", "done")]
-        args: list[str | int] = [self._max, self._ttl, call_id, *(t.dumps() for t in turns)]
+        keys = [self._k(key, part) for part in ("turns", "seq", "summary", "done", "arch", "floor")]
+        cutoff = self.wall() - self._archive_seconds if self._archive_seconds > 0 else 0
+        args: list[str | int | float] = [
+            self._max, self._ttl, call_id, self._archive_max, cutoff, *(t.dumps() for t in turns)
+        ]
         return int(await self._append(keys=keys, args=args))
+
+    @transient("read")
+    async def turns_since(self, key: SessionKey, after: int) -> TurnSpan:
+        """Every stored turn (archive, then window) with seq > `after`, with the floor and the last seq."""
+        keys = [self._k(key, part) for part in ("turns", "arch", "seq", "floor")]
+        raw = await self._since(keys=keys, args=[max(0, after)])
+        turns = []
+        for item in raw[2:]:
+            seq, _, body = str(item).partition("|")
+            if int(seq) > after:
+                turns.append(Turn.loads(body, seq=int(seq)))
+        return TurnSpan(floor=int(raw[1]), last=int(raw[0]), turns=tuple(turns))
 
     @transient("read")
     async def recent(self, key: SessionKey, limit: int) -> list[Turn]:
@@ -215,30 +291,48 @@ class RedisStore:
 
     @transient("reset")
     async def reset(self, key: SessionKey) -> None:
-        """Forget the session's turns and summary, for everyone in it."""
-        keys = [self._k(key, "turns"), self._k(key, "seq"), self._k(key, "summary")]
+        """Forget the session's turns (archived ones too), summary and last context, for everyone in it."""
+        keys = [self._k(key, part) for part in ("turns", "seq", "summary", "arch", "floor", "why")]
         await self._reset(keys=keys, args=[self._ttl])
 
     def _facts_key(self, persona: str, platform: str, user_id: str) -> str:
         return f"{self._p}:facts:{persona}:{platform}:{user_id}"
 
-    @transient("read")
     async def facts(self, persona: str, platform: str, user_id: str) -> list[str]:
-        """What the persona remembers about a user, oldest first."""
-        return [str(f) for f in await self._r.lrange(self._facts_key(persona, platform, user_id), 0, -1)]
+        """The texts of every fact the persona knows about a user (all conversations), oldest first."""
+        return [f.text for f in (await self.fact_book(persona, platform, user_id)).facts]
+
+    @transient("read")
+    async def fact_book(self, persona: str, platform: str, user_id: str) -> FactBook:
+        """Every fact about a user, with where and when each was learned."""
+        return FactBook.loads(await self._r.get(self._facts_key(persona, platform, user_id)))
 
     @transient("write")
-    async def add_facts(
-        self, persona: str, platform: str, user_id: str, facts: Sequence[str], limit: int
-    ) -> list[str]:
-        """Add new facts (duplicates ignored), keep the newest `limit`, return the list."""
+    async def change_facts(self, persona: str, platform: str, user_id: str, change: FactChange) -> FactBook:
+        """Replace a user's facts with `change(current)`, atomically (retried on a concurrent change)."""
         key = self._facts_key(persona, platform, user_id)
-        return list(await self._add_facts(keys=[key], args=[limit, *facts]))
+        for _ in range(50):
+            raw = await self._r.get(key)
+            book = change(FactBook.loads(raw))
+            if await self._swap(keys=[key], args=[raw or "", book.dumps()]):
+                return book
+        raise StoreError(f"redis facts of {platform}:{user_id} kept changing; not written")
 
     @transient("write")
     async def forget_user(self, persona: str, platform: str, user_id: str) -> None:
         """Drop every fact about a user."""
         await self._r.delete(self._facts_key(persona, platform, user_id))
+
+    @transient("read")
+    async def last_context(self, key: SessionKey) -> LastContext | None:
+        """What the conversation's last reply was given (None before the first)."""
+        raw = await self._r.get(self._k(key, "why"))
+        return LastContext.loads(raw) if raw else None
+
+    @transient("write")
+    async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
+        """Record what the reply just made was given."""
+        await self._r.set(self._k(key, "why"), context.dumps(), ex=self._ttl or None)
 
     @transient("read")
     async def settings(self, platform: str, channel: str) -> dict[str, str]:
@@ -296,3 +390,67 @@ return 1
     async def _rate_hit_once(self, key: str, window_ms: int, limit: int, token: str) -> bool:
         script = self._r.register_script(self._RATE_HIT)
         return bool(await script(keys=[f"{self._p}:rate:{key}"], args=[window_ms, limit, token]))
+
+    async def migrate(self, legacy: str) -> int:
+        """Copy the v1 namespace `legacy` (e.g. `rp:v1`) into this one, once; the keys copied.
+
+        Everything is copied with its TTL (DUMP/RESTORE); v1 fact lists become v2 fact books (facts
+        of unknown time and place, shown in every conversation as before). Keys already present here
+        are left as they are, and the v1 keys stay where they were, so running it again, or after an
+        interruption, loses nothing. A marker key makes later starts skip it.
+        """
+        marker, lock = f"{self._p}:migrated", f"{self._p}:migrating"
+        try:
+            if await self._r.exists(marker):
+                return 0
+            token = uuid.uuid4().hex
+            if not await self._r.set(lock, token, nx=True, ex=600):
+                for _ in range(600):  # another process is migrating: wait for it
+                    await asyncio.sleep(0.1)
+                    if await self._r.exists(marker):
+                        return 0
+                raise StoreError(f"redis migration from {legacy} did not finish in another process")
+            raw = aioredis.Redis.from_url(self._url, decode_responses=False, socket_timeout=COMMAND_TIMEOUT)
+            copied = 0
+            try:
+                async for name in raw.scan_iter(match=f"{_glob_escape(legacy)}:*", count=1000):
+                    copied += await self._copy_v1(raw, name, legacy)
+            finally:
+                await raw.aclose()
+            body = json.dumps({"from": legacy, "keys": copied, "at": self.wall()})
+            await self._r.set(marker, body)
+            await self._r.delete(lock)
+        except RedisError as exc:
+            raise StoreError(f"redis migration from {legacy} failed: {exc}") from exc
+        if copied:
+            log.info(
+                "memory: copied %d keys from %s to %s; the %s keys are left in place (delete them when satisfied)",
+                copied, legacy, self._p, legacy,
+            )
+        return copied
+
+    async def _copy_v1(self, raw: aioredis.Redis, name: bytes, legacy: str) -> int:
+        rest = name.decode()[len(legacy) + 1 :]
+        target = f"{self._p}:{rest}"
+        if rest.startswith("facts:"):
+            if await raw.type(name) != b"list":
+                return 0
+            texts = [t.decode() if isinstance(t, bytes) else str(t) for t in await raw.lrange(name, 0, -1)]
+            book = FactBook(tuple(Fact(i, text) for i, text in enumerate(texts, start=1)))
+            return 1 if await self._r.set(target, book.dumps(), nx=True) else 0
+        dumped = await raw.dump(name)
+        ttl = await raw.pttl(name)
+        if dumped is None or ttl == -2:
+            return 0  # expired meanwhile
+        try:
+            await raw.restore(target.encode(), max(0, ttl), dumped)
+        except ResponseError as exc:
+            if "BUSYKEY" in str(exc):
+                return 0  # copied before (or written since): left alone
+            raise
+        return 1
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally in a SCAN pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

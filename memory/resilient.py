@@ -13,8 +13,8 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
-from memory.store import ConversationStore, StoreError
-from memory.turns import SessionKey, Summary, Turn
+from memory.store import ConversationStore, FactChange, StoreError
+from memory.turns import FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -118,6 +118,16 @@ class ResilientStore:
         # behind anything already waiting, so a conversation's turns keep their order
         return self._queue(key, turns)
 
+    async def turns_since(self, key: SessionKey, after: int) -> TurnSpan | None:
+        """Stored turns newer than `after`; None while the store is away (recall keeps what it has)."""
+        if self._down:
+            return None
+        try:
+            return await self.inner.turns_since(key, after)
+        except StoreError as exc:
+            self._lost(exc)
+            return None
+
     async def recent(self, key: SessionKey, limit: int) -> list[Turn]:
         """The last turns; empty while the store is away."""
         if self._down:
@@ -163,17 +173,44 @@ class ResilientStore:
             self._lost(exc)
             return []
 
-    async def add_facts(
-        self, persona: str, platform: str, user_id: str, facts: Sequence[str], limit: int
-    ) -> list[str]:
-        """Add facts; refused while the store is away."""
+    async def fact_book(self, persona: str, platform: str, user_id: str) -> FactBook:
+        """Every fact about a user; empty while the store is away."""
+        if self._down:
+            return FactBook()
+        try:
+            return await self.inner.fact_book(persona, platform, user_id)
+        except StoreError as exc:
+            self._lost(exc)
+            return FactBook()
+
+    async def change_facts(self, persona: str, platform: str, user_id: str, change: FactChange) -> FactBook:
+        """Change a user's facts; refused while the store is away."""
         self._refuse_while_away()
-        return await self._passing(self.inner.add_facts(persona, platform, user_id, facts, limit))
+        return await self._passing(self.inner.change_facts(persona, platform, user_id, change))
 
     async def forget_user(self, persona: str, platform: str, user_id: str) -> None:
         """Drop every fact about a user; refused while the store is away."""
         self._refuse_while_away()
         await self._passing(self.inner.forget_user(persona, platform, user_id))
+
+    async def last_context(self, key: SessionKey) -> LastContext | None:
+        """What the last reply was given; None while the store is away."""
+        if self._down:
+            return None
+        try:
+            return await self.inner.last_context(key)
+        except StoreError as exc:
+            self._lost(exc)
+            return None
+
+    async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
+        """Record what the reply was given; while the store is away it is not kept (only /why misses it)."""
+        if not self.available:
+            return
+        try:
+            await self.inner.set_last_context(key, context)
+        except StoreError as exc:
+            self._lost(exc)
 
     async def settings(self, platform: str, channel: str) -> dict[str, str]:
         """Per-channel settings; while the store is away, the ones this process saw last."""

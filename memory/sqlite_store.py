@@ -1,8 +1,14 @@
-"""Conversation store in one SQLite file: the embedded default when no Redis answers."""
+"""Conversation store in one SQLite file: the embedded default when no Redis answers.
+
+Schema 2 (PRAGMA user_version): the window (`turns`) and the archive of older turns (`archive`),
+a floor per session (turns up to it were forgotten), one JSON fact book per user (`fact_books`) and
+the last reply's context (`last_context`). A schema-1 file is migrated in one transaction on open.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -10,13 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from memory.store import StoreError
-from memory.turns import SessionKey, Summary, Turn
+from memory.store import FactChange, StoreError
+from memory.turns import Fact, FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_DDL = """
+# schema 1, as it was: a file of that version has these tables
+_DDL_V1 = """
 CREATE TABLE IF NOT EXISTS sessions (
   session TEXT PRIMARY KEY, seq INTEGER NOT NULL DEFAULT 0,
   summary TEXT NOT NULL DEFAULT '', summary_upto INTEGER NOT NULL DEFAULT 0,
@@ -31,6 +39,16 @@ CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_active ON sessions (active);
 """
 
+# from schema 1 to 2; run inside the migrating transaction
+_V1_TO_V2 = [
+    "ALTER TABLE sessions ADD COLUMN floor INTEGER NOT NULL DEFAULT 0",
+    "CREATE TABLE archive (session TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
+    " at REAL NOT NULL DEFAULT 0, PRIMARY KEY (session, seq))",
+    "CREATE INDEX archive_at ON archive (session, at)",
+    "CREATE TABLE fact_books (owner TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE last_context (session TEXT PRIMARY KEY, body TEXT NOT NULL)",
+]
+
 
 class SQLiteStore:
     """Embedded store: one file, WAL journal, calls run in a worker thread."""
@@ -43,6 +61,9 @@ class SQLiteStore:
         max_turns: int = 200,
         ttl: float = 0.0,
         clock: Callable[[], float] = time.time,
+        *,
+        archive_turns: int = 10_000,
+        archive_days: float = 0.0,
     ):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,18 +73,46 @@ class SQLiteStore:
         self._max = max_turns
         self._ttl = ttl
         self._clock = clock
+        self._archive_max = archive_turns
+        self._archive_seconds = archive_days * 86400
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{path}: written by a newer version (schema {version})")
-            self._db.executescript(_DDL)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Bring the file to SCHEMA_VERSION in one transaction (a new file goes through schema 1)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: written by a newer version (schema {version})")
+            if version < 1:
+                for statement in _DDL_V1.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            if version < 2:
+                for statement in _V1_TO_V2:
+                    db.execute(statement)
+                books: dict[str, list[Fact]] = {}
+                for owner, fact in db.execute("SELECT owner, fact FROM facts ORDER BY owner, n"):
+                    facts = books.setdefault(owner, [])
+                    facts.append(Fact(len(facts) + 1, fact))
+                for owner, facts in books.items():
+                    db.execute("INSERT INTO fact_books VALUES (?,?)", (owner, FactBook(tuple(facts)).dumps()))
+                db.execute("DROP TABLE facts")
+                if version == 1:
+                    log.info("memory: %s migrated from schema 1 to 2 (%d users' facts)", self.path, len(books))
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -83,7 +132,7 @@ class SQLiteStore:
             raise StoreError(f"{self.path}: {exc}") from exc
 
     async def append(self, key: SessionKey, turns: Sequence[Turn]) -> list[Turn]:
-        """Atomically append turns (assigning seq) and trim to the configured length."""
+        """Atomically append turns (assigning seq); those past the window's length move to the archive."""
         session, now = str(key), self._clock()
 
         def tx(db: sqlite3.Connection) -> list[Turn]:
@@ -97,7 +146,22 @@ class SQLiteStore:
                 out.append(Turn.loads(turn.dumps(), seq=seq + i))
             last = seq + len(turns)
             db.execute("UPDATE sessions SET seq=?, active=? WHERE session=?", (last, now, session))
-            db.execute("DELETE FROM turns WHERE session=? AND seq<=?", (session, last - self._max))
+            edge = last - self._max  # turns up to here leave the window
+            if self._archive_max > 0:
+                db.execute(
+                    "INSERT OR IGNORE INTO archive SELECT session, seq, body, COALESCE(json_extract(body, '$.at'), 0)"
+                    " FROM turns WHERE session=? AND seq<=?",
+                    (session, edge),
+                )
+                db.execute("DELETE FROM archive WHERE session=? AND seq<=?", (session, edge - self._archive_max))
+                if self._archive_seconds > 0:
+                    db.execute(
+                        "DELETE FROM archive WHERE session=? AND at>0 AND at<?",
+                        (session, now - self._archive_seconds),
+                    )
+            else:
+                db.execute("DELETE FROM archive WHERE session=?", (session,))
+            db.execute("DELETE FROM turns WHERE session=? AND seq<=?", (session, edge))
             return out
 
         return await self._run(tx)
@@ -107,9 +171,28 @@ class SQLiteStore:
         old = [r[0] for r in db.execute("SELECT session FROM sessions WHERE active<?", (now - self._ttl,))]
         for session in old:
             db.execute("DELETE FROM turns WHERE session=?", (session,))
+            db.execute("DELETE FROM archive WHERE session=?", (session,))
+            db.execute("DELETE FROM last_context WHERE session=?", (session,))
             db.execute(
-                "UPDATE sessions SET summary='', summary_upto=seq, active=? WHERE session=?", (now, session)
+                "UPDATE sessions SET summary='', summary_upto=seq, floor=seq, active=? WHERE session=?",
+                (now, session),
             )
+
+    async def turns_since(self, key: SessionKey, after: int) -> TurnSpan:
+        """Every stored turn (archive, then window) with seq > `after`, with the floor and the last seq."""
+
+        def tx(db: sqlite3.Connection) -> TurnSpan:
+            row = db.execute("SELECT seq, floor FROM sessions WHERE session=?", (str(key),)).fetchone()
+            if row is None:
+                return TurnSpan(0, 0)
+            rows = db.execute(
+                "SELECT seq, body FROM archive WHERE session=? AND seq>? UNION ALL "
+                "SELECT seq, body FROM turns WHERE session=? AND seq>? ORDER BY seq",
+                (str(key), after, str(key), after),
+            ).fetchall()
+            return TurnSpan(row[1], row[0], tuple(Turn.loads(body, seq=seq) for seq, body in rows))
+
+        return await self._run(tx)
 
     async def recent(self, key: SessionKey, limit: int) -> list[Turn]:
         """The last `limit` turns, oldest first."""
@@ -150,44 +233,56 @@ class SQLiteStore:
         return await self._run(tx)
 
     async def reset(self, key: SessionKey) -> None:
-        """Forget the session's turns and summary, for everyone in it."""
+        """Forget the session's turns (archived ones too), summary and last context, for everyone in it."""
 
         def tx(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM turns WHERE session=?", (str(key),))
+            db.execute("DELETE FROM archive WHERE session=?", (str(key),))
+            db.execute("DELETE FROM last_context WHERE session=?", (str(key),))
             db.execute(
-                "UPDATE sessions SET summary='', summary_upto=seq WHERE session=?", (str(key),)
+                "UPDATE sessions SET summary='', summary_upto=seq, floor=seq WHERE session=?", (str(key),)
             )
 
         await self._run(tx)
 
     async def facts(self, persona: str, platform: str, user_id: str) -> list[str]:
-        """What the persona remembers about a user, oldest first."""
-        owner = f"{persona}:{platform}:{user_id}"
-        return await self._run(lambda db: _facts(db, owner))
+        """The texts of every fact the persona knows about a user (all conversations), oldest first."""
+        return [f.text for f in (await self.fact_book(persona, platform, user_id)).facts]
 
-    async def add_facts(
-        self, persona: str, platform: str, user_id: str, facts: Sequence[str], limit: int
-    ) -> list[str]:
-        """Add new facts (duplicates ignored), keep the newest `limit`, return the list."""
+    async def fact_book(self, persona: str, platform: str, user_id: str) -> FactBook:
+        """Every fact about a user, with where and when each was learned."""
+        owner = f"{persona}:{platform}:{user_id}"
+        return await self._run(lambda db: _book(db, owner))
+
+    async def change_facts(self, persona: str, platform: str, user_id: str, change: FactChange) -> FactBook:
+        """Replace a user's facts with `change(current)`, atomically."""
         owner = f"{persona}:{platform}:{user_id}"
 
-        def tx(db: sqlite3.Connection) -> list[str]:
-            (top,) = db.execute("SELECT COALESCE(MAX(n), 0) FROM facts WHERE owner=?", (owner,)).fetchone()
-            for i, fact in enumerate(facts, start=1):
-                db.execute("INSERT OR REPLACE INTO facts VALUES (?,?,?)", (owner, fact, top + i))
-            db.execute(
-                "DELETE FROM facts WHERE owner=? AND n NOT IN "
-                "(SELECT n FROM facts WHERE owner=? ORDER BY n DESC LIMIT ?)",
-                (owner, owner, limit),
-            )
-            return _facts(db, owner)
+        def tx(db: sqlite3.Connection) -> FactBook:
+            book = change(_book(db, owner))
+            db.execute("INSERT OR REPLACE INTO fact_books VALUES (?,?)", (owner, book.dumps()))
+            return book
 
         return await self._run(tx)
 
     async def forget_user(self, persona: str, platform: str, user_id: str) -> None:
         """Drop every fact about a user."""
         owner = f"{persona}:{platform}:{user_id}"
-        await self._run(lambda db: db.execute("DELETE FROM facts WHERE owner=?", (owner,)))
+        await self._run(lambda db: db.execute("DELETE FROM fact_books WHERE owner=?", (owner,)))
+
+    async def last_context(self, key: SessionKey) -> LastContext | None:
+        """What the conversation's last reply was given (None before the first)."""
+
+        def tx(db: sqlite3.Connection) -> LastContext | None:
+            row = db.execute("SELECT body FROM last_context WHERE session=?", (str(key),)).fetchone()
+            return LastContext.loads(row[0]) if row else None
+
+        return await self._run(tx)
+
+    async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
+        """Record what the reply just made was given."""
+        body = context.dumps()
+        await self._run(lambda db: db.execute("INSERT OR REPLACE INTO last_context VALUES (?,?)", (str(key), body)))
 
     async def settings(self, platform: str, channel: str) -> dict[str, str]:
         """Per-channel settings (persona, voice, max_chapter...)."""
@@ -247,6 +342,6 @@ class SQLiteStore:
         return await self._run(tx)
 
 
-def _facts(db: sqlite3.Connection, owner: str) -> list[str]:
-    rows = db.execute("SELECT fact FROM facts WHERE owner=? ORDER BY n", (owner,)).fetchall()
-    return [r[0] for r in rows]
+def _book(db: sqlite3.Connection, owner: str) -> FactBook:
+    row = db.execute("SELECT body FROM fact_books WHERE owner=?", (owner,)).fetchone()
+    return FactBook.loads(row[0] if row else None)

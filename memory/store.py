@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from memory.turns import SessionKey, Summary, Turn
+from memory.turns import FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
+
+FactChange = Callable[[FactBook], FactBook]
 
 
 class StoreError(Exception):
@@ -18,7 +20,14 @@ class ConversationStore(Protocol):
     name: str
 
     async def append(self, key: SessionKey, turns: Sequence[Turn]) -> list[Turn]:
-        """Atomically append turns (assigning seq) and trim to the configured length."""
+        """Atomically append turns (assigning seq); those past the window's length move to the archive."""
+        ...
+
+    async def turns_since(self, key: SessionKey, after: int) -> TurnSpan | None:
+        """Every stored turn (archive, then window) with seq > `after`, with the floor and the last seq.
+
+        None only where a wrapper knows the store is away.
+        """
         ...
 
     async def recent(self, key: SessionKey, limit: int) -> list[Turn]:
@@ -34,21 +43,31 @@ class ConversationStore(Protocol):
         ...
 
     async def reset(self, key: SessionKey) -> None:
-        """Forget the session's turns and summary, for everyone in it."""
+        """Forget the session's turns (archived ones too), summary and last context, for everyone in it."""
         ...
 
     async def facts(self, persona: str, platform: str, user_id: str) -> list[str]:
-        """What the persona remembers about a user, oldest first."""
+        """The texts of every fact the persona knows about a user (all conversations), oldest first."""
         ...
 
-    async def add_facts(
-        self, persona: str, platform: str, user_id: str, facts: Sequence[str], limit: int
-    ) -> list[str]:
-        """Add new facts (duplicates ignored), keep the newest `limit`, return the list."""
+    async def fact_book(self, persona: str, platform: str, user_id: str) -> FactBook:
+        """Every fact about a user, with where and when each was learned."""
+        ...
+
+    async def change_facts(self, persona: str, platform: str, user_id: str, change: FactChange) -> FactBook:
+        """Replace a user's facts with `change(current)`, atomically (retried on a concurrent change)."""
         ...
 
     async def forget_user(self, persona: str, platform: str, user_id: str) -> None:
         """Drop every fact about a user."""
+        ...
+
+    async def last_context(self, key: SessionKey) -> LastContext | None:
+        """What the conversation's last reply was given (None before the first)."""
+        ...
+
+    async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
+        """Record what the reply just made was given."""
         ...
 
     async def settings(self, platform: str, channel: str) -> dict[str, str]:

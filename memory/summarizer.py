@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Sequence
 
 from bot.background import Background
 from bot.config import MemoryConfig
 from bot.hygiene import grams_of, longest_shared_run, normalize
 from bot.llm import ChatMessage, ChatModel, LLMError
+from memory.facts import apply_ops, conversation_of, numbered, parse_ops
 from memory.store import ConversationStore
 from memory.text import char_classes, estimate_tokens
 from memory.turns import SessionKey, Summary, Turn
@@ -27,11 +26,25 @@ SUMMARY_PROMPT = {
     "related; skip small talk; third person; at most {limit} words. Output only the summary.",
 }
 FACTS_PROMPT = {
-    "zh": "从下面{name}说的话里，找出值得长期记住的关于{name}本人的事实（名字、喜好、职业、计划、经历等），"
-    '最多3条，每条一句话。只输出JSON字符串数组，例如 ["喜欢苹果"]；没有就输出 []。',
-    "en": "From what {name} said below, list lasting facts about {name} (name, likes, job, plans, history), "
-    'at most 3, one sentence each. Output only a JSON array of strings, e.g. ["likes apples"], or [] if none.',
+    "zh": "从下面{name}说的话里，找出值得长期记住的关于{name}本人的事实（名字、喜好、职业、住处、计划、经历等），"
+    "并与【已知事实】逐条对照：新的事实用 add；说的是某条已知事实的同一件事但内容变了，用 update 并写出那条的编号；"
+    "某条已知事实已不再成立，用 delete 并写出编号；已经知道的不要重复。每条事实一句话，最多5个操作。"
+    '只输出JSON数组，例如 [{{"op": "add", "fact": "喜欢苹果"}}, {{"op": "update", "id": 2, "fact": "住在北京"}}, '
+    '{{"op": "delete", "id": 3}}]；没有就输出 []。',
+    "en": "From what {name} said below, find lasting facts about {name} (name, likes, job, home, plans, history) "
+    "and compare each with 【Known facts】: a new fact is add; the same matter as a known fact but changed is update "
+    "with that fact's number; a known fact no longer true is delete with its number; skip what is already known. "
+    "One sentence per fact, at most 5 operations. Output only a JSON array, e.g. "
+    '[{{"op": "add", "fact": "likes apples"}}, {{"op": "update", "id": 2, "fact": "lives in Paris"}}, '
+    '{{"op": "delete", "id": 3}}], or [] if nothing changes.',
 }
+FACTS_INPUT = {
+    "zh": "【已知事实】\n{known}\n\n【{name}说的话】\n{said}",
+    "en": "【Known facts】\n{known}\n\n【What {name} said】\n{said}",
+}
+NONE_KNOWN = {"zh": "（无）", "en": "(none)"}
+FACTS_TOKENS = 160  # the cap on an extraction answer
+FACTS_INPUT_TOKENS = 600  # what one extraction reads at most (estimated); the rest waits for the next
 
 
 UNNAMED = {"zh": "用户", "en": "the user"}  # when the platform gives no display name
@@ -66,18 +79,6 @@ def usable_fact(fact: str, said: Sequence[str]) -> bool:
     """A fact is a short statement, not a copy of a whole message."""
     norm = normalize(fact)
     return 2 <= len(norm) <= 80 and not any(norm == normalize(s) and len(norm) > 20 for s in said)
-
-
-def parse_facts(raw: str) -> list[str]:
-    """The JSON string array in a model answer (tolerates code fences and chatter around it)."""
-    match = re.search(r"\[.*\]", raw, re.S)
-    if not match:
-        return []
-    try:
-        items = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return []
-    return [s.strip()[:120] for s in items if isinstance(s, str) and s.strip()][:3]
 
 
 class Summarizer:
@@ -123,26 +124,51 @@ class Summarizer:
         if await self.store.set_summary(key, Summary(text, turns[-1].seq)):
             log.info("summary of %s now covers turns up to %d", key, turns[-1].seq)
 
-    def note_facts(self, persona: Persona, platform: str, user_id: str, name: str, said: Sequence[str]) -> None:
-        """Extract lasting facts about a user from what they said, later."""
-        if self.cfg.facts and self.cfg.facts_per_user and said:
-            self.background.spawn(
-                self._facts(persona, platform, user_id, name, list(said)),
-                name=f"facts {platform}:{user_id}",
-                key=f"facts:{persona.id}:{platform}:{user_id}",
-            )
+    def note_facts(self, persona: Persona, key: SessionKey, user_id: str, name: str, said: Sequence[Turn]) -> None:
+        """Read what a user said (oldest first) for lasting facts about them, later.
 
-    async def _facts(self, persona: Persona, platform: str, user_id: str, name: str, said: list[str]) -> None:
+        Each candidate adds, updates or deletes one of the user's facts shown in this conversation;
+        the conversation's read mark moves past what was read, so nothing is read twice or skipped.
+        """
+        if not (self.cfg.facts and self.cfg.facts_per_user and said):
+            return
+        bite: list[Turn] = []
+        used = 0
+        for turn in said:  # a bounded bite, oldest first; the rest is read next time
+            used += estimate_tokens(turn.text) + 2
+            if bite and used > FACTS_INPUT_TOKENS:
+                break
+            bite.append(turn)
+        self.background.spawn(
+            self._facts(persona, key, user_id, name, bite),
+            name=f"facts {key.platform}:{user_id}",
+            key=f"facts:{persona.id}:{key.platform}:{user_id}",
+        )
+
+    async def _facts(self, persona: Persona, key: SessionKey, user_id: str, name: str, said: list[Turn]) -> None:
+        lang = _lang(persona)
+        who = name or UNNAMED[lang]
+        where = conversation_of(key)
+        shared = self.cfg.share_facts
+        book = await self.store.fact_book(persona.id, key.platform, user_id)
+        shown = book.visible(where, shared)
+        known = numbered(shown) or NONE_KNOWN[lang]
+        lines = "\n".join(t.text for t in said)
         prompt = [
-            ChatMessage("system", FACTS_PROMPT[_lang(persona)].format(name=name or UNNAMED[_lang(persona)])),
-            ChatMessage("user", "\n".join(said)),
+            ChatMessage("system", FACTS_PROMPT[lang].format(name=who)),
+            ChatMessage("user", FACTS_INPUT[lang].format(known=known, name=who, said=lines)),
         ]
         try:
-            facts = parse_facts(await self.model.complete(prompt, max_tokens=160, temperature=0.2))
+            raw = await self.model.complete(prompt, max_tokens=FACTS_TOKENS, temperature=0.2)
         except LLMError as exc:
             log.info("facts skipped: %s", exc)
             return
-        facts = [f for f in facts if usable_fact(f, said)]
-        log.info("facts about %s:%s: %d new", platform, user_id, len(facts))
-        if facts:
-            await self.store.add_facts(persona.id, platform, user_id, facts, self.cfg.facts_per_user)
+        texts = [t.text for t in said]
+        ops = [op for op in parse_ops(raw) if op.op == "delete" or usable_fact(op.text, texts)]
+        limit = self.cfg.facts_per_user
+        after = await self.store.change_facts(
+            persona.id, key.platform, user_id,
+            lambda current: apply_ops(current, ops, shown, said, where, limit, shared),
+        )
+        kinds = ", ".join(f"{sum(op.op == k for op in ops)} {k}" for k in ("add", "update", "delete"))
+        log.info("facts about %s:%s: %s; %d known", key.platform, user_id, kinds, len(after.visible(where, shared)))

@@ -1,4 +1,4 @@
-"""Persisted shapes of conversation memory: session keys, turns, summaries."""
+"""Persisted shapes of conversation memory: session keys, turns, summaries, facts, the last context."""
 
 from __future__ import annotations
 
@@ -62,7 +62,93 @@ class Summary:
 
 
 @dataclass(frozen=True, slots=True)
-class UserFacts:
-    """What the character remembers about one user."""
+class Fact:
+    """One thing the character knows about a user, with where and when it was learned."""
 
-    facts: tuple[str, ...] = field(default_factory=tuple)
+    id: int
+    text: str
+    at: float = 0.0  # when it was said (0: unknown, carried over from rp:v1)
+    conversation: str = ""  # "group:<id>" or "dm:<id>" where it was learned ("": anywhere, from rp:v1)
+    message_id: str = ""  # the platform's id of the message it came from
+    seq: int = 0  # that message's turn in the conversation
+
+
+@dataclass(frozen=True, slots=True)
+class FactBook:
+    """Every fact about one user (per persona and platform), and how far each conversation was read."""
+
+    facts: tuple[Fact, ...] = ()
+    noted: dict[str, int] = field(default_factory=dict)  # conversation -> last seq read for facts
+
+    def visible(self, conversation: str, shared: bool) -> list[Fact]:
+        """The facts shown in `conversation`: its own and those from rp:v1; every one when shared."""
+        return [f for f in self.facts if shared or f.conversation in ("", conversation)]
+
+    def dumps(self) -> str:
+        """JSON for the store."""
+        data = {"v": 2, "facts": [asdict(f) for f in self.facts], "noted": self.noted}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: str | bytes | None) -> FactBook:
+        """Parse a stored book (empty when there is none)."""
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        facts = tuple(
+            Fact(**{k: f[k] for k in Fact.__dataclass_fields__ if k in f})
+            for f in data.get("facts") or [] if isinstance(f, dict)
+        )
+        noted = data.get("noted") or {}
+        return cls(facts, {str(k): int(v) for k, v in noted.items()} if isinstance(noted, dict) else {})
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSpan:
+    """Stored turns newer than some seq, from the archive and the window, oldest first.
+
+    `floor`: turns up to this seq were forgotten (a reset, or an idle conversation expiring);
+    `last`: the newest seq handed out. Either moving unexpectedly means an index must be rebuilt.
+    """
+
+    floor: int
+    last: int
+    turns: tuple[Turn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cited:
+    """One thing the last reply was given: a memory, a fact, a lore entry or a passage."""
+
+    kind: str  # "memory" | "fact" | "lore" | "passage" | "scene" | "summary"
+    text: str
+    source: str = ""  # who said it and when, the lore entry's name, the passage's source
+
+
+@dataclass(frozen=True, slots=True)
+class LastContext:
+    """What the conversation's last reply was given, for `/why`."""
+
+    at: float = 0.0
+    user_id: str = ""
+    name: str = ""
+    message: str = ""
+    mode: str = ""
+    cited: tuple[Cited, ...] = ()
+
+    def dumps(self) -> str:
+        """JSON for the store."""
+        data = asdict(self)
+        data["v"] = 2
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> LastContext:
+        """Parse a stored record; unknown fields are ignored."""
+        data = json.loads(raw)
+        cited = tuple(
+            Cited(**{k: c[k] for k in Cited.__dataclass_fields__ if k in c})
+            for c in data.get("cited", []) if isinstance(c, dict)
+        )
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "cited"}
+        return cls(**known, cited=cited)

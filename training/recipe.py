@@ -1,4 +1,4 @@
-"""`config`: render an xtuner QLoRA config (InternLM2.5-chat, internlm2_chat template) from [training]."""
+"""`config`: render an xtuner (Q)LoRA config from [training]: QLoRA for a GPU, plain LoRA without one."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Recipe:
     system: str
     evaluation_inputs: list[str]
     cfg: TrainingConfig
+    quantize: bool = True
     map_num_proc: int = 8
     notes: list[str] = field(default_factory=list)
 
@@ -34,7 +35,8 @@ def evaluation_inputs(persona: Persona, n: int = 4) -> list[str]:
 
 
 def make_recipe(
-    cfg: TrainingConfig, persona: Persona, data: list[Path], pretrain: list[Path], base: str | None = None
+    cfg: TrainingConfig, persona: Persona, data: list[Path], pretrain: list[Path], base: str | None = None,
+    quantize: bool = True,
 ) -> Recipe:
     """The recipe for these data files, with absolute paths so the config runs from any folder."""
     return Recipe(
@@ -44,21 +46,22 @@ def make_recipe(
         system=system_prompt(persona),
         evaluation_inputs=evaluation_inputs(persona),
         cfg=cfg,
+        quantize=quantize,
         notes=[f"persona: {persona.id} ({persona.name})"],
     )
 
 
 HEADER = '''\
-# xtuner QLoRA config rendered by `python -m training config` from [training] in config.toml.
+# xtuner {kind} config rendered by `python -m training config` from [training] in config.toml.
 # {notes}
 # Train:  xtuner train THIS_FILE --work-dir {work_dir}
-# The prompt template must match the serving chat template: internlm2_chat is the ChatML layout
-# that lmdeploy serves for InternLM2.5-chat models.
+# The prompt template must match the serving chat template (internlm2_chat and qwen_chat are the
+# ChatML layout that lmdeploy and llama.cpp serve for InternLM2.5-chat and Qwen chat models).
 import torch
 from datasets import load_dataset
 from mmengine.dataset import DefaultSampler
 from mmengine.hooks import CheckpointHook, DistSamplerSeedHook, IterTimerHook, LoggerHook, ParamSchedulerHook
-from mmengine.optim import AmpOptimWrapper, CosineAnnealingLR, LinearLR
+from mmengine.optim import AmpOptimWrapper, CosineAnnealingLR, LinearLR, OptimWrapper
 from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -76,13 +79,18 @@ from xtuner.utils import PROMPT_TEMPLATE
 #######################################################################
 pretrained_model_name_or_path = {base!r}
 use_varlen_attn = False
+# True: QLoRA, the base loaded in 4 bits (bitsandbytes; an NVIDIA GPU). False: LoRA on the full weights.
+quantize = {quantize!r}
+# fp16 mixed precision on a GPU; float32 without one (mmengine's AMP needs a GPU). __import__, not the
+# `torch` above: mmengine reads this file with lazy imports, and a lazy module cannot be called here.
+use_gpu = __import__("torch").cuda.is_available()
 
 data_files = {data!r}
 pretrain_files = {pretrain!r}
 prompt_template = PROMPT_TEMPLATE.{template}
 max_length = {max_length!r}
 pack_to_max_length = {pack!r}
-dataset_map_num_proc = {map_num_proc!r}
+dataset_map_num_proc = min({map_num_proc!r}, __import__("os").cpu_count() or 1)
 
 batch_size = {batch_size!r}  # per device
 accumulative_counts = {accumulative_counts!r}
@@ -121,21 +129,22 @@ model = dict(
         type=AutoModelForCausalLM.from_pretrained,
         pretrained_model_name_or_path=pretrained_model_name_or_path,
         trust_remote_code=True,
-        torch_dtype=torch.float16,
-        quantization_config=dict(
-            type=BitsAndBytesConfig,
-            load_in_4bit=True,
-            load_in_8bit=False,
-            llm_int8_threshold=6.0,
-            llm_int8_has_fp16_weight=False,
-            bnb_4bit_compute_dtype=torch.float16,
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_quant_type="nf4",
-        ),
+        torch_dtype=torch.float16 if use_gpu else torch.float32,
     ),
     lora=dict(type=LoraConfig, r={lora_r!r}, lora_alpha={lora_alpha!r}, lora_dropout={lora_dropout!r},
               bias="none", task_type="CAUSAL_LM"),
 )
+if quantize:
+    model["llm"]["quantization_config"] = dict(
+        type=BitsAndBytesConfig,
+        load_in_4bit=True,
+        load_in_8bit=False,
+        llm_int8_threshold=6.0,
+        llm_int8_has_fp16_weight=False,
+        bnb_4bit_compute_dtype=torch.float16,
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_quant_type="nf4",
+    )
 
 #######################################################################
 #                      PART 3  Dataset & Dataloader                   #
@@ -183,20 +192,23 @@ train_dataloader = dict(
 #                    PART 4  Scheduler & Optimizer                    #
 #######################################################################
 optim_wrapper = dict(
-    type=AmpOptimWrapper,
+    type=AmpOptimWrapper if use_gpu else OptimWrapper,
     optimizer=dict(type=optim_type, lr=lr, betas=betas, weight_decay=weight_decay),
     clip_grad=dict(max_norm=max_norm, error_if_nonfinite=False),
     accumulative_counts=accumulative_counts,
-    loss_scale="dynamic",
-    dtype="float16",
 )
+if use_gpu:
+    optim_wrapper.update(loss_scale="dynamic", dtype="float16")
 
+# warm-up (when warmup_ratio > 0), then cosine decay
 param_scheduler = [
     dict(type=LinearLR, start_factor=1e-5, by_epoch=True, begin=0, end=warmup_ratio * max_epochs,
          convert_to_iter_based=True),
+] if warmup_ratio > 0 else []
+param_scheduler.append(
     dict(type=CosineAnnealingLR, eta_min=0.0, by_epoch=True, begin=warmup_ratio * max_epochs, end=max_epochs,
          convert_to_iter_based=True),
-]
+)
 
 train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)
 
@@ -237,7 +249,7 @@ def render(recipe: Recipe) -> str:
     """The config file's text (a Python module that mmengine's Config.fromfile loads)."""
     c = recipe.cfg
     head = HEADER.format(
-        notes="; ".join(recipe.notes) or "-", work_dir=c.work_dir, base=recipe.base, data=recipe.data,
+        kind="QLoRA" if recipe.quantize else "LoRA", quantize=recipe.quantize, notes="; ".join(recipe.notes) or "-", work_dir=c.work_dir, base=recipe.base, data=recipe.data,
         pretrain=recipe.pretrain, template=c.prompt_template, max_length=c.max_length,
         pack=c.pack_to_max_length, map_num_proc=recipe.map_num_proc, batch_size=c.batch_size,
         accumulative_counts=c.accumulative_counts, max_epochs=c.max_epochs, lr=c.lr, warmup_ratio=c.warmup_ratio,

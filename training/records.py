@@ -1,4 +1,5 @@
-"""Conversation records in xtuner's format, the persona's system prompt, and a deduplicating JSONL writer."""
+"""Conversation records in xtuner's format (or OpenAI messages), the persona's system prompt, and a
+deduplicating JSONL writer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from persona.prompt import stable_prompt
 
 Record = dict[str, list[dict[str, str]]]
 TURN_KEYS = frozenset({"system", "input", "output"})
+ROLES = frozenset({"system", "user", "assistant"})
+FORMATS = ("xtuner", "messages")
 
 
 def system_prompt(persona: Persona) -> str:
@@ -34,10 +37,45 @@ def conversation(system: str, pairs: Sequence[tuple[str, str]]) -> Record:
     return {"conversation": turns}
 
 
+def to_messages(record: Record) -> Record:
+    """The same conversation as OpenAI messages (LLaMA-Factory's sharegpt/openai loaders, ms-swift).
+
+    A pretraining chunk (no system, no input) becomes one assistant message: ms-swift's pretraining shape.
+    """
+    turns = record["conversation"]
+    messages: list[dict[str, str]] = []
+    if turns and turns[0].get("system"):
+        messages.append({"role": "system", "content": turns[0]["system"]})
+    pretrain = len(turns) == 1 and not turns[0].get("input") and not turns[0].get("system")
+    for turn in turns:
+        if not pretrain:
+            messages.append({"role": "user", "content": turn.get("input", "")})
+        messages.append({"role": "assistant", "content": turn["output"]})
+    return {"messages": messages}
+
+
+def turns_of(value: Any) -> list[dict[str, str]]:
+    """The conversation turns of a record in either format (the messages format converted back)."""
+    if isinstance(value, dict) and "messages" in value:
+        turns: list[dict[str, str]] = []
+        pending: dict[str, str] = {}
+        for m in value["messages"]:
+            role, content = m["role"], m["content"]
+            if role == "system":
+                pending["system"] = content
+            elif role == "user":
+                pending["input"] = content
+            else:
+                turns.append({**pending, "output": content})
+                pending = {}
+        return turns
+    return list(value.get("conversation", [])) if isinstance(value, dict) else []
+
+
 def record_key(record: Record) -> str:
     """A hash of the turns' inputs and outputs (whitespace-normalized): equal keys are duplicates."""
     parts = []
-    for turn in record.get("conversation", []):
+    for turn in turns_of(record):
         parts.append(" ".join(str(turn.get("input", "")).split()))
         parts.append(" ".join(str(turn.get("output", "")).split()))
     return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
@@ -49,10 +87,16 @@ def text_key(text: str) -> str:
 
 
 class JsonlWriter:
-    """Appends records to a JSONL file, skipping any already in it (so reruns never duplicate)."""
+    """Appends records to a JSONL file, skipping any already in it (so reruns never duplicate).
 
-    def __init__(self, path: Path, append: bool = True):
+    Records are given in xtuner's format and written in `fmt`: "xtuner" or "messages".
+    """
+
+    def __init__(self, path: Path, append: bool = True, fmt: str = "xtuner"):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
         self.path = path
+        self.fmt = fmt
         self.written = 0
         self.skipped = 0
         self._seen: set[str] = set()
@@ -73,7 +117,8 @@ class JsonlWriter:
             self.skipped += 1
             return False
         self._seen.add(key)
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        shaped = to_messages(record) if self.fmt == "messages" else record
+        self._file.write(json.dumps(shaped, ensure_ascii=False) + "\n")
         self.written += 1
         return True
 

@@ -1,4 +1,4 @@
-"""`validate`: schema, empty and duplicate turns, and length statistics of conversation files."""
+"""`validate`: schema, empty and duplicate turns, the share of each sample shape, and length statistics."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.records import TURN_KEYS, record_key
+from training.records import ROLES, TURN_KEYS, record_key, turns_of
+from training.shapes import SHORT_CHARS, kinds
 
 Counter = Callable[[str], int]
+KINDS = ("single-turn", "multi-turn", "circumstances", "group", "short", "pretraining")
 
 
 @dataclass
@@ -26,6 +28,8 @@ class Report:
     chars: list[int] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     over_length: int = 0
+    formats: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -54,10 +58,17 @@ def _entries(path: Path) -> Iterator[tuple[str, str | None, Any]]:
             yield f"{path}:{number}", f"not valid JSON: {exc.args[0] if exc.args else exc}", None
 
 
+def record_format(record: Any) -> str:
+    """"messages" for an OpenAI-messages record, else "xtuner"."""
+    return "messages" if isinstance(record, dict) and "messages" in record else "xtuner"
+
+
 def schema_problem(record: Any) -> str | None:
-    """Why a value is not an xtuner conversation record, or None."""
+    """Why a value is not a conversation record (xtuner's format or OpenAI messages), or None."""
     if not isinstance(record, dict):
         return "a record must be a JSON object"
+    if record_format(record) == "messages":
+        return messages_problem(record)
     extra = set(record) - {"conversation"}
     if extra:
         return f"unknown key(s) {sorted(extra)}"
@@ -77,6 +88,33 @@ def schema_problem(record: Any) -> str | None:
                 return f"turn {i}: '{key}' must be a string"
         if "system" in turn and i > 0:
             return f"turn {i}: 'system' belongs on the first turn only"
+    return None
+
+
+def messages_problem(record: dict[str, Any]) -> str | None:
+    """Why a value is not an OpenAI-messages record: system first, then user/assistant turns ending with
+    the assistant (a lone assistant message is a pretraining chunk)."""
+    extra = set(record) - {"messages"}
+    if extra:
+        return f"unknown key(s) {sorted(extra)}"
+    messages = record["messages"]
+    if not isinstance(messages, list) or not messages:
+        return "'messages' must be a non-empty list"
+    previous = ""
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or set(m) != {"role", "content"}:
+            return f"message {i}: must be an object with 'role' and 'content'"
+        if m["role"] not in ROLES:
+            return f"message {i}: role must be system, user or assistant"
+        if not isinstance(m["content"], str):
+            return f"message {i}: 'content' must be a string"
+        if m["role"] == "system" and i > 0:
+            return f"message {i}: 'system' belongs first only"
+        if m["role"] == previous and m["role"] != "system":
+            return f"message {i}: two '{previous}' messages in a row"
+        previous = m["role"]
+    if previous != "assistant":
+        return "the last message must be the assistant's"
     return None
 
 
@@ -101,10 +139,15 @@ def validate(paths: list[Path], count_tokens: Counter | None = None, max_length:
 def _inspect(
     report: Report, where: str, record: dict[str, Any], seen: dict[str, str], count: Counter | None, max_length: int
 ) -> None:
-    turns: list[dict[str, str]] = record["conversation"]
+    turns = turns_of(record)
     report.records += 1
     report.turns += len(turns)
-    pretrain = len(turns) == 1 and not turns[0].get("input") and not turns[0].get("system")
+    fmt = record_format(record)
+    report.formats[fmt] = report.formats.get(fmt, 0) + 1
+    shapes = kinds(turns)
+    for kind in shapes:
+        report.kinds[kind] = report.kinds.get(kind, 0) + 1
+    pretrain = "pretraining" in shapes
     pairs: set[tuple[str, str]] = set()
     for i, turn in enumerate(turns):
         if not turn["output"].strip():
@@ -149,6 +192,11 @@ def render(report: Report, max_lines: int = 50) -> str:
         lines.append(f"warning: ... and {len(report.warnings) - max_lines} more")
     lines.append(f"files {report.files}  records {report.records}  turns {report.turns}  "
                  f"errors {len(report.errors)}  warnings {len(report.warnings)}")
+    if report.records:
+        lines.append("formats: " + "  ".join(f"{k} {v}" for k, v in sorted(report.formats.items())))
+        lines.append("kinds: " + "  ".join(
+            f"{k} {report.kinds.get(k, 0)} ({100 * report.kinds.get(k, 0) / report.records:.0f} %)" for k in KINDS
+        ) + f"  (short: every reply within {SHORT_CHARS} characters; a record can be several kinds)")
     if report.chars:
         lines.append("chars per record: " + "  ".join(f"{k} {v}" for k, v in _stats(report.chars).items()))
     if report.tokens:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -68,17 +69,30 @@ class MemoryConfig(Section):
     redis_max_connections: int = Field(64, ge=1)
     redis_pool_timeout: float = Field(10.0, gt=0.0)
     retry_seconds: float = Field(5.0, ge=0.0)
-    key_prefix: str = "rp:v1"
+    key_prefix: str = "rp"
     sqlite_path: Path = Path("memory.sqlite3")
     max_turns: int = Field(200, ge=10)
     ttl_days: float = Field(0.0, ge=0.0)
+    archive_turns: int = Field(10_000, ge=0)
+    archive_days: float = Field(0.0, ge=0.0)
     history_tokens: int = Field(1500, ge=100)
     group_context_turns: int = Field(12, ge=0)
+    recall_tokens: int = Field(400, ge=0)
     summary: bool = True
     summary_tokens: int = Field(300, ge=50)
     facts: bool = True
     facts_per_user: int = Field(12, ge=0)
     facts_every: int = Field(6, ge=1)
+    share_facts: bool = False
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        """The namespace without a shape version: an older "rp:v1" is read as "rp"."""
+        value = re.sub(r":v[0-9]+$", "", value.strip())
+        if not value:
+            raise ValueError('must not be empty (e.g. "rp")')
+        return value
 
     @field_validator("redis_url")
     @classmethod

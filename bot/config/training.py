@@ -1,4 +1,4 @@
-"""[training]: dataset preparation, the xtuner QLoRA recipe, AWQ quantization and the serve command."""
+"""[training]: dataset preparation, the xtuner (Q)LoRA recipe, AWQ quantization, serving, GGUF export."""
 
 from __future__ import annotations
 
@@ -40,7 +40,10 @@ class TrainingConfig(Section):
     pretrain_chars: int = Field(1024, ge=64)
     pretrain_overlap: int = Field(50, ge=0)
     # quantization (lmdeploy lite auto_awq)
-    calib_dataset: str = "ptb"
+    calib_dataset: Literal[
+        "wikitext2", "c4", "pileval", "gsm8k", "neuralmagic_calibration", "open-platypus", "openwebtext"
+    ] = "wikitext2"
+    calib_file: str = ""
     calib_samples: int = Field(128, ge=1)
     calib_seqlen: int = Field(2048, ge=64)
     w_bits: Literal[4, 8] = 4
@@ -50,3 +53,6 @@ class TrainingConfig(Section):
     session_len: int = Field(32768, ge=512)
     cache_max_entry_count: float = Field(0.2, gt=0.0, le=1.0)
     tp: int = Field(1, ge=1)
+    # GGUF export (llama.cpp's convert_hf_to_gguf.py)
+    gguf_converter: str = ""
+    gguf_outtype: Literal["f32", "f16", "bf16", "q8_0"] = "f16"

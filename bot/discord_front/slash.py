@@ -1,4 +1,4 @@
-"""Slash commands: /persona list|set, /reset, /voice, /lore, /spoiler, /stats, with permission checks."""
+"""Slash commands: /persona list|set, /reset, /voice, /lore, /spoiler, /stats, /memory, /forget, /why, with permission checks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from bot.commands import MAX_CHAPTER, Answer, Commands
+from bot.commands import MAX_CHAPTER, Answer, BadArgument, Commands, forget_arg
 from bot.discord_front.outbox import QUIET
 from bot.discord_front.split import split_text
 from bot.messages import Incoming
@@ -116,6 +116,29 @@ def build_tree(client: discord.Client, commands: Commands) -> app_commands.Comma
     async def stats(interaction: discord.Interaction) -> None:
         await answer(interaction, await commands.stats(incoming_of(interaction)), ephemeral=True)
 
+    @app_commands.command(name="memory", description="What the character remembers about you (only you see it)")
+    async def memory(interaction: discord.Interaction) -> None:
+        await answer(interaction, await commands.memory(incoming_of(interaction)), ephemeral=True)
+
+    @app_commands.command(name="forget", description="Remove facts the character remembers: N from /memory, or all")
+    @app_commands.describe(which="a number /memory shows, or all", user="someone else (Manage Server)")
+    async def forget(interaction: discord.Interaction, which: str, user: discord.User | None = None) -> None:
+        try:
+            chosen = forget_arg(which)
+        except BadArgument as exc:
+            await answer(interaction, Answer(str(exc), ok=False))
+            return
+        other = user is not None and user.id != interaction.user.id
+        if other and (interaction.guild_id is None or not interaction.permissions.manage_guild):
+            await answer(interaction, Answer(NOT_ALLOWED, ok=False))
+            return
+        target = str(user.id) if user is not None and other else ""
+        await answer(interaction, await commands.forget(incoming_of(interaction), chosen, target), ephemeral=True)
+
+    @app_commands.command(name="why", description="Which memories, facts, lore and passages the last reply was given")
+    async def why(interaction: discord.Interaction) -> None:
+        await answer(interaction, await commands.why(incoming_of(interaction)), ephemeral=True)
+
     tree.add_command(persona)
     tree.add_command(reset)
     tree.add_command(voice)
@@ -124,6 +147,9 @@ def build_tree(client: discord.Client, commands: Commands) -> app_commands.Comma
     tree.add_command(stats)
     tree.add_command(chance)
     tree.add_command(bots)
+    tree.add_command(memory)
+    tree.add_command(forget)
+    tree.add_command(why)
     return tree
 
 

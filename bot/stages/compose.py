@@ -11,6 +11,8 @@ from bot.exchange import Exchange
 from bot.llm import ChatMessage
 from bot.lookup import Passage
 from bot.serving import MESSAGE_OVERHEAD, ServerProfile
+from memory.episodes import heading as remember_heading
+from memory.episodes import render as render_memories
 from memory.text import truncate_tokens
 from memory.turns import SessionKey, Turn
 from persona.card import Persona
@@ -95,6 +97,13 @@ class Compose:
         block(h[4], truncate_tokens(ex.summary.text, max(0, min(self.memory.summary_tokens, left)), count))
         facts = "\n".join(f"- {f}" for f in ex.facts)
         block(h[5].format(who=who), truncate_tokens(facts, max(0, min(left // 4, 400)), count))
+        title = remember_heading(persona.card.language)
+        in_window = {t.seq for t in ex.history} - {t.seq for t in dropped}
+        remembered, recalled = render_memories(
+            ex.memories, max(0, min(self.memory.recall_tokens, left - count(title) - 8)), count,
+            persona.name, persona.card.language, in_window,
+        )
+        block(title, remembered)
         block(h[6], self._pack([*ex.lore], min(self.lore_tokens, left)))
         block(h[7], self._pack([*ex.passages], min(self.passage_tokens, left)))
         block(h[8].format(char=persona.name), self._pack([*ex.scenes], min(self.passage_tokens // 2, left)))
@@ -104,7 +113,8 @@ class Compose:
         messages.append(ChatMessage("user", message))
         if reminder:
             messages.append(ChatMessage("system", reminder))
-        return replace(ex, prompt=tuple(_merge(messages)), unsummarized=ex.unsummarized + tuple(dropped))
+        return replace(ex, prompt=tuple(_merge(messages)), unsummarized=ex.unsummarized + tuple(dropped),
+                       recalled=tuple(recalled))
 
     def _window(
         self, key: SessionKey, turns: list[Turn], budget: int, group: bool

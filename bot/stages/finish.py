@@ -1,4 +1,4 @@
-"""Stage 6, finish: clean the draft, store the exchange atomically, schedule memory upkeep."""
+"""Stage 6, finish: clean the draft, store the exchange atomically, note what it was given, schedule memory upkeep."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from dataclasses import replace
 from bot.exchange import Exchange
 from bot.messages import Reply
 from bot.stages.generate import OfflineBook
-from memory.store import ConversationStore
+from memory.episodes import speaker
+from memory.store import ConversationStore, StoreError
 from memory.summarizer import Summarizer
-from memory.turns import Turn
+from memory.turns import Cited, LastContext, Turn
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,36 @@ class Finish:
                 Turn("assistant", text, "", persona.name, True, now, partial=ex.partial),
             ],
         )
+        await self._remember_context(ex, mode, now)
         if self.summarizer and mode == "model":
             self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized)
             # seq 0: the store is away and the exchange waits in memory; facts can wait too
-            if stored[0].seq and ((stored[0].seq + 1) // 2) % self.facts_every == 0:
-                said = [t.text for t in (*ex.history, stored[0]) if t.user_id == msg.user_id][-self.facts_every :]
-                self.summarizer.note_facts(persona, msg.platform, msg.user_id, msg.display_name, said)
+            if stored[0].seq:
+                said = [t for t in ex.stored if t.user_id == msg.user_id and t.role == "user" and t.seq > ex.facts_noted]
+                said.append(stored[0])
+                if len(said) >= self.facts_every:
+                    self.summarizer.note_facts(persona, ex.session, msg.user_id, msg.display_name, said)
         reply = Reply(text, persona.id, persona.name, mode, reply_to=msg.message_id)
         return replace(ex, draft=text, mode=mode, reply=reply)
+
+    async def _remember_context(self, ex: Exchange, mode: str, now: float) -> None:
+        """Keep what this reply was given (memories, facts, summary, lore, passages) for `/why`."""
+        msg = ex.incoming
+        cited: list[Cited] = []
+        if mode == "model":
+            shown = "\n".join(m.content for m in ex.prompt)
+            for rec in ex.recalled:
+                who = speaker(rec.turn, ex.persona.name)
+                cited.append(Cited("memory", rec.turn.text, f"{rec.age} · {who}" if rec.age else who))
+            for fact, line in zip(ex.fact_records, ex.facts, strict=False):
+                if fact.text in shown:
+                    cited.append(Cited("fact", fact.text, line[len(fact.text):].strip(" ()（）")))
+            if ex.summary.text and ex.summary.text[:40] in shown:
+                cited.append(Cited("summary", ex.summary.text))
+            for kind, items in (("lore", ex.lore), ("passage", ex.passages), ("scene", ex.scenes)):
+                cited.extend(Cited(kind, p.text, p.source) for p in items if p.text in shown)
+        record = LastContext(now, msg.user_id, msg.display_name, ex.text, mode, tuple(cited))
+        try:
+            await self.store.set_last_context(ex.session, record)
+        except StoreError as exc:  # only /why misses it
+            log.info("last context of %s not kept: %s", ex.session, exc)

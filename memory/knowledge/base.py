@@ -6,30 +6,40 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.config import KnowledgeConfig
 from bot.lookup import Lookup, Passage
-from memory.knowledge.embedding import Embedder
+from memory.knowledge.embedding import Embedder, open_embedder
 from memory.knowledge.index import Layout, SourceIndex
 from memory.knowledge.lorebook import scan
-from memory.knowledge.retrieval import Found, Reranker, Retriever, dense_weight
+from memory.knowledge.retrieval import Found, Mode, Reranker, Retriever, dense_weight
 from memory.knowledge.vectors import Vectors, collection_name, open_client
 from memory.text import estimate_tokens
 from persona.card import Persona
 
 log = logging.getLogger(__name__)
+DENSE_RETRY_SECONDS = 30.0  # after the embedder fails, lookups use BM25 alone this long
 
 
 class KnowledgeBase:
     """Per-persona indexes, loaded on first use and reloaded when an ingest finishes."""
 
-    def __init__(self, cfg: KnowledgeConfig, root: Path, embedder: Embedder | None = None):
+    def __init__(
+        self, cfg: KnowledgeConfig, root: Path, embedder: Embedder | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.cfg = cfg
         self.root = root
-        self.embedder = None if cfg.mode == "bm25" else embedder or Embedder(cfg.embedding_model)
+        self._owns_embedder = embedder is None
+        self.embedder = None if cfg.mode == "bm25" else embedder or open_embedder(cfg)
+        # with no embedder configured BM25 carries retrieval, whatever the mode says (doctor tells)
+        self.mode: Mode = cfg.mode if self.embedder is not None else "bm25"
+        self._clock = clock
+        self._dense_down_until = 0.0
         reranker = Reranker(cfg.reranker_model) if cfg.reranker_model else None
         self.retriever = Retriever(self.embedder, cfg.dense_weight, cfg.rrf_k, reranker)
         self._indexes: dict[str, tuple[float | None, SourceIndex | None]] = {}
@@ -73,12 +83,14 @@ class KnowledgeBase:
     def _search(
         self, persona: Persona, index: SourceIndex, query: str, talk: str, max_chapter: int | None
     ) -> tuple[list[Passage], list[Passage]]:
-        dense = self.cfg.mode == "dense" or dense_weight(self.cfg.dense_weight, self.embedder, query) > 0
+        mode = self.mode if self._clock() >= self._dense_down_until else "bm25"
+        dense = mode == "dense" or (mode == "hybrid" and dense_weight(self.cfg.dense_weight, self.embedder, query) > 0)
         vectors = self._vectors_for(persona.id) if self.embedder is not None and dense else None
         try:
-            found = self.retriever.search(index, vectors, query, self.cfg.top_k, max_chapter, self.cfg.mode)
-        except Exception as exc:  # a vector store that went away must not silence the character
-            log.warning("dense retrieval failed, using BM25 only: %s", exc)
+            found = self.retriever.search(index, vectors, query, self.cfg.top_k, max_chapter, mode)
+        except Exception as exc:  # a vector store or embedding server that went away must not silence the character
+            self._dense_down_until = self._clock() + DENSE_RETRY_SECONDS
+            log.warning("dense retrieval failed, using BM25 only for %.0f s: %s", DENSE_RETRY_SECONDS, exc)
             found = self.retriever.search(index, None, query, self.cfg.top_k, max_chapter, "bm25")
         passages = pack([as_passage(f) for f in found], self.cfg.passage_tokens)
         return passages, self._scenes(persona, index, talk, max_chapter)
@@ -116,12 +128,14 @@ class KnowledgeBase:
         return self._vectors[persona_id]
 
     async def close(self) -> None:
-        """Release the Chroma client."""
+        """Release the Chroma client and the embedder's connections."""
         client, self._client = self._client, None
         self._vectors.clear()
         closer = getattr(client, "close", None)
         if callable(closer):
             closer()
+        if self.embedder is not None and self._owns_embedder:
+            self.embedder.close()
 
 
 def as_passage(found: Found) -> Passage:

@@ -65,7 +65,7 @@ def evaluate(
     queries: Path,
     mode: Mode = "hybrid",
     ks: tuple[int, ...] = (1, 5, 10, 20),
-    embedding_model: str = "",
+    embedder: Embedder | None = None,
     tokenizer: str = "bigram",
     chunk_chars: int = 600,
     chunk_overlap: int = 80,
@@ -75,7 +75,7 @@ def evaluate(
 ) -> dict[str, object]:
     """Build an index of `corpus` in a temporary folder and run every query against it."""
     items = read_queries(queries)
-    embedder = Embedder(embedding_model) if mode != "bm25" else None
+    embedder = embedder if mode != "bm25" else None
     with tempfile.TemporaryDirectory(prefix="rp-eval-") as tmp:
         layout = Layout(Path(tmp), "eval")
         client = open_client("", layout.chroma) if embedder else None

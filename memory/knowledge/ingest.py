@@ -118,7 +118,7 @@ class Ingestor:
         total = sum(len(v) for v in todo.values())
         if total:
             vectors = self._vectors_for(name)
-            self.embedder.model()  # the model load is not embedding throughput
+            self.embedder.warm()  # the model load (or the first call to a server) is not embedding throughput
             started = time.perf_counter()
             bar = self._bar(None, "embedding", "chunk", total)
             for key, chunks in todo.items():

@@ -12,7 +12,7 @@ from nonebot.params import CommandArg
 from nonebot.plugin import PluginMetadata
 
 from bot import metrics
-from bot.commands import Answer, BadArgument, Commands, chapter_arg, percent_arg, switch_arg
+from bot.commands import Answer, BadArgument, Commands, chapter_arg, forget_arg, percent_arg, switch_arg
 from bot.config import Settings, load_config
 from bot.messages import Incoming, Reply
 from bot.platforms import holder
@@ -29,7 +29,7 @@ __plugin_meta__ = PluginMetadata(
     usage=(
         "@bot, reply to it, or say its name in a group; private chats are always answered.\n"
         "/persona [list|set ID]  /reset  /voice on|off  /lore QUERY  /spoiler N|off  /chance PERCENT  /bots on|off"
-        "  /stats"
+        "  /stats  /memory  /forget N|all [@someone]  /why"
     ),
     type="application",
     config=Config,
@@ -123,6 +123,9 @@ spoiler_cmd = on_command("spoiler", priority=_PRIORITY - 1, block=True)
 chance_cmd = on_command("chance", priority=_PRIORITY - 1, block=True)
 bots_cmd = on_command("bots", priority=_PRIORITY - 1, block=True)
 stats_cmd = on_command("stats", priority=_PRIORITY - 1, block=True)
+memory_cmd = on_command("memory", priority=_PRIORITY - 1, block=True)
+forget_cmd = on_command("forget", priority=_PRIORITY - 1, block=True)
+why_cmd = on_command("why", priority=_PRIORITY - 1, block=True)
 
 
 @persona_cmd.handle()
@@ -228,3 +231,56 @@ async def _stats(bot: Bot, event: Event) -> None:
         return
     front, msg, commands = ctx
     await front.answer(bot, event, (await commands.stats(msg)).text)
+
+
+@memory_cmd.handle()
+async def _memory(bot: Bot, event: Event) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    await front.answer(bot, event, (await commands.memory(msg)).text)
+
+
+def _named_user(arg: Message, words: list[str]) -> str:
+    """Whom `/forget` is about when it names someone: an @ (OneBot `at`, official `mention_user`) or an id."""
+    for seg in arg:
+        if seg.type == "at" and str(seg.data.get("qq", "")) not in ("", "all"):
+            return str(seg.data["qq"])
+        if seg.type == "mention_user" and seg.data.get("user_id"):
+            return str(seg.data["user_id"])
+    return words[1] if len(words) > 1 else ""
+
+
+@forget_cmd.handle()
+async def _forget(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    words = clean_text(arg.extract_plain_text()).split()
+    try:
+        which = forget_arg(words[0] if words else "")
+    except BadArgument as exc:
+        await front.answer(bot, event, str(exc))
+        return
+    target = _named_user(arg, words)
+    if target == msg.user_id:
+        target = ""
+    refusal = None
+    if target and msg.is_direct:  # a private chat has no admins: only the bot's superusers
+        if msg.user_id not in holder.get().settings.qq.superusers:
+            refusal = Answer("Only group admins or the bot's superusers can make it forget someone else.", ok=False)
+    elif target:
+        refusal = await _admin_only(front, bot, event)
+    answer = refusal or await commands.forget(msg, which, target)
+    await front.answer(bot, event, answer.text)
+
+
+@why_cmd.handle()
+async def _why(bot: Bot, event: Event) -> None:
+    ctx = await _context(bot, event)
+    if ctx is None:
+        return
+    front, msg, commands = ctx
+    await front.answer(bot, event, (await commands.why(msg)).text)

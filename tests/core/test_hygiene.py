@@ -124,3 +124,10 @@ def test_only_japanese_is_spoken() -> None:
     assert japanese_only(mixed) == "わっちはヨイツの賢狼ホロじゃ。"
     assert japanese_only("咱是约伊兹的贤狼赫萝。") == ""
     assert japanese_only("这是ヨイツの賢狼ホロ们") == ""  # simplified Chinese forms
+
+
+def test_model_output_loses_control_and_bidi_characters(horo: Persona) -> None:
+    check = ReplyCheck(horo, Hidden(horo), "你好", [])
+    check.feed("咱\u202e来\u0007了\u2066，汝好。")
+    check.finish()
+    assert check.result() == "咱来了，汝好。"

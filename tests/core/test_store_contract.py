@@ -12,7 +12,7 @@ import pytest
 from memory.redis_store import RedisStore
 from memory.sqlite_store import SQLiteStore
 from memory.store import ConversationStore, StoreError
-from memory.turns import SessionKey, Summary, Turn
+from memory.turns import Fact, FactBook, SessionKey, Summary, Turn
 
 KEY = SessionKey("horo", "test", "group", "c1")
 OTHER = SessionKey("yexiu", "test", "group", "c1")
@@ -94,12 +94,17 @@ async def test_summary_only_moves_forward_and_reset_sets_a_floor(opener: Opener)
     assert await store.set_summary(KEY, Summary("fresh", 4))
 
 
-async def test_facts_dedupe_and_limit(opener: Opener) -> None:
+async def test_fact_books_change_atomically_per_persona(opener: Opener) -> None:
     store = opener()
-    await store.add_facts("horo", "test", "u1", ["喜欢苹果", "是学生"], limit=3)
-    facts = await store.add_facts("horo", "test", "u1", ["喜欢苹果", "住在北京", "养猫"], limit=3)
-    # a repeated fact counts as new again; the oldest one falls out
-    assert facts == ["喜欢苹果", "住在北京", "养猫"]
+
+    def adding(text: str) -> Callable[[FactBook], FactBook]:
+        return lambda book: FactBook((*book.facts, Fact(len(book.facts) + 1, text, 5.0, "group:c1")), book.noted)
+
+    # concurrent changes of one user's facts: none is lost
+    await asyncio.gather(*(store.change_facts("horo", "test", "u1", adding(f"事实{i}")) for i in range(8)))
+    assert sorted(await store.facts("horo", "test", "u1")) == sorted(f"事实{i}" for i in range(8))
+    book = await opener().fact_book("horo", "test", "u1")
+    assert book.facts[0].at == 5.0 and book.facts[0].conversation == "group:c1"
     assert await store.facts("yexiu", "test", "u1") == []
     await store.forget_user("horo", "test", "u1")
     assert await store.facts("horo", "test", "u1") == []

@@ -33,7 +33,7 @@ def sub(name: str, **values: Any) -> list[dict[str, Any]]:
 async def test_commands_are_synced_globally_or_to_the_configured_guilds(connect: Any, discord_server: FakeDiscord) -> None:
     await connect()
     synced = discord_server.sent("PUT", f"/applications/{APP_ID}/commands")
-    assert {c["name"] for c in synced[0].body} == {"persona", "reset", "voice", "lore", "spoiler", "stats", "chance", "bots"}  # type: ignore[union-attr]
+    assert {c["name"] for c in synced[0].body} == {"persona", "reset", "voice", "lore", "spoiler", "stats", "chance", "bots", "memory", "forget", "why"}  # type: ignore[union-attr]
     discord_server.requests.clear()
     await connect(discord={"sync_guilds": [GUILD_ID]})
     assert discord_server.sent("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")

@@ -72,7 +72,7 @@ async def test_prompt_carries_retrieved_passage_and_lore(
     settings = make_settings(
         llm={"base_url": llm.base_url, "model": "m"},
         bot={"default_persona": "wukong"},
-        knowledge={"enabled": True},  # default hybrid: Chinese with the packaged MiniLM is BM25
+        knowledge={"enabled": True},  # default hybrid with no embedder configured: BM25
     )
     layout = Layout(settings.bot.data_dir / "knowledge", "wukong")
     Ingestor(layout, WUKONG_NAMES, 300, 40, progress=False).run([novel(1, 7)])
@@ -84,7 +84,7 @@ async def test_prompt_carries_retrieved_passage_and_lore(
     assert "八卦炉" in system and "〔第七回" in system  # the passage from the source work
     assert "一万三千五百斤" in system  # the lorebook entry triggered by 金箍棒
     assert "孙悟空:「" in system  # one of his own lines, for tone
-    assert not app.knowledge.embedder.loaded  # type: ignore[attr-defined]
+    assert app.knowledge.embedder is None  # type: ignore[attr-defined]
 
 
 async def test_spoiler_limit_from_config_and_channel(

@@ -61,7 +61,7 @@ def test_dense_ingest_is_incremental(tmp_path: Path, embedder: Embedder) -> None
     first = ing.run([path])
     assert first.embedded == first.chunks == 3
     assert vectors(ing).count() == 3
-    assert vectors(ing).collection.metadata["embedding_model"] == "all-MiniLM-L6-v2"
+    assert vectors(ing).collection.metadata["embedding_model"] == embedder.name
     second = ing.run([path])
     assert second.embedded == 0 and second.changed == []
     # a changed chapter replaces only its own chunk
@@ -94,19 +94,29 @@ class Interrupted(Exception):
     pass
 
 
-class FailingEmbedder(Embedder):
-    """The real model, interrupted after `calls` batches, as a Ctrl-C would."""
+class FailingEmbedder:
+    """The real embedder, interrupted after `calls` batches, as a Ctrl-C would."""
 
     def __init__(self, real: Embedder, calls: int):
-        super().__init__("")
-        self._model = real.model()
+        self.real = real
+        self.name, self.key, self.is_default = real.name, real.key, real.is_default
         self.calls = calls
+
+    @property
+    def loaded(self) -> bool:
+        return self.real.loaded
+
+    def warm(self) -> None:
+        self.real.warm()
 
     def encode(self, texts: list[str], batch_size: int = 32) -> list[list[float]]:
         if self.calls <= 0:
             raise Interrupted
         self.calls -= 1
-        return super().encode(texts, batch_size)
+        return self.real.encode(texts, batch_size)
+
+    def close(self) -> None:
+        pass
 
 
 def test_interrupted_ingest_resumes(tmp_path: Path, embedder: Embedder) -> None:

@@ -46,3 +46,13 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[int], 
     yield get
     for server in servers.values():
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """The same server in embedding mode (`--embedding true`): OpenAI's /v1/embeddings, one vector per token."""
+    python = _interpreter()
+    log = tmp_path_factory.mktemp("llama") / "embedding-server.log"
+    server = LlamaServer(python, find_gguf(python), 2048, log, extra_args=("--embedding", "true")).start()
+    yield server
+    server.stop()

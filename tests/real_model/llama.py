@@ -43,6 +43,7 @@ class LlamaServer:
     log: Path
     port: int = field(default_factory=_free_port)
     proc: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()  # e.g. ("--embedding", "true") for /v1/embeddings
 
     @property
     def base_url(self) -> str:
@@ -54,7 +55,7 @@ class LlamaServer:
         cmd = [
             str(self.python), "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
             "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", "1",
-            "--interrupt_requests", "false",
+            "--interrupt_requests", "false", *self.extra_args,
         ]
         self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

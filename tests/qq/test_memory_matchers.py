@@ -1,0 +1,85 @@
+"""/memory, /forget and /why through the QQ matchers (nonebug): own facts, admins for anyone else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nonebot
+from nonebot.adapters.onebot.v11 import Adapter, Bot, Message, MessageSegment
+from nonebug import App as NoneBugApp
+
+from memory.turns import Fact, FactBook
+from tests.qq.conftest import SELF_ID, group_event, private_event
+from tests.support.openai_server import FakeOpenAI, Script
+
+
+def _bot(ctx: Any) -> Bot:
+    return ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter), self_id=SELF_ID)
+
+
+def _quoted(event: Any, text: str) -> Message:
+    return Message([MessageSegment.reply(event.message_id), MessageSegment.at(event.user_id), MessageSegment.text(text)])
+
+
+async def plant(app: Any, uid: int, *texts: str) -> None:
+    facts = tuple(Fact(i, t, 0.0, "group:30001") for i, t in enumerate(texts, start=1))
+    await app.store.change_facts("horo", "qq", str(uid), lambda _: FactBook(facts))
+
+
+async def test_memory_and_forget_your_own_facts(app: NoneBugApp, qq_app: Any) -> None:
+    qq = await qq_app()
+    await plant(qq, 20001, "喜欢苹果", "住在北京")
+    shown, forget = group_event("/memory", message_id=700), group_event("/forget 2", message_id=701)
+    async with app.test_matcher() as ctx:
+        bot = _bot(ctx)
+        ctx.receive_event(bot, shown)
+        listing = "What 赫萝 remembers about 小明:\n1. 喜欢苹果\n2. 住在北京\n\nStory so far: (no summary yet)\n\n" \
+                  "/forget N or /forget all removes facts."
+        ctx.should_call_send(shown, _quoted(shown, " " + listing), result={"message_id": 1})
+        ctx.receive_event(bot, forget)
+        ctx.should_call_send(forget, _quoted(forget, " 赫萝 forgot fact 2 about you."), result={"message_id": 2})
+    assert await qq.store.facts("horo", "qq", "20001") == ["喜欢苹果"]
+
+
+async def test_forgetting_another_member_needs_an_admin(app: NoneBugApp, qq_app: Any) -> None:
+    qq = await qq_app(qq={"superusers": ["55555"]})
+    await plant(qq, 20077, "是程序员")
+    by_member = group_event(Message([MessageSegment.text("/forget all "), MessageSegment.at(20077)]), message_id=710)
+    by_admin = group_event(Message([MessageSegment.text("/forget all "), MessageSegment.at(20077)]), message_id=711,
+                           role="admin")
+    async with app.test_matcher() as ctx:
+        bot = _bot(ctx)
+        ctx.receive_event(bot, by_member)
+        refusal = " Only the group owner, admins or the bot's superusers can change that here."
+        ctx.should_call_send(by_member, _quoted(by_member, refusal), result={"message_id": 3})
+    assert await qq.store.facts("horo", "qq", "20077") == ["是程序员"]
+    async with app.test_matcher() as ctx:
+        bot = _bot(ctx)
+        ctx.receive_event(bot, by_admin)
+        ctx.should_call_send(by_admin, _quoted(by_admin, " 赫萝 forgot 1 fact about that user."), result={"message_id": 4})
+    assert await qq.store.facts("horo", "qq", "20077") == []
+
+
+async def test_a_private_chat_cannot_forget_for_others(app: NoneBugApp, qq_app: Any) -> None:
+    qq = await qq_app()
+    await plant(qq, 20077, "是程序员")
+    event = private_event("/forget all 20077", message_id=720)
+    async with app.test_matcher() as ctx:
+        bot = _bot(ctx)
+        ctx.receive_event(bot, event)
+        refusal = "Only group admins or the bot's superusers can make it forget someone else."
+        ctx.should_call_send(event, Message(MessageSegment.text(refusal)), result={"message_id": 5})
+    assert await qq.store.facts("horo", "qq", "20077") == ["是程序员"]
+
+
+async def test_why_explains_the_last_reply(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:
+    await qq_app()
+    llm.push(Script(text="咱在。"))
+    hello, why = private_event("在吗", message_id=730), private_event("/why", message_id=731)
+    async with app.test_matcher() as ctx:
+        bot = _bot(ctx)
+        ctx.receive_event(bot, hello)
+        ctx.should_call_send(hello, Message(MessageSegment.text("咱在。")), result={"message_id": 6})
+        ctx.receive_event(bot, why)
+        text = "The last reply (to 小红, just now) was given only the recent conversation: no memories, facts, lore or passages."
+        ctx.should_call_send(why, Message(MessageSegment.text(text)), result={"message_id": 7})
