@@ -6,6 +6,7 @@ so a leak is never shown, not even for a moment.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -102,16 +103,21 @@ def strip_echo(reply: str, message: str) -> str:
     return ""
 
 
-def cut_invented_turns(text: str, speakers: Sequence[str]) -> str:
-    """Cut where the model starts speaking for someone else ("Tom: …"), even mid-line."""
+_LABEL = re.compile(r"(?:^|(?<=[\s。！？.!?…」』）)]))[A-Z][A-Za-z0-9_]{1,15}:\s")
+
+
+@functools.lru_cache(maxsize=1024)
+def _speaker_labels(speakers: tuple[str, ...]) -> re.Pattern[str] | None:
     names = sorted({s for s in speakers if s and len(s) <= 32}, key=len, reverse=True)
     known = "|".join(re.escape(n) for n in names)
-    patterns = [r"(?:^|(?<=[\s。！？.!?…」』）)]))[A-Z][A-Za-z0-9_]{1,15}:\s"]
-    if known:
-        patterns.insert(0, rf"(?:^|(?<=[\s。！？.!?…」』）)]))(?:{known})\s*[:：]")
+    return re.compile(rf"(?:^|(?<=[\s。！？.!?…」』）)]))(?:{known})\s*[:：]") if known else None
+
+
+def cut_invented_turns(text: str, speakers: Sequence[str]) -> str:
+    """Cut where the model starts speaking for someone else ("Tom: …"), even mid-line."""
     cut = len(text)
-    for pattern in patterns:
-        match = re.search(pattern, text)
+    for pattern in (_speaker_labels(tuple(speakers)), _LABEL):
+        match = pattern.search(text) if pattern is not None else None
         if match:
             cut = min(cut, match.start())
     return text[:cut].rstrip()

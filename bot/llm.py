@@ -185,18 +185,19 @@ class OpenAIChat:
         return sum(self.profile.count_message(m.content) for m in messages)
 
     async def _sse(self, body: dict[str, Any], estimate: int) -> AsyncIterator[str]:
-        got_data = finished = opened = False
+        got_data = finished = opened = done = False
         try:
             async with self._http.stream("POST", "chat/completions", json=body) as resp:
                 if resp.status_code >= 400:
                     raise _http_error(resp.status_code, (await resp.aread()).decode("utf-8", "replace"))
                 opened = True
                 async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue  # comments (": ping"), event names, blank separators
+                    if done or not line.startswith("data:"):
+                        continue  # comments (": ping"), separators; after [DONE], read to the end to reuse the connection
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        return
+                        done = True
+                        continue
                     got_data = True
                     delta, done = self._delta(data, estimate)
                     finished = finished or done
@@ -208,6 +209,8 @@ class OpenAIChat:
             if not opened:
                 raise LLMError(_brief(exc)) from exc
             raise await self._diagnose(body, f"stream cut before any data: {_brief(exc)}") from exc
+        if done:
+            return
         if not got_data:
             # llama.cpp answers a prompt over its context with an empty 200 stream
             raise await self._diagnose(body, "the server sent an empty stream")

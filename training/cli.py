@@ -9,16 +9,16 @@ from collections.abc import Sequence
 from bot.boot import command_parser, run_command
 from bot.config import ConfigError
 from persona.library import PersonaError
-from training import cmd_build, cmd_prepare
+from training import cmd_build, cmd_prepare, cmd_smoke
 from training.errors import TrainingError
 
-COMMANDS = [cmd_prepare, cmd_build]
+COMMANDS = [cmd_prepare, cmd_build, cmd_smoke]
 
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser with every command."""
     return command_parser(
-        "python -m training", "Datasets, xtuner QLoRA, merge, AWQ and TurboMind serving.", COMMANDS,
+        "python -m training", "Datasets, xtuner (Q)LoRA, merge, AWQ and TurboMind serving, GGUF export.", COMMANDS,
         "bot config file (default: config.toml)",
     )
 

@@ -90,8 +90,9 @@ def is_qlora(config: Path) -> bool:
     except SyntaxError as exc:
         raise TrainingError(f"{config}: not a Python config ({exc.msg}, line {exc.lineno})") from None
     for node in tree.body:
-        named = isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == ["quantize"]
-        if named and isinstance(node.value, ast.Constant) and isinstance(node.value.value, bool):
+        if not isinstance(node, ast.Assign) or [getattr(t, "id", "") for t in node.targets] != ["quantize"]:
+            continue
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, bool):
             return node.value.value
     return "load_in_4bit=True" in text
 
