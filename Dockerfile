@@ -11,8 +11,10 @@ ENV PYTHONUNBUFFERED=1 \
     ANONYMIZED_TELEMETRY=False
 
 WORKDIR /app
-COPY requirements.txt ./
+COPY requirements.txt requirements-voice.txt ./
 RUN pip install -r requirements.txt
+# the embedded Japanese voice; leave this out for a smaller image that speaks through vits-simple-api
+RUN pip install -r requirements-voice.txt
 
 COPY . .
 RUN useradd --create-home --uid 10001 bot \

