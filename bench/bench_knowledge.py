@@ -8,6 +8,7 @@ Prints numbers; asserts nothing. Run: .venv/bin/python bench/bench_knowledge.py 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -23,7 +24,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import numpy as np  # noqa: E402
 
-from memory.knowledge.embedding import Embedder  # noqa: E402
+from memory.knowledge.embedders import LocalEmbedder  # noqa: E402
 from memory.knowledge.evaluate import rank_metrics  # noqa: E402
 from memory.knowledge.index import Layout, SourceIndex  # noqa: E402
 from memory.knowledge.ingest import Ingestor  # noqa: E402
@@ -127,7 +128,9 @@ def main() -> None:
         results["peak_rss_mb"] = rss_mb()
 
         xlayout = Layout(Path(tmp), "xiyouji")
-        embedder = None if args.no_dense else Embedder("")
+        # the packaged MiniLM needs the embed extra (.venv-embed); without it, BM25 only
+        dense = not args.no_dense and importlib.util.find_spec("sentence_transformers") is not None
+        embedder = LocalEmbedder("minilm") if dense else None
         client = open_client("", xlayout.chroma) if embedder else None
         xing = Ingestor(xlayout, NAMES, embedder=embedder, client=(lambda: client) if client else None, progress=not args.json)
         xreport = xing.run([CORPORA / "xiyouji.txt"])
