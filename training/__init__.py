@@ -1,1 +1,1 @@
-"""Training toolkit: datasets, xtuner QLoRA config, merge, quantize, serve (`python -m training`)."""
+"""Training toolkit: datasets, xtuner (Q)LoRA config, train, merge, quantize, serve, GGUF export (`python -m training`)."""

@@ -48,7 +48,8 @@ def run_tiny(args: argparse.Namespace) -> int:
 
 def run_smoke(args: argparse.Namespace) -> int:
     """Run the road and print the timings table."""
-    pythons = {env: getattr(args, f"{env}_python").resolve() for env in smoke.default_pythons()}
+    pythons = {env: getattr(args, f"{env}_python").absolute() for env in smoke.default_pythons()}  # not resolved:
+    # a venv's python is a link to the base interpreter, and only the link finds the venv
     road = smoke.Road(args.work.resolve(), args.novel.resolve(), args.persona, args.character,
                       args.base.resolve() if args.base else None, args.template, args.port, pythons)
     results = smoke.run(road, dry_run=args.dry_run)

@@ -57,7 +57,7 @@ def group_text(lines: Iterable[tuple[str, str]]) -> str:
 
 def short_reply(text: str, limit: int = SHORT_CHARS) -> str | None:
     """The leading whole sentences of `text` within `limit` characters; None when the first is longer."""
-    text = " ".join(text.split())
+    text = _squeeze(text)
     if len(text) <= limit:
         return text or None
     out = ""
@@ -65,11 +65,20 @@ def short_reply(text: str, limit: int = SHORT_CHARS) -> str | None:
         piece = m.group(0).strip()
         if not piece:
             continue
-        joined = f"{out} {piece}" if out and out[-1].isascii() and piece[0].isascii() else out + piece
+        joined = _squeeze(f"{out} {piece}")
         if len(joined) > limit:
             break
         out = joined
     return out or None
+
+
+def _squeeze(text: str) -> str:
+    """Whitespace runs as one space, none at all between two CJK characters (lines of one speaker)."""
+    words = text.split()
+    out = words[0] if words else ""
+    for word in words[1:]:
+        out += word if (not out[-1].isascii() and not word[0].isascii()) else f" {word}"
+    return out
 
 
 def kinds(turns: list[dict[str, str]], short_chars: int = SHORT_CHARS) -> set[str]:

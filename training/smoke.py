@@ -11,6 +11,7 @@ environments, and prints the GPU steps' command lines without running them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -191,13 +192,14 @@ class GpuSampler:
 
     def _poll(self) -> None:
         smi = shutil.which("nvidia-smi")
-        while smi and not self._stop.is_set():
+        while smi:  # at least one sample, however short the step
             done = subprocess.run([smi, "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
                                   capture_output=True, text=True, check=False)
             values = [int(v) for v in done.stdout.split() if v.isdigit()]
             if values:
                 self.peak = max(self.peak or 0, max(values))
-            self._stop.wait(0.5)
+            if self._stop.wait(0.5):
+                break
 
     def __enter__(self) -> GpuSampler:
         self._thread.start()
@@ -235,6 +237,7 @@ def run(road: Road, *, dry_run: bool, say: Callable[[str], None] = print) -> lis
         raise TrainingError("no NVIDIA GPU found (nvidia-smi lists none); --dry-run checks everything else")
     results: list[Result] = []
     server: subprocess.Popen[bytes] | None = None
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
     try:
         for step in steps(road):
             if step.gpu and dry_run:
@@ -242,18 +245,20 @@ def run(road: Road, *, dry_run: bool, say: Callable[[str], None] = print) -> lis
                 results.append(Result(step.name, ran=False))
                 continue
             say(f"[{step.name}]\n  $ {step.line()}")
+            # the environment's own tools first (lmdeploy for quantize and serve)
+            env["PATH"] = os.pathsep.join((str(step.python.parent), os.environ.get("PATH", "")))
             start = time.monotonic()
             with GpuSampler() as gpu:
                 if step.background:
-                    server = subprocess.Popen([str(step.python), *step.args], cwd=road.work)
+                    server = subprocess.Popen([str(step.python), *step.args], cwd=ROOT, env=env)
                     wait_for_server(f"http://127.0.0.1:{road.port}/v1", server, 600)
                     output = ""
                 else:
                     done = subprocess.run([str(step.python), *step.args], input=step.stdin, capture_output=True,
-                                          text=True, cwd=road.work, check=False)
-                    output = done.stdout + done.stderr
+                                          text=True, cwd=ROOT, env=env, check=False)
+                    output = done.stdout  # the chat's replies; its log goes to a file
                     if done.returncode != 0:
-                        say(output[-3000:])
+                        say((done.stdout + done.stderr)[-3000:])
                         raise TrainingError(f"step '{step.name}' exited with {done.returncode}")
             results.append(Result(step.name, time.monotonic() - start, gpu.peak, output=output[-2000:]))
         if dry_run:  # quantize writes it itself; here it is only checked
@@ -264,8 +269,8 @@ def run(road: Road, *, dry_run: bool, say: Callable[[str], None] = print) -> lis
         if server is not None and server.poll() is None:
             server.terminate()
             server.wait(30)
-    report = [{"step": r.name, "seconds": round(r.seconds, 1), "gpu_mib": r.gpu_mib, "ran": r.ran} for r in results]
-    (road.work / "smoke.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+        report = [{"step": r.name, "seconds": round(r.seconds, 1), "gpu_mib": r.gpu_mib, "ran": r.ran} for r in results]
+        (road.work / "smoke.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return results
 
 

@@ -23,7 +23,7 @@ from training.errors import TrainingError
 
 Command = list[str]
 ROOT = Path(__file__).resolve().parents[1]  # the repository: `training.xtuner_run` must import there
-INSTALL = {"xtuner": "requirements-train.txt", "lmdeploy": "requirements-serve.txt"}
+INSTALL = {"lmdeploy": "requirements-serve.txt"}  # everything else the steps import: requirements-train.txt
 
 
 @dataclass(frozen=True)
@@ -164,11 +164,11 @@ def run_plan(
         return 0
     for tool in plan.tools:
         if shutil.which(tool) is None:
-            extra = INSTALL.get(tool, tool)
+            extra = INSTALL.get(tool, "requirements-train.txt")
             raise TrainingError(f"'{tool}' is not on PATH: install it from {extra} (pip install -r {extra})")
     for module in plan.modules:
         if importlib.util.find_spec(module) is None:
-            extra = INSTALL.get(module, module)
+            extra = INSTALL.get(module, "requirements-train.txt")
             raise TrainingError(f"'{module}' is not installed in {sys.executable}: run the toolkit with the "
                                 f"environment built from {extra} (.venv-train/bin/python -m training ...)")
     if plan.needs_gpu and not gpu():

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from voice.audio import Audio
+from voice.base import VoiceError
 
 INSTALL = "run `make voice` (pip install -r requirements-voice.txt)"  # the voice is an optional extra
-from voice.base import VoiceError
 
 DEFAULT_SPEAKER = "jf_alpha"
 

@@ -1,10 +1,11 @@
-"""Shared pieces of the training tests: a scripted model that answers QA prompts, a made-up novel."""
+"""Shared pieces of the training tests: a scripted model that answers QA prompts, a made-up novel, stand-in tools."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -39,4 +40,13 @@ def write_novel(path: Path, chapters: int = 4, paragraphs: int = 6) -> Path:
             lines.append(f"［{c + 1}-{p + 1}］石猴在山中行走，遇见一条溪水，便坐下来歇脚，心中盘算明日的去处。" * 1)
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def tool(folder: Path, name: str, body: str = "") -> Path:
+    """A real executable on PATH that records its arguments in `folder/calls.log`, then runs `body`."""
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text(f'#!/bin/sh\necho "{name} $*" >> "{folder}/calls.log"\n{body}\n', encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return path

@@ -1,4 +1,4 @@
-"""`prepare qa` against a real local OpenAI-compatible server: records, retries, concurrency, resume."""
+"""`prepare qa` against a real local OpenAI-compatible server: records, retries, concurrency, resume, shapes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from tests.support.openai_server import FakeOpenAI, Script
 from tests.training.helpers import prompt_of, qa_responder, write_novel
 from training.cli import main
 from training.pieces import cut_pieces
-from training.records import load_lines
+from training.records import load_lines, turns_of
+from training.shapes import kinds
 from training.text import read_text
 
 
@@ -178,3 +179,31 @@ def test_english_card_gets_english_prompts(make_settings, llm: FakeOpenAI, tmp_p
     assert len(prompts) == 4 and prompts[0].startswith("Below is a passage from the novel \"novel\" (Chapter ")
     assert any(p.startswith("You play Holo. Proud and playful.") for p in prompts)
     assert load_lines(out)[0]["conversation"][0]["system"].startswith("You are Holo.")
+
+
+def test_qa_shapes_circumstances_group_and_short(make_settings, llm: FakeOpenAI, tmp_path: Path) -> None:
+    settings = _settings(make_settings, llm)
+    novel = write_novel(tmp_path / "novel.txt", chapters=1, paragraphs=3)
+
+    def answer(body):
+        prompt = prompt_of(body)
+        if '{"questions"' in prompt:
+            assert '"scene": "……", "situation": "……"' in prompt and "此刻的处境和心情" in prompt
+            return Script(text=json.dumps({"questions": ["石猴在哪里？", "他遇见了什么？"], "scene": "山中溪边，午后。",
+                                           "situation": "石猴走累了，坐下歇脚。"}, ensure_ascii=False))
+        return Script(text=json.dumps({"answers": ["俺老孙在山里。一路走来，好不快活！", "一条溪水。"]},
+                                      ensure_ascii=False))
+
+    llm.responder = answer
+    out = tmp_path / "qa.jsonl"
+    assert main(["--config", str(settings.source), "prepare", "qa", "--novel", str(novel), "--persona", "wukong",
+                 "--out", str(out), "--no-progress", "--circumstances", "--group", "--short", "8",
+                 "--format", "messages"]) == 0
+    records = [turns_of(r) for r in load_lines(out)]
+    system = records[0][0]["system"]
+    assert system.endswith("【当前场景】\n山中溪边，午后。\n\n【孙悟空此刻】\n石猴走累了，坐下歇脚。")
+    assert [len(r) for r in records] == [1, 1, 2, 1]
+    group = records[2]
+    assert [t["input"].split(": ")[1] for t in group] == ["石猴在哪里？", "他遇见了什么？"]
+    assert {"multi-turn", "circumstances", "group"} <= kinds(group)
+    assert records[3][0]["output"] == "俺老孙在山里。"  # the first answer's leading sentence; the second is short already

@@ -109,3 +109,42 @@ def test_writer_cuts_a_torn_last_line(tmp_path: Path) -> None:
         writer.write(conversation("s", [("q2", "a2")]))
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2 and all(json.loads(line)["conversation"] for line in lines)
+
+
+def test_messages_format_is_checked_too(make_settings, tmp_path: Path, capsys) -> None:
+    settings = make_settings()
+    ok = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "你好"},
+                       {"role": "assistant", "content": "汝好。"}]}
+    f = _write(tmp_path / "m.jsonl", [
+        ok,
+        {"messages": [{"role": "user", "content": "a"}]},
+        {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
+                      {"role": "assistant", "content": "c"}]},
+        {"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "late"},
+                      {"role": "assistant", "content": "c"}]},
+        {"messages": [{"role": "tool", "content": "a"}]},
+        {"messages": [{"role": "assistant", "content": 1}]},
+        {"messages": [{"role": "assistant", "content": "x"}], "id": 1},
+    ])
+    assert main(["--config", str(settings.source), "validate", str(f)]) == 1
+    errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: {f}:2: the last message must be the assistant's",
+        f"error: {f}:3: message 1: two 'user' messages in a row",
+        f"error: {f}:4: message 1: 'system' belongs first only",
+        f"error: {f}:5: message 0: role must be system, user or assistant",
+        f"error: {f}:6: message 0: 'content' must be a string",
+        f"error: {f}:7: unknown key(s) ['id']",
+    ]
+
+
+def test_the_share_of_each_kind(make_settings, tmp_path: Path, capsys) -> None:
+    settings = make_settings()
+    group = {"conversation": [{"system": "s\n\n【当前场景】\n破庙。", "input": "唐僧: 悟空？\n八戒: 猴哥！", "output": "在呢。"}]}
+    long = {"conversation": [{"input": "讲个故事", "output": "很久很久以前，" * 10}]}
+    pretrain = {"conversation": [{"input": "", "output": "原文。"}]}
+    f = _write(tmp_path / "k.jsonl", [GOOD, group, long, pretrain])
+    assert main(["--config", str(settings.source), "validate", str(f)]) == 0
+    kinds = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("kinds:"))
+    assert kinds.startswith("kinds: single-turn 2 (50 %)  multi-turn 1 (25 %)  circumstances 1 (25 %)  group 1 (25 %)  "
+                            "short 2 (50 %)  pretraining 1 (25 %)")
