@@ -34,6 +34,16 @@ KEEP_SHARE = 0.4  # hits scoring under this share of the best one are left out
 CACHE_TURNS = 200_000  # turns indexed in one process, over all conversations
 
 
+def _grown(values: array, value: float) -> array:  # type: ignore[type-arg]
+    """`values` with `value` appended; a copy when a numpy view still holds the buffer (an exception's frame)."""
+    try:
+        values.append(value)  # type: ignore[arg-type]
+    except BufferError:
+        values = array(values.typecode, values)
+        values.append(value)  # type: ignore[arg-type]
+    return values
+
+
 class _Postings:
     """One term's documents and term frequencies, appended in document order."""
 
@@ -44,14 +54,8 @@ class _Postings:
         self.tfs = array("f")
 
     def add(self, doc: int, tf: int) -> None:
-        try:
-            self.docs.append(doc)
-            self.tfs.append(tf)
-        except BufferError:  # a numpy view from a search still holds the buffer: copy, then grow
-            self.docs, self.tfs = array("i", self.docs), array("f", self.tfs)
-            if len(self.docs) > len(self.tfs):
-                self.docs.pop()
-            self.add(doc, tf)
+        self.docs = _grown(self.docs, doc)
+        self.tfs = _grown(self.tfs, tf)
 
 
 class EpisodeIndex:
@@ -62,7 +66,8 @@ class EpisodeIndex:
         self.upto = floor  # newest seq indexed
         self.turns: list[Turn] = []
         self.seqs: dict[int, int] = {}  # seq -> document number
-        self.users: list[str] = []
+        self.speakers = array("i")  # per document: its speaker's number in _speaker_ids
+        self._speaker_ids: dict[str, int] = {}
         self.lengths = array("f")
         self.total = 0.0
         self.postings: dict[str, _Postings] = {}
@@ -88,45 +93,46 @@ class EpisodeIndex:
                 post.add(doc, tf)
             self.turns.append(turn)
             self.seqs[turn.seq] = doc
-            self.users.append(turn.user_id)
-            self.lengths.append(len(tokens))
+            self.speakers = _grown(self.speakers, self._speaker_ids.setdefault(turn.user_id, len(self._speaker_ids)))
+            self.lengths = _grown(self.lengths, len(tokens))
             self.total += len(tokens)
             self.upto = turn.seq
             added += 1
         return added
 
-    def search(self, weights: dict[str, float], k: int, skip: Callable[[Turn], bool], user_id: str = "") -> list[tuple[float, Turn]]:
-        """The best `k` turns for the weighted query terms, best first, leaving out those `skip` names."""
+    def search(
+        self, weights: dict[str, float], k: int, skip: Callable[[Turn], bool], user_id: str = ""
+    ) -> list[tuple[float, float, Turn]]:
+        """The best `k` turns for the weighted query terms, best first, leaving out those `skip` names.
+
+        Each comes with its score and the query weight it shares (each distinct term counted once).
+        """
         n = len(self.turns)
-        if not n or not weights:
+        found = [(w, self.postings[t]) for t, w in weights.items() if t in self.postings]
+        if not n or not found:
             return []
-        scores = np.zeros(n, dtype=np.float32)
-        lengths = np.frombuffer(self.lengths, dtype=np.float32, count=n)
+        # every posting of every query term at once: one pass of numpy, whatever the number of terms
+        docs = np.concatenate([np.frombuffer(post.docs, dtype=np.int32) for _, post in found])
+        tfs = np.concatenate([np.frombuffer(post.tfs, dtype=np.float32) for _, post in found])
+        sizes = [len(post.docs) for _, post in found]
+        weight = np.repeat(np.array([w for w, _ in found], dtype=np.float32), sizes)
+        idf = np.repeat(np.array([math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in sizes], dtype=np.float32), sizes)
+        lengths = np.frombuffer(self.lengths, dtype=np.float32, count=n)[docs]
         norm = K1 * (1 - B + B * lengths / (self.total / n or 1.0))
-        for term, weight in weights.items():
-            post = self.postings.get(term)
-            if post is None:
-                continue
-            docs = np.frombuffer(post.docs, dtype=np.int32)
-            tfs = np.frombuffer(post.tfs, dtype=np.float32)
-            df = len(docs)
-            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-            scores[docs] += weight * idf * tfs * (K1 + 1) / (tfs + norm[docs])
-            del docs, tfs
-        del lengths, norm
-        if user_id:
-            for hit in np.flatnonzero(scores).tolist():
-                if self.users[hit] == user_id:
-                    scores[hit] *= SAME_SPEAKER
+        scores = np.bincount(docs, weights=weight * idf * tfs * (K1 + 1) / (tfs + norm), minlength=n)
+        shared = np.bincount(docs, weights=weight, minlength=n)
+        speaker = self._speaker_ids.get(user_id) if user_id else None
+        if speaker is not None:
+            scores[np.frombuffer(self.speakers, dtype=np.int32, count=n) == speaker] *= SAME_SPEAKER
         want = min(n, k * 4 + 8)
         top = np.argpartition(-scores, want - 1)[:want] if want < n else np.arange(n)
         ranked = sorted(((float(scores[d]), int(d)) for d in top if scores[d] > 0), reverse=True)
-        out: list[tuple[float, Turn]] = []
+        out: list[tuple[float, float, Turn]] = []
         for score, doc in ranked:
             turn = self.turns[doc]
             if skip(turn):
                 continue
-            out.append((score, turn))
+            out.append((score, float(shared[doc]), turn))
             if len(out) >= k:
                 break
         return out
@@ -313,8 +319,8 @@ class EpisodicMemory:
 
         weights = query_weights(message, context, ignore)
         hits = [
-            (score, turn) for score, turn in idx.search(weights, k, skip, user_id)
-            if _overlap(weights, turn) + (OWN_WORDS if user_id and turn.user_id == user_id else 0.0) >= MIN_OVERLAP
+            (score, turn) for score, shared, turn in idx.search(weights, k, skip, user_id)
+            if shared + (OWN_WORDS if user_id and turn.user_id == user_id else 0.0) >= MIN_OVERLAP
         ]
         if not hits:
             return []
@@ -331,11 +337,6 @@ class EpisodicMemory:
 def _terms(turn: Turn) -> list[str]:
     """What a turn is indexed by: its words, and a user's name."""
     return terms(f"{turn.name} {turn.text}" if turn.role == "user" else turn.text)
-
-
-def _overlap(weights: dict[str, float], turn: Turn) -> float:
-    """The query weight a turn shares (each distinct term once)."""
-    return sum(weights.get(t, 0.0) for t in set(_terms(turn)))
 
 
 def speaker(turn: Turn, persona_name: str) -> str:

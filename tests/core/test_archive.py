@@ -134,9 +134,9 @@ def test_index_ranks_the_relevant_turn_with_its_neighbours_and_age() -> None:
     idx.add(turns[:2])  # already indexed: ignored
     assert len(idx) == 4
     hits = idx.search(query_weights("阿青要去哪里玩？杭州？", []), 3, lambda t: False)
-    assert hits[0][1].seq == 2
+    assert hits[0][2].seq == 2
     hits = idx.search(query_weights("when does Tom's train leave", []), 3, lambda t: False)
-    assert hits[0][1].seq == 4
+    assert hits[0][2].seq == 4
     assert idx.around(2) == (turns[0], turns[2])
 
 

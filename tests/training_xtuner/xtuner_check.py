@@ -8,6 +8,8 @@ folder; the config's `pretrained_model_name_or_path` points at that folder.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,8 @@ SCENES = """唐僧：「悟空，前面山高林密，可有妖怪？」
 沙僧：「大师兄，师父被妖精捉去了！」
 孙悟空：「休慌，俺老孙这就打上门去。」
 """
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _novel_text() -> str:
@@ -153,3 +157,13 @@ def test_whole_rendered_dataset_packs(rendered: dict[str, Any]) -> None:
     text_all = "".join(tok.decode(dataset[i]["input_ids"]) for i in range(len(dataset)))
     assert "<|im_start|>assistant\n" in text_all
     assert "石猴翻过山岭" in text_all  # the pretraining chunks are in, without a template
+
+
+def test_xtuner_run_answers_xtuners_cpu_question() -> None:
+    probe = ("import torch, training.xtuner_run as x; added = x.cpu_bf16_answer(); "
+             "print(added, torch.cpu.is_bf16_supported(), x.cpu_bf16_answer())")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False", "False"]  # added once, answers False, never twice
+    bad = subprocess.run([sys.executable, "-m", "training.xtuner_run", "chat"], cwd=REPO, capture_output=True,
+                         text=True, check=False)
+    assert bad.returncode == 1 and "usage: python -m training.xtuner_run {train|pth_to_hf|merge}" in bad.stderr
