@@ -134,6 +134,7 @@ class Generate:
     async def _attempt(self, ex: Exchange, model: ChatModel) -> Attempt:
         speakers = [ex.incoming.display_name, ex.persona.card.user_alias, "用户", "User", "user"]
         speakers += [t.name for t in ex.history if t.role == "user"]
+        speakers += [t.name for r in ex.recalled for t in (r.before, r.turn, r.after) if t and t.role == "user"]
         check = ReplyCheck(ex.persona, self.hidden(ex.persona), ex.text, speakers)
         attempt = Attempt()
         started = self.clock()

@@ -131,3 +131,13 @@ def test_model_output_loses_control_and_bidi_characters(horo: Persona) -> None:
     check.feed("咱\u202e来\u0007了\u2066，汝好。")
     check.finish()
     assert check.result() == "咱来了，汝好。"
+
+
+def test_names_from_recalled_memories_count_as_other_speakers(horo: Persona) -> None:
+    from memory.episodes import Recollection
+    from memory.turns import Turn
+
+    # a member named only in the "what you remember" block is still someone the character must not speak for
+    recalled = Recollection(Turn("user", "我在学大提琴", "u9", "阿青"), None, None, "三天前", 1.0)
+    speakers = [t.name for t in (recalled.before, recalled.turn, recalled.after) if t and t.role == "user"]
+    assert cut_invented_turns("汝还记得吗。阿青：我在学大提琴！", speakers) == "汝还记得吗。"
