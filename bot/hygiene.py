@@ -147,7 +147,7 @@ class ReplyCheck:
     def text(self, final: bool = False) -> str:
         """The cleaned reply so far."""
         names = [self.persona.name, *self.persona.card.nickname]
-        text = clean_reply(clean_text(self.raw), names, self.speakers)  # no control or bidi characters either
+        text = clean_reply(clean_text(self.raw), names)  # no control or bidi characters either
         text = strip_echo(text, self.message) if final or len(text) > len(self.message) + 2 else ""
         cut = cut_invented_turns(text, self.speakers)
         if len(cut) < len(text):
