@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import App  # noqa: E402
-from bot.config import load_config  # noqa: E402
-from bot.messages import Incoming  # noqa: E402
+from core.config import load_config  # noqa: E402
+from core.messages import Incoming  # noqa: E402
 from memory.redis_store import RedisStore  # noqa: E402
 from memory.sqlite_store import SQLiteStore  # noqa: E402
 from memory.store import ConversationStore  # noqa: E402

@@ -22,8 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import tomli_w  # noqa: E402
 
 from bot.app import App  # noqa: E402
-from bot.config import Settings, load_config  # noqa: E402
-from bot.messages import Incoming  # noqa: E402
+from core.config import Settings, load_config  # noqa: E402
+from core.messages import Incoming  # noqa: E402
 from tests.support.openai_server import FakeOpenAI, Script  # noqa: E402
 from tests.voice.vits_server import FakeVits  # noqa: E402
 from voice.audio import encode  # noqa: E402

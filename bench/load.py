@@ -17,6 +17,7 @@ from typing import Any
 import redis
 import tomli_w
 
+from core.serving import ServerProfile
 from memory.knowledge.index import Layout
 from memory.knowledge.ingest import Ingestor
 from tests.support.openai_server import FakeOpenAI, Script
@@ -136,8 +137,13 @@ def _serve_model(latency_ms: float, conn: Connection) -> None:
 
 
 def prompt_text(body: dict[str, Any]) -> str:
-    """A request's messages concatenated in order, as a chat template would lay them out."""
-    return "".join(f"<|{m['role']}|>{m['content']}" for m in body["messages"])
+    """A request's messages as a ChatML template lays them out for the server, generation prompt included.
+
+    Every message ends with its end marker, so a message that grew (or a system note that took
+    the place of a user turn) stops the shared prefix where the server's cache would stop.
+    """
+    rendered = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in body["messages"])
+    return rendered + "<|im_start|>assistant\n"
 
 
 def conversation_of(body: dict[str, Any]) -> str:
@@ -157,9 +163,13 @@ def common_prefix(a: str, b: str) -> int:
 
 
 def prefix_reuse(requests: list[dict[str, Any]]) -> float:
-    """Share of prompt characters that repeat the start of the same conversation's previous prompt.
+    """Share of prompt tokens that repeat the start of the same conversation's previous prompt.
 
-    Reply requests only; each conversation's first prompt has nothing before it and is left out."""
+    What a server's prefix cache can reuse: prompts rendered as the chat template renders them,
+    counted in tokens (the bot's own estimate, as the server's tokenizer would count), compared
+    from the first byte. Reply requests only; each conversation's first prompt has nothing
+    before it and is left out."""
+    count = ServerProfile().count
     last: dict[str, str] = {}
     shared = total = 0
     for body in requests:
@@ -170,8 +180,8 @@ def prefix_reuse(requests: list[dict[str, Any]]) -> float:
         last[key] = text
         if before is None:
             continue
-        total += len(text)
-        shared += common_prefix(before, text)
+        total += count(text)
+        shared += count(text[: common_prefix(before, text)])
     return shared / total if total else 0.0
 
 

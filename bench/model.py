@@ -60,8 +60,8 @@ async def _persona(pid: str, server: Any, args: argparse.Namespace, data: Path) 
     import tomli_w
 
     from bot.app import App
-    from bot.config import load_config
-    from bot.messages import Incoming
+    from core.config import load_config
+    from core.messages import Incoming
     from persona.prompt import stable_prompt
 
     data.mkdir(parents=True)

@@ -4,6 +4,11 @@ Each channel is a conversation: its messages go one after another (the next when
 all channels at once, paced to `--rate` messages/s when given. Every message names the character,
 so each gets its own reply; each channel's user talks long enough for facts to be noted. Overhead per message is the wall time of
 `Chain.handle` less the time spent waiting on the model's stream (its slot queue included).
+
+The scripted server reports no context size, as lmdeploy does not; the bot is told the context
+the shipped deployment serves (`--session-len 8192` in docker-compose.yml and the README), as a
+deployment must tell it. Prefix reuse is measured on the prompts rendered as a chat template
+renders them, in tokens (bench/load.py `prefix_reuse`).
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ from bench.load import (
     write_config,
 )
 from bot.app import App
-from bot.config import load_config
-from bot.llm import ChatMessage, ChatModel
-from bot.messages import Incoming
 from bot.stages.generate import Generate
+from core.config import load_config
+from core.llm import ChatMessage, ChatModel
+from core.messages import Incoming
 from tests.support.requests import is_background
 
 _WAITED: contextvars.ContextVar[list[float]] = contextvars.ContextVar("waited")
@@ -80,13 +85,16 @@ def register(sub: Any) -> None:
     p.add_argument("--llm-latency-ms", type=float, default=300.0)
     p.add_argument("--rate", type=float, default=0.0, help="messages/s offered at most (0: as fast as replies come)")
     p.add_argument("--concurrency", type=int, default=4, help="[llm] max_concurrency")
+    p.add_argument("--context-tokens", type=int, default=8192, help="[llm] context_tokens (the shipped --session-len)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the bench and print the numbers."""
-    result = asyncio.run(run(args.channels, args.messages, args.llm_latency_ms, args.rate, args.concurrency))
+    result = asyncio.run(
+        run(args.channels, args.messages, args.llm_latency_ms, args.rate, args.concurrency, args.context_tokens)
+    )
     floors = {
         "throughput >= 0.9 x ideal": result["throughput"] >= 0.9 * result["ideal"],
         "overhead p50 <= 10 ms": result["overhead_p50_ms"] <= 10,
@@ -97,11 +105,14 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def run(channels: int, messages: int, latency_ms: float, rate: float, concurrency: int) -> dict[str, Any]:
+async def run(
+    channels: int, messages: int, latency_ms: float, rate: float, concurrency: int, context: int = 8192
+) -> dict[str, Any]:
     """The numbers of one run."""
     with tempfile.TemporaryDirectory(prefix="rp-bench-") as tmp, ModelProcess(latency_ms) as srv, redis_prefix() as prefix:
         ingest(Path(tmp) / "data")
-        settings = load_config(write_config(Path(tmp), srv.base_url, prefix, concurrency), env_file=Path(tmp) / "none")
+        config = write_config(Path(tmp), srv.base_url, prefix, concurrency, llm={"context_tokens": context})
+        settings = load_config(config, env_file=Path(tmp) / "none")
         async with App.open(settings) as app:
             generate = next(s for s in app.chain.stages if isinstance(s, Generate))
             assert generate.model is not None
@@ -124,6 +135,7 @@ async def run(channels: int, messages: int, latency_ms: float, rate: float, conc
         "overhead_p99_ms": pct(overheads, 0.99),
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "prefix_reuse": prefix_reuse(requests),
+        "context_tokens": context,
         "background_during": sum(1 for b in requests if is_background(b)),
         "background_at_close": after,
         "cpu_ms_per_message": 1000 * cpu / max(1, len(walls)),

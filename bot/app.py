@@ -2,46 +2,56 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot import metrics
-from bot.background import Background
 from bot.chain import Chain
-from bot.config import Settings
+from bot.conversations import Conversations
 from bot.exchange import Stage
-from bot.llm import ChatModel, OpenAIChat
-from bot.lookup import Knowledge
-from bot.serving import ServerProfile
+from bot.initiative import Initiative, running
+from bot.offline import Offline
 from bot.stages.compose import Compose
 from bot.stages.finish import Finish
 from bot.stages.gate import Gate
-from bot.stages.generate import Generate, OfflineBook
+from bot.stages.generate import Generate
 from bot.stages.guard import Guard
+from bot.stages.listen import Listen
+from bot.stages.look import Look
 from bot.stages.recall import Recall
 from bot.stages.speak import Speak
+from core.background import Background
+from core.config import Settings
+from core.images import ImageGate
+from core.knowledge import Knowledge
+from core.llm import ChatModel, OpenAIChat
+from core.serving import ServerProfile
 from memory.knowledge import open_knowledge
 from memory.open import open_store
+from memory.recall_dense import DenseRecall, open_dense
 from memory.store import ConversationStore
 from memory.summarizer import Summarizer
 from persona.library import PersonaError, PersonaLibrary
 from voice import open_voice
 from voice.base import Voice
+from voice.hearing import Transcriber
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Clocks:
-    """Injected time and chance, so tests control them."""
+    """Injected time, waiting and chance, so tests control them (no test sleeps for real)."""
 
     wall: Callable[[], float] = time.time
     mono: Callable[[], float] = time.monotonic
     chance: Callable[[], float] = random.random
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
 @dataclass
@@ -56,7 +66,18 @@ class App:
     voice: Voice | None
     background: Background
     chain: Chain
+    initiative: Initiative
     clocks: Clocks = field(default_factory=Clocks)
+
+    @property
+    def answered_by(self) -> str:
+        """Who answers: the model's name, or the offline responder."""
+        return self.model.name if self.model else "offline (example lines)"
+
+    @property
+    def conversations(self) -> Conversations:
+        """Each conversation's persona and settings."""
+        return self.chain.conversations
 
     @classmethod
     @asynccontextmanager
@@ -70,7 +91,7 @@ class App:
     ) -> AsyncIterator[App]:
         """Build the app; everything built here is closed on exit."""
         clocks = clocks or Clocks()
-        personas = PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir])
+        personas = PersonaLibrary.configured(settings.personas)
         if not personas.ids():
             raise PersonaError(f"no persona cards found in {', '.join(str(d) for d in settings.personas.dirs)}")
         store = await open_store(settings.memory)
@@ -80,23 +101,31 @@ class App:
         knowledge = knowledge or await open_knowledge(settings)
         voice = voice or await open_voice(settings, model)
         background = Background()
-        stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks)
-        chain = Chain(
-            stages, store, personas, settings.bot.default_persona, settings.bot.merge_bursts,
-            settings.knowledge.max_chapter, clocks.mono,
-        )
-        app = cls(settings, store, personas, model, knowledge, voice, background, chain, clocks)
+        dense = open_dense(settings.memory, settings.knowledge, settings.bot.data_dir, background, clocks.mono)
+        listen = Listen(Transcriber(settings.voice))
+        look = Look(ImageGate(settings.llm), model.profile, model.probe if isinstance(model, OpenAIChat) else None) \
+            if model else None
+        stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
+        conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)
+        chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono)
+        initiative = Initiative(settings.initiative, store, conversations, clocks.wall)
+        initiative.chain = chain
+        chain.on_seen = lambda msg, s: initiative.seen(msg, s.initiative)
+        chain.on_spoke = initiative.spoke
+        app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, clocks)
         exporter: metrics.Exporter | None = None
         try:
             if settings.metrics.enabled:
                 slots = model.slots if isinstance(model, OpenAIChat) else None
                 exporter = metrics.serve(settings.metrics, slots, lambda: getattr(store, "available", True))
-            yield app
+            async with running(initiative):
+                yield app
         finally:
             if exporter is not None:
                 exporter.close()
             await background.aclose()
-            for closer in (knowledge.close, *([model.close] if model else []), *([voice.close] if voice else [])):
+            for closer in (*([dense.close] if dense else []), listen.close, *([look.close] if look else []), knowledge.close, *([model.close] if model else []),
+                           *([voice.close] if voice else [])):
                 try:
                     await closer()
                 except Exception as exc:  # closing must go on
@@ -112,9 +141,12 @@ def build_pipeline(
     voice: Voice | None,
     background: Background,
     clocks: Clocks,
+    dense: DenseRecall | None = None,
+    listen: Listen | None = None,
+    look: Look | None = None,
 ) -> list[Stage]:
     """The message path, top to bottom (architecture.md)."""
-    offline = OfflineBook()
+    offline = Offline()
     summarizer = Summarizer(settings.memory, store, model, background) if model else None
     k = settings.knowledge
     profile = model.profile if model else ServerProfile.configured(settings.llm)
@@ -122,10 +154,13 @@ def build_pipeline(
     compose = Compose(settings.llm, settings.memory, (k.passage_tokens, k.lore_tokens), profile, probe)
     return [
         Gate(settings.bot, store, clocks.wall, clocks.chance),
-        Guard(settings.bot, store, clocks.wall),
-        Recall(settings.memory, store, knowledge, clocks.wall),
+        *([listen] if listen else []),  # voice messages the character answers become text
+        *([look] if look else []),  # and pictures go to a model that can see them
+        Guard(settings.bot, store, clocks.wall, settings.initiative.react_chance, clocks.chance),
+        Recall(settings.memory, store, knowledge, clocks.wall, dense=dense),
         compose,
-        Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap),
+        # the offline responder answers when no model is configured, and stands in when the model fails
+        Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap) if model else offline,
         Finish(store, summarizer, offline, settings.memory.facts_every, clocks.wall),
         Speak(voice, settings.voice.enabled, background),
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.messages import Incoming
+from core.messages import Incoming
 
 
 class Bursts:

@@ -11,13 +11,12 @@ from dataclasses import replace
 
 from bot import metrics
 from bot.burst import Bursts
+from bot.conversations import Conversations
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
-from bot.messages import Incoming, Reply
 from bot.stages.guard import MOMENT, in_language, pick
+from core.conversation import Conversation
+from core.messages import Incoming, Reply
 from memory.store import ConversationStore
-from memory.turns import SessionKey
-from persona.card import Persona
-from persona.library import PersonaLibrary
 
 log = logging.getLogger(__name__)
 SEEN_TTL = 24 * 3600.0  # a platform retry arriving later than this is answered again
@@ -48,17 +47,6 @@ class SessionLocks:
         return len(self._locks)
 
 
-def conversation_of(msg: Incoming) -> tuple[str, str]:
-    """(scope, id): the channel in groups, the user in DMs."""
-    return ("dm", msg.user_id) if msg.is_direct else ("group", msg.channel_id)
-
-
-def settings_channel(msg: Incoming) -> str:
-    """Where a conversation's settings live: scope and id (a QQ group and a user can share a number)."""
-    scope, cid = conversation_of(msg)
-    return f"{scope}:{cid}"
-
-
 class Chain:
     """Runs each message through the stages, in order within a conversation."""
 
@@ -66,20 +54,19 @@ class Chain:
         self,
         stages: Sequence[Stage],
         store: ConversationStore,
-        personas: PersonaLibrary,
-        default_persona: str,
+        conversations: Conversations,
         merge_bursts: bool = True,
-        spoiler_limits: dict[str, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.stages = list(stages)
         self.store = store
-        self.personas = personas
-        self.default_persona = default_persona
+        self.conversations = conversations
         self.locks = SessionLocks()
         self.bursts = Bursts(merge_bursts)
-        self.spoiler_limits = spoiler_limits or {}
         self.clock = clock
+        # observers (the initiative scheduler): every message with its settings; every reply sent
+        self.on_seen: Callable[[Incoming, ChannelSettings], None] | None = None
+        self.on_spoke: Callable[[Conversation], None] | None = None
 
     async def handle(
         self, msg: Incoming, sink: Sink | None = None, send: Callable[[Reply], Awaitable[object]] | None = None
@@ -92,17 +79,14 @@ class Chain:
         """
         arrived = self.clock()
         metrics.message_in(msg.platform)
-        where = settings_channel(msg)
-        scope, cid = conversation_of(msg)
-        key = f"{msg.platform}:{scope}:{cid}"
+        where = msg.conversation
+        key = where.key
         # the message's place in its conversation is taken before anything is awaited: a store call
         # here would let a later message that got its answer sooner take the conversation first
         self.bursts.arrive(key, msg)
         async with self.locks.hold(key):
             try:
-                fresh = not msg.message_id or await self.store.claim(
-                    msg.platform, msg.bot_id, where, msg.message_id, SEEN_TTL
-                )
+                fresh = not msg.message_id or await self.store.claim(where, msg.bot_id, msg.message_id, SEEN_TTL)
             except BaseException:
                 self.bursts.drop(key, msg)
                 raise
@@ -114,12 +98,13 @@ class Chain:
             if taken is None:
                 return None
             msg = taken
-            settings = await self.channel_settings(msg)
-            persona = self.persona_for(msg, settings)
+            persona, settings, session = await self.conversations.here(msg)
+            if self.on_seen is not None:
+                self.on_seen(msg, settings)
             start = Exchange(
                 incoming=msg,
                 persona=persona,
-                session=SessionKey(persona.id, msg.platform, scope, cid),  # type: ignore[arg-type]
+                session=session,
                 settings=settings,
                 text=msg.text,
                 sink=sink,
@@ -138,6 +123,8 @@ class Chain:
                 metrics.reply(reply.mode, self.clock() - arrived)
             if reply is not None and send is not None:
                 await send(reply)
+            if reply is not None and self.on_spoke is not None and reply.mode != "reaction":
+                self.on_spoke(where)
             return reply
 
     async def _stages(self, ex: Exchange) -> Exchange | None:
@@ -147,8 +134,8 @@ class Chain:
             current = await stage(current)
             if current is None:
                 return None
-            if current.reply is not None and current.reply.mode == "canned":
-                break  # the guard answered with one of the character's own lines: no model call
+            if current.reply is not None and current.reply.mode in ("canned", "reaction"):
+                break  # the guard answered with one of the character's own lines or an emoji: no model call
         return current
 
     def _moment(self, ex: Exchange) -> Exchange:
@@ -158,35 +145,3 @@ class Chain:
         text = persona.render(line, msg.display_name or None)
         return replace(ex, draft=text, mode="fallback",
                        reply=Reply(text, persona.id, persona.name, "fallback", reply_to=msg.message_id))
-
-    async def channel_settings(self, msg: Incoming) -> ChannelSettings:
-        """The stored settings of the message's conversation ([knowledge] max_chapter as the default limit)."""
-        settings = ChannelSettings.parse(await self.store.settings(msg.platform, settings_channel(msg)))
-        default = self.spoiler_limits.get(f"{msg.platform}:{msg.channel_id}")
-        if settings.max_chapter is None and not settings.spoilers_off and default is not None:
-            settings = replace(settings, max_chapter=default)
-        return settings
-
-    async def set_setting(self, msg: Incoming, name: str, value: str | None) -> None:
-        """Store (or with None, clear) one setting of the message's conversation."""
-        await self.store.set_setting(msg.platform, settings_channel(msg), name, value)
-
-    def persona_for(self, msg: Incoming, settings: ChannelSettings) -> Persona:
-        """Explicit persona, else the channel's, else the default."""
-        for pid in (msg.persona, settings.persona, self.default_persona):
-            if pid and pid in self.personas:
-                return self.personas.get(pid)
-        return self.personas.get(self.personas.ids()[0])
-
-    async def set_persona(self, msg: Incoming, pid: str) -> Persona:
-        """Switch the conversation's persona (each persona keeps its own history)."""
-        persona = self.personas.get(pid)
-        await self.set_setting(msg, "persona", pid)
-        return persona
-
-    async def reset(self, msg: Incoming) -> Persona:
-        """Forget the conversation (history and summary) of the active persona, for everyone."""
-        scope, cid = conversation_of(msg)
-        persona = self.persona_for(msg, await self.channel_settings(msg))
-        await self.store.reset(SessionKey(persona.id, msg.platform, scope, cid))  # type: ignore[arg-type]
-        return persona

@@ -7,8 +7,8 @@ import os
 from collections.abc import Sequence
 
 from bot import cmd_doctor, cmd_knowledge, cmd_persona, cmd_run, cmd_voice
-from bot.boot import command_parser, run_command
-from bot.config import ConfigError
+from core.boot import command_parser, run_command
+from core.config import ConfigError
 from memory.store import StoreError
 from persona.library import PersonaError
 

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.boot import settings_from
-from bot.config import Settings
-from bot.llm import LLMError, OpenAIChat
 from bot.stages.compose import Compose
+from core.boot import settings_from
+from core.config import Settings
+from core.llm import LLMError, OpenAIChat
 from memory.knowledge import knowledge_check
 from memory.open import open_store, safe_url
 from memory.store import StoreError
@@ -51,7 +51,7 @@ async def check_config(s: Settings) -> Check:
 async def check_personas(s: Settings) -> Check:
     """Persona cards and the default persona."""
     try:
-        lib = PersonaLibrary([*s.personas.dirs, s.personas.import_dir])
+        lib = PersonaLibrary.configured(s.personas)
     except PersonaError as exc:
         return Check("personas", False, str(exc), "fix or remove that card")
     if s.bot.default_persona not in lib:
@@ -102,7 +102,7 @@ async def check_prompts(s: Settings) -> Check:
     if s.llm.provider == "offline":
         return Check("prompts", True, "offline mode (no prompts)", required=False)
     try:
-        lib = PersonaLibrary([*s.personas.dirs, s.personas.import_dir])
+        lib = PersonaLibrary.configured(s.personas)
     except PersonaError as exc:
         return Check("prompts", False, str(exc), required=False)
     model = OpenAIChat(s.llm)

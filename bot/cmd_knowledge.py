@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.boot import settings_from
+from core.boot import settings_from
 
 MAX_K = 1000  # a recall cut-off past this measures nothing a reply could use
 
@@ -46,7 +46,7 @@ def ingest_cmd(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     cfg = settings.knowledge
-    library = PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir])
+    library = PersonaLibrary.configured(settings.personas)
     persona = library.get(args.persona)
     paths = list(args.paths) or [persona.folder / s for s in persona.card.knowledge.sources]
     if not paths:

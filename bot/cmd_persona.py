@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.boot import settings_from
+from core.boot import settings_from
 from persona.importer import import_card
 from persona.library import PersonaLibrary
 
@@ -29,7 +29,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _library(args: argparse.Namespace) -> PersonaLibrary:
     s = settings_from(args)
-    return PersonaLibrary([*s.personas.dirs, s.personas.import_dir])
+    return PersonaLibrary.configured(s.personas)
 
 
 def list_cmd(args: argparse.Namespace) -> int:
@@ -51,7 +51,7 @@ def import_cmd(args: argparse.Namespace) -> int:
     """Import a card file into the import folder."""
     s = settings_from(args)
     target = import_card(args.file, s.personas.import_dir, args.pid, args.force)
-    lib = PersonaLibrary([*s.personas.dirs, s.personas.import_dir])
+    lib = PersonaLibrary.configured(s.personas)
     persona = lib.get(target.parent.name)
     print(f"imported {persona.id}\t{persona.name} ({len(persona.card.lorebook)} lore entries) -> {target}")
     return 0

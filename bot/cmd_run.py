@@ -10,11 +10,11 @@ import sys
 from typing import Any
 
 from bot.app import App
-from bot.boot import settings_from
-from bot.config import Settings
-from bot.llm import LLMError
-from bot.logs import setup_logging
 from bot.terminal import TerminalChat
+from core.boot import settings_from
+from core.config import Settings
+from core.llm import LLMError
+from core.logs import setup_logging
 from persona.library import PersonaLibrary
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def chat_cmd(args: argparse.Namespace) -> int:
 
 async def _chat(settings: Settings, persona: str, session: str, hint: bool = False, name: str = "") -> int:
     if persona:
-        PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir]).get(persona)
+        PersonaLibrary.configured(settings.personas).get(persona)
     async with App.open(settings) as app:
         interactive = sys.stdin.isatty()
         if interactive or hint:

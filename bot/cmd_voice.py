@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.boot import settings_from
-from bot.config import Settings
-from bot.llm import ChatModel, OpenAIChat
+from core.boot import settings_from
+from core.config import Settings
+from core.llm import ChatModel, OpenAIChat
 from persona.library import PersonaLibrary
 from voice import VoiceError, build_voice
 from voice.audio import format_of
@@ -39,7 +39,7 @@ def voice_cmd(args: argparse.Namespace) -> int:
 
 
 async def _speak(settings: Settings, pid: str, text: str, out: Path, fmt: str, translate: bool) -> int:
-    persona = PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir]).get(pid)
+    persona = PersonaLibrary.configured(settings.personas).get(pid)
     model: ChatModel | None = OpenAIChat(settings.llm) if settings.llm.provider == "openai" and translate else None
     service = build_voice(settings, model)
     started = time.perf_counter()

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.app import App
-from bot.chain import conversation_of
-from bot.messages import Incoming
-from bot.sanitize import clean_text
 from bot.stages.recall import fact_line
+from core.messages import Incoming
+from core.sanitize import clean_text
 from memory.age import ago
 from memory.facts import conversation_of as facts_place
 from memory.facts import forget
@@ -69,6 +68,11 @@ def switch_arg(text: str, command: str) -> bool:
     raise BadArgument(f"Usage: /{command} on|off")
 
 
+def text_arg(text: str) -> str:
+    """A free-text argument: cleaned, on one line."""
+    return " ".join(clean_text(text).split())
+
+
 def forget_arg(text: str) -> int | Literal["all"]:
     """`/forget`'s argument: a fact's number as `/memory` shows it, or `all`."""
     word = _word(text)
@@ -103,7 +107,7 @@ class Commands:
         if not ID_PATTERN.match(pid) or pid not in self.app.personas:
             return Answer(f"No persona '{_shown(pid)}'; choose one of: {known}", ok=False)
         try:
-            persona = await self.app.chain.set_persona(msg, pid)
+            persona = await self.app.conversations.set_persona(msg.conversation, pid)
         except PersonaError as exc:
             return Answer(str(exc), ok=False)
         greeting = persona.greetings()[0] if persona.greetings() else persona.name
@@ -111,12 +115,12 @@ class Commands:
 
     async def reset(self, msg: Incoming) -> Answer:
         """Forget this conversation for everyone in it."""
-        persona = await self.app.chain.reset(msg)
+        persona = await self.app.conversations.reset(msg)
         return Answer(f"{persona.name} forgot this conversation.")
 
     async def voice(self, msg: Incoming, on: bool) -> Answer:
         """Turn voice clips on or off here."""
-        await self.app.chain.set_setting(msg, "voice", "on" if on else "off")
+        await self.app.conversations.update(msg.conversation, voice=on)
         return Answer(f"Voice {'on' if on else 'off'}.")
 
     async def spoiler(self, msg: Incoming, chapter: int | None) -> Answer:
@@ -124,30 +128,40 @@ class Commands:
         if chapter is not None and not 0 <= chapter <= MAX_CHAPTER:
             return Answer(f"The chapter must be from 1 to {MAX_CHAPTER} (0 lifts the limit).", ok=False)
         # "off" (not a missing value) so a limit from config.toml is lifted too
-        value = "off" if chapter is None or chapter <= 0 else str(chapter)
-        await self.app.chain.set_setting(msg, "max_chapter", value)
-        return Answer("Spoiler limit lifted." if value == "off" else f"Spoiler limit: chapter {chapter}.")
+        lifted = chapter is None or chapter <= 0
+        await self.app.conversations.update(msg.conversation, max_chapter="off" if lifted else chapter)
+        return Answer("Spoiler limit lifted." if lifted else f"Spoiler limit: chapter {chapter}.")
 
     async def chance(self, msg: Incoming, percent: int) -> Answer:
         """The chance, in percent, that the character joins in unasked here (0 turns it off)."""
         if not 0 <= percent <= 100:
             return Answer("The chance must be a whole percent from 0 to 100.", ok=False)
-        await self.app.chain.set_setting(msg, "chance", str(percent / 100))
+        await self.app.conversations.update(msg.conversation, chance=percent / 100)
         return Answer(f"Chance to join in unprompted: {percent}%.")
 
     async def bots(self, msg: Incoming, on: bool) -> Answer:
         """Whether other bots get answers here (with a fall-off)."""
-        state = "on" if on else "off"
-        await self.app.chain.set_setting(msg, "bots", state)
-        return Answer(f"Answering other bots: {state}.")
+        await self.app.conversations.update(msg.conversation, bots=on)
+        return Answer(f"Answering other bots: {'on' if on else 'off'}.")
+
+    async def initiative(self, msg: Incoming, on: bool) -> Answer:
+        """Whether the character may speak first here after a quiet spell (within [initiative]'s caps)."""
+        if on and msg.is_direct:
+            return Answer("The character speaks first only in group channels.", ok=False)
+        await self.app.conversations.update(msg.conversation, initiative=on)
+        cfg = self.app.settings.initiative
+        if not on:
+            return Answer("Speaking first: off.")
+        if cfg.max_per_day == 0:
+            return Answer("Speaking first: on here, but [initiative] max_per_day is 0, so it never will.")
+        return Answer(f"Speaking first: on (after {cfg.quiet_minutes:g} quiet minutes, at most {cfg.max_per_day} a day).")
 
     async def lore(self, msg: Incoming, query: str) -> Answer:
         """What the character would recall for `query` here (passages, lore, scenes), within the spoiler limit."""
         query = " ".join(clean_text(query).split())[:MAX_QUERY_CHARS]
         if not query:
             return Answer("Usage: /lore QUERY", ok=False)
-        settings = await self.app.chain.channel_settings(msg)
-        persona = self.app.chain.persona_for(msg, settings)
+        persona, settings, _ = await self.app.conversations.here(msg)
         found = await self.app.knowledge.lookup(persona, query, [], settings.max_chapter)
         items = [*found.lore, *found.passages, *found.scenes]
         if not items:
@@ -156,13 +170,10 @@ class Commands:
 
     async def stats(self, msg: Incoming) -> Answer:
         """Which persona, how much is remembered, which mode answers."""
-        settings = await self.app.chain.channel_settings(msg)
-        persona = self.app.chain.persona_for(msg, settings)
-        scope, cid = conversation_of(msg)
-        key = SessionKey(persona.id, msg.platform, scope, cid)  # type: ignore[arg-type]
+        persona, settings, key = await self.app.conversations.here(msg)
         turns = await self.app.store.recent(key, self.app.settings.memory.max_turns)
         summary = await self.app.store.summary(key)
-        model = self.app.model.name if self.app.model else "offline (example lines)"
+        model = self.app.answered_by
         voice = settings.voice if settings.voice is not None else self.app.settings.voice.enabled
         lines = [
             f"persona: {persona.id} ({persona.name})",
@@ -174,10 +185,8 @@ class Commands:
 
     async def _here(self, msg: Incoming) -> tuple[Persona, SessionKey]:
         """The persona speaking in the message's conversation, and that conversation's key."""
-        settings = await self.app.chain.channel_settings(msg)
-        persona = self.app.chain.persona_for(msg, settings)
-        scope, cid = conversation_of(msg)
-        return persona, SessionKey(persona.id, msg.platform, scope, cid)  # type: ignore[arg-type]
+        persona, _, key = await self.app.conversations.here(msg)
+        return persona, key
 
     async def _facts_here(self, persona: Persona, key: SessionKey, user_id: str) -> list[Fact]:
         """A user's facts as this conversation shows them (the numbering /memory and /forget use)."""

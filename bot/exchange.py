@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.llm import ChatMessage
-from bot.lookup import Passage
-from bot.messages import Incoming, Mode, Reply
+from core.images import Image
+from core.knowledge import Passage
+from core.llm import ChatMessage
+from core.messages import Incoming, Mode, Reply
 from memory.episodes import Recollection
 from memory.turns import Fact, SessionKey, Summary, Turn
 from persona.card import Persona
@@ -25,6 +26,7 @@ class ChannelSettings:
     spoilers_off: bool = False
     chance: float | None = None
     bots: bool | None = None
+    initiative: bool = False
 
     @classmethod
     def parse(cls, raw: dict[str, str]) -> ChannelSettings:
@@ -49,6 +51,7 @@ class ChannelSettings:
             spoilers_off=spoilers_off,
             chance=float(chance) if chance is not None else None,
             bots=flag(raw.get("bots")),
+            initiative=flag(raw.get("initiative")) or False,
         )
 
 
@@ -62,6 +65,7 @@ class Exchange:
     settings: ChannelSettings
     text: str
     sink: Sink | None = None
+    images: tuple[Image, ...] = ()  # pictures the model will see with the message (never stored)
     arrived: float = 0.0  # monotonic time the message arrived (timeouts count from here)
     history: tuple[Turn, ...] = ()
     unsummarized: tuple[Turn, ...] = ()

@@ -8,46 +8,16 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from bot.cleaning import clean_reply
-from bot.sanitize import clean_text
+from core.sanitize import clean_text
+from core.text import grams_of, longest_shared_run, normalize
 from persona.card import Persona
 from persona.prompt import system_prompt
 
-GRAM = 6  # run detection works on shared 6-character grams
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff]")
 _SENTENCE_END = re.compile(r"[。！？!?…~～]+[」』）)\"”]?|(?<![0-9A-Z])\.(?=\s|$)")
-
-
-def normalize(text: str) -> str:
-    """Letters and digits only, case-folded (punctuation, symbols and spaces dropped)."""
-    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
-
-
-def _grams(text: str) -> set[str]:
-    return {text[i : i + GRAM] for i in range(len(text) - GRAM + 1)}
-
-
-def longest_shared_run(text: str, grams: AbstractSet[str]) -> tuple[int, int]:
-    """(length, CJK characters in it) of the longest run of `text` made of grams from `grams`."""
-    best = (0, 0)
-    i = 0
-    while i <= len(text) - GRAM:
-        if text[i : i + GRAM] not in grams:
-            i += 1
-            continue
-        j = i
-        while j + 1 <= len(text) - GRAM and text[j + 1 : j + 1 + GRAM] in grams:
-            j += 1
-        run = text[i : j + GRAM]
-        if len(run) > best[0]:
-            best = (len(run), len(_CJK.findall(run)))
-        i = j + 1
-    return best
 
 
 @dataclass(frozen=True)
@@ -81,13 +51,6 @@ class Hidden:
         """True when the reply repeats a stretch of any hidden text."""
         norm = normalize(text)
         return any(tier.leaked_by(norm) for tier in self.tiers)
-
-
-def grams_of(texts: Sequence[str]) -> set[str]:
-    out: set[str] = set()
-    for t in texts:
-        out |= _grams(normalize(t))
-    return out
 
 
 def strip_echo(reply: str, message: str) -> str:

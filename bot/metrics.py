@@ -5,7 +5,7 @@ The message path records through the small functions below (`message_in`, `reply
 and nothing listens. Metric names (counters get `_total` on the wire):
 
     bot_messages_in{platform}        messages handed to the pipeline
-    bot_replies{mode}                replies by how they were made: model, offline, fallback, canned
+    bot_replies{mode}                replies by how they were made: model, offline, fallback, canned, reaction
     bot_messages_lost{platform}      messages dropped because of an error; must stay 0
     bot_first_token_seconds          a message's arrival to the model's first token (queueing included)
     bot_reply_seconds                a message's arrival to its finished reply
@@ -28,8 +28,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
 
-from bot.config import MetricsConfig
-from bot.slots import Slots
+from core.config import MetricsConfig
+from core.slots import Slots
 from memory.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Metrics:
         for platform in ("discord", "qq", "terminal"):  # shown as 0 from the start, so alerts can watch them
             self.messages_in.labels(platform)
             self.lost.labels(platform)
-        for mode in ("model", "offline", "fallback", "canned"):
+        for mode in ("model", "offline", "fallback", "canned", "reaction"):
             self.replies.labels(mode)
         self.breaker_until = float("-inf")  # time.monotonic() until which the breaker is open
         self.breaker.set_function(lambda: float(time.monotonic() < self.breaker_until))

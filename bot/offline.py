@@ -1,12 +1,25 @@
-"""The offline responder: the character answers with its best-matching example line."""
+"""The offline responder: the character answers with its best-matching example line.
+
+It stands beside the model: the answering stage when no model is configured, and the fallback
+when the model fails.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Literal
 
-from memory.text import SmallBM25, lexical_tokens
+from bot.exchange import Exchange
+from core.knowledge import Passage
+from core.text import SmallBM25, lexical_tokens
 from persona.card import Example, Persona
+
+log = logging.getLogger(__name__)
+_SCENE_LINE = re.compile(r"「(.+?)」")
 
 
 class OfflineResponder:
@@ -52,3 +65,41 @@ class OfflineResponder:
         rest = [i for i in range(len(self.examples)) if i not in set(order)]
         rest.sort(key=lambda i: (i * 2654435761 + seed) % 4294967296)
         return [self.examples[i].char for i in order + rest]
+
+
+class Offline:
+    """One offline responder per persona, built on first use; as a stage it answers every message."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, OfflineResponder] = {}
+
+    def _responder(self, persona: Persona) -> OfflineResponder:
+        if persona.id not in self._by_id or self._by_id[persona.id].persona is not persona:
+            self._by_id[persona.id] = OfflineResponder(persona)
+        return self._by_id[persona.id]
+
+    def line(
+        self, persona: Persona, text: str, user: str, avoid: list[str], scenes: Sequence[Passage] = ()
+    ) -> str:
+        """The persona's best-matching example line, else its own line from a retrieved scene."""
+        responder = self._responder(persona)
+        if scenes and not responder.matches(text):
+            for scene in scenes:
+                line = _SCENE_LINE.search(scene.text)
+                if line and line.group(1) not in avoid:
+                    return line.group(1)
+        return responder.answer(text, user, avoid)
+
+    async def __call__(self, ex: Exchange) -> Exchange:
+        """Answer with an example line (no model is configured)."""
+        return await self.answer(ex, "offline")
+
+    async def answer(self, ex: Exchange, mode: Literal["offline", "fallback"], shown: bool = False) -> Exchange:
+        """Fill ex.draft with the persona's line for this message (streamed to the sink, after a newline
+        when part of a failed model reply was already shown)."""
+        avoid = [t.text for t in ex.history if t.role == "assistant"][-8:]
+        line = self.line(ex.persona, ex.text, ex.incoming.display_name, avoid, ex.scenes)
+        if ex.sink:
+            await ex.sink(("\n" if shown else "") + line)
+        log.info("reply in %s mode (example line)", mode)
+        return replace(ex, draft=line, mode=mode)

@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from bot.app import App
-from bot.config import Settings
+from core.config import Settings
 
 if TYPE_CHECKING:
     import uvicorn

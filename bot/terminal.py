@@ -7,14 +7,14 @@ import sys
 from typing import TextIO
 
 from bot.app import App
-from bot.commands import BadArgument, Commands, forget_arg
-from bot.messages import Incoming
+from bot.command_table import Access, find, help_text, invoke
+from bot.commands import Commands
+from core.messages import Incoming
 from memory.store import StoreError
 from memory.turns import SessionKey
 from persona.card import Persona
-from persona.library import PersonaError
 
-HELP = "/reset forgets this conversation · /persona ID switches character · /quit leaves"
+HELP = "/help lists the commands · /persona ID switches character · /quit leaves"
 
 
 class TerminalChat:
@@ -42,7 +42,7 @@ class TerminalChat:
     async def run(self, interactive: bool) -> None:
         """Chat until /quit or end of input."""
         if self.persona:
-            await self.app.chain.set_persona(self.incoming(""), self.persona)
+            await self.app.conversations.set_persona(self.incoming("").conversation, self.persona)
         if interactive:
             await self._greet()
         while True:
@@ -72,12 +72,12 @@ class TerminalChat:
             return None
 
     async def _current(self) -> Persona:
-        msg = self.incoming("")
-        return self.app.chain.persona_for(msg, await self.app.chain.channel_settings(msg))
+        persona, _, _ = await self.app.conversations.here(self.incoming(""))
+        return persona
 
     async def _greet(self) -> None:
         persona = await self._current()
-        key = SessionKey(persona.id, "terminal", "dm", self.session)
+        key = SessionKey.of(persona.id, self.incoming("").conversation)
         if not await self.app.store.recent(key, 1) and persona.greetings():
             print(f"{persona.name}: {persona.render(persona.greetings()[0], self.user)}", file=self.out)
         print(f"({HELP})", file=self.out)
@@ -106,35 +106,20 @@ class TerminalChat:
                 print(f"(voice clip: {clip.duration:.1f}s {clip.format})", file=self.out)
 
     async def _command(self, line: str) -> bool:
-        word, _, rest = line.partition(" ")
-        msg = self.incoming("")
-        if word == "/reset":
-            persona = await self.app.chain.reset(msg)
-            print(f"({persona.name} forgot this conversation)", file=self.out)
-        elif word == "/persona" and rest.strip():
-            try:
-                persona = await self.app.chain.set_persona(msg, rest.strip())
-            except PersonaError as exc:
-                print(f"({exc})", file=self.out)
-                return True
-            self.persona = ""
-            print(f"({persona.name} is here now)", file=self.out)
-        elif word in ("/memory", "/why"):
-            commands = Commands(self.app)
-            result = await (commands.memory(msg) if word == "/memory" else commands.why(msg))
-            print(f"({result.text})", file=self.out)
-        elif word == "/forget":
-            try:
-                which = forget_arg(rest)
-            except BadArgument as exc:
-                print(f"({exc})", file=self.out)
-                return True
-            print(f"({(await Commands(self.app).forget(msg, which)).text})", file=self.out)
-        elif word in ("/quit", "/exit"):
-            pass
-        elif word == "/help":
-            print(HELP, file=self.out)
-            print("/memory shows what the character remembers about you · /forget N|all · /why", file=self.out)
-        else:
+        """Run a command from the table (the terminal's user owns the chat: every right); /quit, /help."""
+        words = line[1:].split()
+        head = words[0].lower() if words else ""
+        if head in ("quit", "exit"):
+            return True
+        if head == "help":
+            print(f"{help_text()}\n/quit — leave", file=self.out)
+            return True
+        found = find(words)
+        if found is None:
             return False
+        command, args = found
+        result = await invoke(Commands(self.app), self.incoming(""), command, args, Access(admin=True, over_others=True))
+        if command.name == "persona set" and result.ok:
+            self.persona = ""  # the chat's choice now speaks, not --persona
+        print(f"({result.text})", file=self.out)
         return True

@@ -3,7 +3,9 @@
 Each process keeps an inverted BM25 index per conversation (CJK characters and bigrams plus
 words, as `lexical_tokens` makes them), filled from the store's archive and window and brought
 up to date with the few turns added since the last message. A reset (or an idle conversation
-expiring) moves the store's floor, and the index is rebuilt from what is left.
+expiring) moves the store's floor, and the index is rebuilt from what is left. With an embedder,
+memory/recall_dense.py embeds the indexed turns in the background, and the dense ranking is fused
+with BM25's by reciprocal rank.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.text import lexical_tokens, truncate_tokens
 from memory.age import ago
 from memory.store import ConversationStore
-from memory.text import lexical_tokens, truncate_tokens
 from memory.turns import SessionKey, Turn
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from memory.recall_dense import DenseRecall
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,7 @@ MIN_OVERLAP = 2.0  # query weight a recalled turn must share: one word in common
 OWN_WORDS = 1.0  # ...unless the asker said it: "what's my fern called?" needs only "fern"
 KEEP_SHARE = 0.4  # hits scoring under this share of the best one are left out
 CACHE_TURNS = 200_000  # turns indexed in one process, over all conversations
+RRF_K = 10  # reciprocal-rank fusion of the BM25 and dense rankings: 1 / (k + rank)
 
 
 def _grown(values: array, value: float) -> array:  # type: ignore[type-arg]
@@ -229,11 +238,13 @@ class EpisodicMemory:
         keep_turns: int,
         retention_days: float = 0.0,
         cache_turns: int = CACHE_TURNS,
+        dense: DenseRecall | None = None,
     ):
         self.store = store
         self.keep_turns = keep_turns  # the store keeps at most this many per conversation
         self.retention = retention_days * 86400
         self.cache_turns = cache_turns
+        self.dense = dense
         self._indexes: OrderedDict[SessionKey, EpisodeIndex] = OrderedDict()
 
     async def index(self, key: SessionKey) -> EpisodeIndex | None:
@@ -262,17 +273,27 @@ class EpisodicMemory:
         self._indexes[key] = idx
         self._indexes.move_to_end(key)
         self._evict()
+        if self.dense is not None:
+            self.dense.track(key, idx)
         return idx, True
 
     def _evict(self) -> None:
         total = sum(len(i) for i in self._indexes.values())
         while total > self.cache_turns and len(self._indexes) > 1:
-            _, idx = self._indexes.popitem(last=False)
+            key, idx = self._indexes.popitem(last=False)
             total -= len(idx)
+            if self.dense is not None:
+                self.dense.forget(key)
 
     def forget(self, key: SessionKey) -> None:
         """Drop the conversation's index (after a reset in this process)."""
         self._indexes.pop(key, None)
+        if self.dense is not None:
+            self.dense.forget(key)
+
+    def embed_query(self, key: SessionKey, message: str) -> asyncio.Task[list[float]] | None:
+        """Start embedding the message for dense recall (None: BM25 alone), so it runs while the rest loads."""
+        return self.dense.start(key, message) if self.dense is not None else None
 
     async def recall(
         self,
@@ -295,11 +316,12 @@ class EpisodicMemory:
         idx = await self.index(key)
         if idx is None:
             return []
-        return self.search(idx, message, context, visible=visible, now=now, language=language, user_id=user_id,
-                           ignore=ignore, k=k)
+        return await self.search(key, idx, message, context, visible=visible, now=now, language=language,
+                                 user_id=user_id, ignore=ignore, k=k, query=self.embed_query(key, message))
 
-    def search(
+    async def search(
         self,
+        key: SessionKey,
         idx: EpisodeIndex,
         message: str,
         context: Sequence[str],
@@ -310,8 +332,9 @@ class EpisodicMemory:
         user_id: str = "",
         ignore: Sequence[str] = (),
         k: int = 8,
+        query: asyncio.Task[list[float]] | None = None,
     ) -> list[Recollection]:
-        """`recall` over an index already brought up to date."""
+        """`recall` over an index already brought up to date; `query` is the message's embedding, when started."""
         cutoff = now - self.retention if self.retention > 0 else 0.0
 
         def skip(turn: Turn) -> bool:
@@ -322,16 +345,29 @@ class EpisodicMemory:
             (score, turn) for score, shared, turn in idx.search(weights, k, skip, user_id)
             if shared + (OWN_WORDS if user_id and turn.user_id == user_id else 0.0) >= MIN_OVERLAP
         ]
-        if not hits:
-            return []
-        best = hits[0][0]
+        if hits:
+            best = hits[0][0]
+            hits = [(score, turn) for score, turn in hits if score >= best * KEEP_SHARE]
+        if self.dense is not None and query is not None:
+            hits = fuse(hits, await self.dense.nearest(key, idx, query, skip, k))[:k]
         out = []
         for score, turn in hits:
-            if score < best * KEEP_SHARE:
-                break
             before, after = idx.around(turn.seq)
             out.append(Recollection(turn, before, after, ago(turn.at, now, language), score))
         return out
+
+
+def fuse(lexical: Sequence[tuple[float, Turn]], dense: Sequence[tuple[float, Turn]]) -> list[tuple[float, Turn]]:
+    """Both rankings as one, best first: reciprocal-rank fusion, each list counting 1 / (RRF_K + rank)."""
+    if not dense:
+        return list(lexical)
+    scores: dict[int, float] = {}
+    turns: dict[int, Turn] = {}
+    for ranked in (lexical, dense):
+        for rank, (_, turn) in enumerate(ranked, 1):
+            scores[turn.seq] = scores.get(turn.seq, 0.0) + 1.0 / (RRF_K + rank)
+            turns[turn.seq] = turn
+    return sorted(((score, turns[seq]) for seq, score in scores.items()), key=lambda hit: -hit[0])
 
 
 def _terms(turn: Turn) -> list[str]:

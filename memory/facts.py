@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from memory.text import lexical_tokens
+from core.text import lexical_tokens
 from memory.turns import Fact, FactBook, SessionKey, Turn
 
 OpKind = Literal["add", "update", "delete"]
@@ -27,7 +27,7 @@ class FactOp:
 
 def conversation_of(key: SessionKey) -> str:
     """How a conversation is named inside a user's facts: "group:<id>" or "dm:<id>"."""
-    return f"{key.scope}:{key.id}"
+    return key.conversation.place
 
 
 def numbered(facts: Sequence[Fact]) -> str:

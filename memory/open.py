@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.config import MemoryConfig
+from core.config import MemoryConfig
 from memory.redis_store import RedisStore
 from memory.resilient import ResilientStore
 from memory.sqlite_store import SQLiteStore

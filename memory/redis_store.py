@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from core.conversation import Conversation
 from memory.store import FactChange, StoreError
 from memory.turns import Fact, FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
@@ -335,24 +336,24 @@ class RedisStore:
         await self._r.set(self._k(key, "why"), context.dumps(), ex=self._ttl or None)
 
     @transient("read")
-    async def settings(self, platform: str, channel: str) -> dict[str, str]:
+    async def settings(self, conversation: Conversation) -> dict[str, str]:
         """Per-channel settings (persona, voice, max_chapter...)."""
-        raw = await self._r.hgetall(f"{self._p}:settings:{platform}:{channel}")
+        raw = await self._r.hgetall(f"{self._p}:settings:{conversation.key}")
         return {str(k): str(v) for k, v in raw.items()}
 
     @transient("write")
-    async def set_setting(self, platform: str, channel: str, name: str, value: str | None) -> None:
+    async def set_setting(self, conversation: Conversation, name: str, value: str | None) -> None:
         """Set (or with None, remove) one per-channel setting."""
-        key = f"{self._p}:settings:{platform}:{channel}"
+        key = f"{self._p}:settings:{conversation.key}"
         if value is None:
             await self._r.hdel(key, name)
         else:
             await self._r.hset(key, name, value)
 
-    async def claim(self, platform: str, bot_id: str, conversation: str, message_id: str, ttl: float) -> bool:
+    async def claim(self, conversation: Conversation, bot_id: str, message_id: str, ttl: float) -> bool:
         """True the first time this bot sees the message id in the conversation within `ttl` seconds."""
         # keys of the old shape (seen:<platform>:<id>) are never read again and expire within a day
-        key = f"{self._p}:seen:{platform}:{bot_id}:{conversation}:{message_id}"
+        key = f"{self._p}:seen:{conversation.platform}:{bot_id}:{conversation.place}:{message_id}"
         return await self._claim_once(key, max(1, int(ttl)), uuid.uuid4().hex)
 
     @transient("write")

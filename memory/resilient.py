@@ -13,6 +13,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
+from core.conversation import Conversation
 from memory.store import ConversationStore, FactChange, StoreError
 from memory.turns import FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
@@ -43,7 +44,7 @@ class ResilientStore:
         self._pending: deque[tuple[SessionKey, tuple[Turn, ...]]] = deque()
         self._down = False
         self._recovery: asyncio.Task[None] | None = None
-        self._settings: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+        self._settings: OrderedDict[str, dict[str, str]] = OrderedDict()
         self._claims: OrderedDict[str, None] = OrderedDict()
 
     @property
@@ -212,12 +213,12 @@ class ResilientStore:
         except StoreError as exc:
             self._lost(exc)
 
-    async def settings(self, platform: str, channel: str) -> dict[str, str]:
+    async def settings(self, conversation: Conversation) -> dict[str, str]:
         """Per-channel settings; while the store is away, the ones this process saw last."""
-        where = (platform, channel)
+        where = conversation.key
         if not self._down:
             try:
-                found = await self.inner.settings(platform, channel)
+                found = await self.inner.settings(conversation)
             except StoreError as exc:
                 self._lost(exc)
             else:
@@ -225,21 +226,21 @@ class ResilientStore:
                 return found
         return dict(self._settings.get(where, {}))
 
-    async def set_setting(self, platform: str, channel: str, name: str, value: str | None) -> None:
+    async def set_setting(self, conversation: Conversation, name: str, value: str | None) -> None:
         """Set one per-channel setting; refused while the store is away."""
         self._refuse_while_away()
-        await self._passing(self.inner.set_setting(platform, channel, name, value))
-        self._settings.pop((platform, channel), None)
+        await self._passing(self.inner.set_setting(conversation, name, value))
+        self._settings.pop(conversation.key, None)
 
-    async def claim(self, platform: str, bot_id: str, conversation: str, message_id: str, ttl: float) -> bool:
+    async def claim(self, conversation: Conversation, bot_id: str, message_id: str, ttl: float) -> bool:
         """The store's answer; while it is away, this process's own memory of recent claims."""
         if not self._down:
             try:
-                return await self.inner.claim(platform, bot_id, conversation, message_id, ttl)
+                return await self.inner.claim(conversation, bot_id, message_id, ttl)
             except StoreError as exc:
                 self._lost(exc)
         # a redelivery inside the outage is still answered once; one across it may be answered twice
-        key = f"{platform}:{bot_id}:{conversation}:{message_id}"
+        key = f"{conversation.platform}:{bot_id}:{conversation.place}:{message_id}"
         if key in self._claims:
             return False
         self._keep(self._claims, key, None)

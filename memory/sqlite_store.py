@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.conversation import Conversation
 from memory.store import FactChange, StoreError
 from memory.turns import Fact, FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
@@ -284,18 +285,18 @@ class SQLiteStore:
         body = context.dumps()
         await self._run(lambda db: db.execute("INSERT OR REPLACE INTO last_context VALUES (?,?)", (str(key), body)))
 
-    async def settings(self, platform: str, channel: str) -> dict[str, str]:
+    async def settings(self, conversation: Conversation) -> dict[str, str]:
         """Per-channel settings (persona, voice, max_chapter...)."""
         rows: list[Any] = await self._run(
             lambda db: db.execute(
-                "SELECT name, value FROM settings WHERE channel=?", (f"{platform}:{channel}",)
+                "SELECT name, value FROM settings WHERE channel=?", (conversation.key,)
             ).fetchall()
         )
         return {name: value for name, value in rows}
 
-    async def set_setting(self, platform: str, channel: str, name: str, value: str | None) -> None:
+    async def set_setting(self, conversation: Conversation, name: str, value: str | None) -> None:
         """Set (or with None, remove) one per-channel setting."""
-        channel_key = f"{platform}:{channel}"
+        channel_key = conversation.key
         args: tuple[str, ...]
         if value is None:
             sql, args = "DELETE FROM settings WHERE channel=? AND name=?", (channel_key, name)
@@ -303,10 +304,10 @@ class SQLiteStore:
             sql, args = "INSERT OR REPLACE INTO settings VALUES (?,?,?)", (channel_key, name, value)
         await self._run(lambda db: db.execute(sql, args))
 
-    async def claim(self, platform: str, bot_id: str, conversation: str, message_id: str, ttl: float) -> bool:
+    async def claim(self, conversation: Conversation, bot_id: str, message_id: str, ttl: float) -> bool:
         """True the first time this bot sees the message id in the conversation within `ttl` seconds."""
         # rows of the old shape (<platform>:<id>) are never matched again and expire with the rest
-        key, now = f"{platform}:{bot_id}:{conversation}:{message_id}", self._clock()
+        key, now = f"{conversation.platform}:{bot_id}:{conversation.place}:{message_id}", self._clock()
 
         def tx(db: sqlite3.Connection) -> bool:
             db.execute("DELETE FROM seen WHERE expires<?", (now,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from core.conversation import Conversation
 from memory.turns import FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
 FactChange = Callable[[FactBook], FactBook]
@@ -70,15 +71,15 @@ class ConversationStore(Protocol):
         """Record what the reply just made was given."""
         ...
 
-    async def settings(self, platform: str, channel: str) -> dict[str, str]:
+    async def settings(self, conversation: Conversation) -> dict[str, str]:
         """Per-channel settings (persona, voice, max_chapter...)."""
         ...
 
-    async def set_setting(self, platform: str, channel: str, name: str, value: str | None) -> None:
+    async def set_setting(self, conversation: Conversation, name: str, value: str | None) -> None:
         """Set (or with None, remove) one per-channel setting."""
         ...
 
-    async def claim(self, platform: str, bot_id: str, conversation: str, message_id: str, ttl: float) -> bool:
+    async def claim(self, conversation: Conversation, bot_id: str, message_id: str, ttl: float) -> bool:
         """True the first time this bot sees the message id in the conversation within `ttl` seconds.
 
         Keyed by all three: platforms number messages per conversation (or restart the count), and

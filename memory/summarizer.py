@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from bot.background import Background
-from bot.config import MemoryConfig
-from bot.hygiene import grams_of, longest_shared_run, normalize
-from bot.llm import ChatMessage, ChatModel, LLMError
+from core.background import Background
+from core.config import MemoryConfig
+from core.llm import ChatMessage, ChatModel, LLMError
+from core.text import char_classes, estimate_tokens, grams_of, longest_shared_run, normalize
 from memory.facts import apply_ops, conversation_of, numbered, parse_ops
 from memory.store import ConversationStore
-from memory.text import char_classes, estimate_tokens
 from memory.turns import SessionKey, Summary, Turn
 from persona.card import Persona
 

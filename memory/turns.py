@@ -6,18 +6,30 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from core.conversation import Conversation, Platform, Scope
+
 Role = Literal["user", "assistant"]
 SCHEMA = 1
 
 
 @dataclass(frozen=True, slots=True)
 class SessionKey:
-    """One conversation: per (platform, channel) in groups, per (platform, user) in DMs."""
+    """One persona's memory of one conversation (each persona keeps its own history there)."""
 
     persona: str
-    platform: str
-    scope: Literal["group", "dm"]
+    platform: Platform
+    scope: Scope
     id: str
+
+    @classmethod
+    def of(cls, persona: str, conversation: Conversation) -> SessionKey:
+        """The persona's session in that conversation."""
+        return cls(persona, conversation.platform, conversation.scope, conversation.id)
+
+    @property
+    def conversation(self) -> Conversation:
+        """The conversation this session belongs to."""
+        return Conversation(self.platform, self.scope, self.id)
 
     def __str__(self) -> str:
         return f"{self.persona}:{self.platform}:{self.scope}:{self.id}"

@@ -51,6 +51,7 @@ class Lines(_Strict):
     rate_limited: list[str] = Field(default_factory=list)  # someone writes faster than the limit
     no_pictures: list[str] = Field(default_factory=list)  # someone sends only a picture
     moment: list[str] = Field(default_factory=list)  # a message could not be handled: "give me a moment"
+    not_heard: list[str] = Field(default_factory=list)  # a voice message could not be transcribed
 
 
 class KnowledgeSpec(_Strict):

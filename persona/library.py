@@ -9,8 +9,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.config import PersonasConfig
 from persona.card import Card, Persona
 
+PACKAGED = Path(__file__).resolve().parent  # horo, yexiu and wukong ship inside the package
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -50,6 +52,16 @@ class PersonaLibrary:
         self.dirs = [Path(d) for d in dirs]
         self._personas: dict[str, Persona] = {}
         self.reload()
+
+    @classmethod
+    def configured(cls, cfg: PersonasConfig) -> PersonaLibrary:
+        """The folders of [personas], then the imported cards. Left at its default ("persona", relative to
+        the working folder) where no such folder is, the cards shipped with the package (an installed bot
+        run from any folder); a folder named on purpose is never replaced."""
+        dirs = list(cfg.dirs)
+        if dirs == PersonasConfig().dirs and not any(Path(d).is_dir() for d in dirs):
+            dirs = [PACKAGED]
+        return cls([*dirs, cfg.import_dir])
 
     def reload(self) -> None:
         """Read the folders again."""

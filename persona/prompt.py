@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from memory.text import estimate_tokens, truncate_tokens
+from core.text import estimate_tokens, truncate_tokens
 from persona.card import Persona
 
 _HEADINGS = {

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.config import Settings, load_config
+from core.config import Settings, load_config
 from tests.support.openai_server import FakeOpenAI, Script
 from tests.support.shared_data import shared_dir
 
@@ -86,6 +86,8 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeSettin
             "personas": {"dirs": [str(ROOT / "persona")], "import_dir": str(tmp_path / "imported")},
             "memory": {"backend": "sqlite"},
             "knowledge": {"enabled": False},
+            # replies go out whole and at once unless a test turns pacing on (tests/*/test_pacing.py)
+            "pacing": {"enabled": False},
         }
         for name, values in sections.items():
             data.setdefault(name, {}).update(values)

@@ -6,8 +6,8 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from bot.boot import command_parser, run_command
-from bot.config import ConfigError
+from core.boot import command_parser, run_command
+from core.config import ConfigError
 from persona.library import PersonaError
 from training import cmd_build, cmd_prepare, cmd_smoke
 from training.errors import TrainingError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.config import Settings, load_config
+from core.config import Settings, load_config
 from persona.card import Persona
 from persona.library import PersonaLibrary
 from training.asker import Endpoint
@@ -17,7 +17,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def persona_for(settings: Settings, pid: str | None) -> Persona:
     """--persona, else [training] persona, else [bot] default_persona, from the bot's persona folders."""
-    library = PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir])
+    library = PersonaLibrary.configured(settings.personas)
     return library.get(pid or settings.training.persona or settings.bot.default_persona)
 
 

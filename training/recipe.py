@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.config import TrainingConfig
+from core.config import TrainingConfig
 from persona.card import Persona
 from training.records import system_prompt
 

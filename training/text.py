@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+from core.text import decode_text
+
 
 def read_text(raw: bytes) -> str:
-    """Decode a novel file: UTF-8 (with or without BOM), else GB18030 (common for Chinese novels)."""
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return raw.decode(encoding).replace("\r\n", "\n")
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    """Decode a novel file as ingest does (BOMs, UTF-16, UTF-8, then GB18030) with Unix line ends."""
+    return decode_text(raw).replace("\r\n", "\n").replace("\r", "\n")
 
 def chunks(text: str, size: int, overlap: int) -> list[str]:
     """Fixed-size windows of `size` characters, each starting `size - overlap` after the previous."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.config import TrainingConfig
+from core.config import TrainingConfig
 from training.errors import TrainingError
 
 Command = list[str]

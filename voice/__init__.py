@@ -6,8 +6,8 @@ import asyncio
 import importlib.util
 import logging
 
-from bot.config import Settings
-from bot.llm import ChatModel, OpenAIChat
+from core.config import Settings
+from core.llm import ChatModel, OpenAIChat
 from persona.library import PersonaError, PersonaLibrary
 from voice.base import Engine, Voice, VoiceError
 from voice.cache import ClipCache
@@ -81,7 +81,7 @@ async def voice_check(settings: Settings) -> tuple[bool, str, str]:
 async def _routes(settings: Settings) -> str:
     """Who speaks with what: 'horo kokoro/jf_alpha, ...'."""
     try:
-        library = PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir])
+        library = PersonaLibrary.configured(settings.personas)
     except PersonaError:
         return "no persona cards"
     service = build_voice(settings, None)
@@ -119,7 +119,7 @@ async def _check_vits(settings: Settings) -> tuple[bool, str, str]:
     counts = ", ".join(f"{kind} {len(found)}" for kind, found in speakers.items())
     problems = []
     try:
-        library = PersonaLibrary([*settings.personas.dirs, settings.personas.import_dir])
+        library = PersonaLibrary.configured(settings.personas)
         personas = [library.get(pid) for pid in library.ids()]
     except PersonaError:
         personas = []

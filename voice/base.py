@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from bot.messages import Clip
+from core.messages import Clip
 from persona.card import Persona
 from voice.audio import Audio
 

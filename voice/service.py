@@ -8,8 +8,8 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.config import VoiceConfig
-from bot.messages import Clip
+from core.config import VoiceConfig
+from core.messages import Clip
 from persona.card import Persona
 from voice.audio import FORMATS, duration_of, encode
 from voice.base import Engine, Translator, VoiceError

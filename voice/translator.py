@@ -6,7 +6,7 @@ import hashlib
 import re
 from collections import OrderedDict
 
-from bot.llm import ChatMessage, ChatModel, LLMError
+from core.llm import ChatMessage, ChatModel, LLMError
 from persona.card import Persona
 from voice.base import VoiceError
 from voice.language import apply_glossary, glossary_for, japanese_only, language_of

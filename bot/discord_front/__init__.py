@@ -5,6 +5,6 @@
 """
 
 from bot.discord_front.serve import DiscordStartError, serve_discord
-from bot.discord_front.split import split_text
+from bot.split import split_text
 
 __all__ = ["DiscordStartError", "serve_discord", "split_text"]

@@ -11,10 +11,14 @@ from bot import metrics
 from bot.app import App
 from bot.commands import Commands
 from bot.discord_front.incoming import to_incoming
-from bot.discord_front.outbox import MENTIONS, Outbox
+from bot.discord_front.outbox import MENTIONS, QUIET, Outbox
 from bot.discord_front.slash import build_tree, sync_tree
 from bot.discord_front.webhooks import WebhookPool
-from bot.messages import Incoming
+from bot.pacing import Pacing
+from bot.split import split_text
+from bot.stages.gate import addressed
+from core.conversation import Conversation
+from core.messages import Incoming, Reply
 from persona.card import Persona
 
 log = logging.getLogger(__name__)
@@ -54,12 +58,9 @@ def make_client(app: App, **options: Any) -> discord.Client:
     return client
 
 
-def addressed(msg: Incoming, persona: Persona) -> bool:
-    """Likely to be answered (so typing starts at once); the gate stage has the final word."""
-    if msg.author_is_bot:
-        return False
-    text = msg.text.lower()
-    return msg.is_direct or msg.mentions_bot or msg.reply_to_bot or any(w.lower() in text for w in persona.triggers())
+def likely_answered(msg: Incoming, persona: Persona) -> bool:
+    """Likely to be answered (so typing starts at once); the gate stage has the final word, by the same test."""
+    return not msg.author_is_bot and addressed(msg, msg.text, persona)
 
 
 class Front:
@@ -73,8 +74,18 @@ class Front:
         self.tree = build_tree(client, Commands(app))
 
     async def setup(self) -> None:
-        """After login, before the gateway: register the slash commands."""
+        """After login, before the gateway: register the slash commands and the way to speak first."""
         await sync_tree(self.tree, list(self.cfg.sync_guilds))
+        self.app.initiative.posters["discord"] = self.post
+
+    async def post(self, where: Conversation, bot_id: str, text: str) -> None:
+        """Something the character says unprompted, into a channel (no ping of anyone)."""
+        channel = self.client.get_channel(int(where.id)) or await self.client.fetch_channel(int(where.id))
+        if not isinstance(channel, discord.abc.Messageable):
+            log.warning("cannot post into %s", where.key)
+            return
+        for part in split_text(text):
+            await channel.send(part, allowed_mentions=QUIET)
 
     async def on_ready(self) -> None:
         """Say who we are and where."""
@@ -94,7 +105,7 @@ class Front:
 
     async def _handle(self, message: discord.Message, me: discord.ClientUser) -> None:
         probe = Incoming("discord", str(message.channel.id), str(message.author.id), "", "", is_direct=message.guild is None)
-        persona = self.app.chain.persona_for(probe, await self.app.chain.channel_settings(probe))
+        persona, _, _ = await self.app.conversations.here(probe)
         if self.hooks is not None and message.guild is not None:
             await self.hooks.learn(message.channel, me.id)
         own_hooks = self.hooks.ids if self.hooks else ()
@@ -103,13 +114,14 @@ class Front:
             return
         speaker = self.app.personas.get(msg.persona) if msg.persona else persona
         outbox = Outbox(
-            message, self.app.clocks.mono, stream=self.cfg.stream_edits, hooks=self.hooks, me_id=me.id
+            message, self.app.clocks.mono, stream=self.cfg.stream_edits, hooks=self.hooks, me_id=me.id,
+            pacing=Pacing(self.app.settings.pacing, self.app.clocks.sleep),
         )
-        if addressed(msg, speaker):
+        if likely_answered(msg, speaker):
             await outbox.start_typing()
         try:
             # the text is posted inside the conversation's turn: replies in a channel stay in order
-            reply = await self.app.chain.handle(msg, outbox.sink, outbox.deliver)
+            reply = await self.app.chain.handle(msg, outbox.sink, lambda r: self._send(message, outbox, r))
         except Exception:
             await outbox.discard()  # no half-streamed preview left behind
             raise
@@ -119,3 +131,13 @@ class Front:
             await outbox.discard()
             return
         await outbox.voice(reply)
+
+    async def _send(self, message: discord.Message, outbox: Outbox, reply: Reply) -> object:
+        """The reply's text, or, for a short acknowledgement, the emoji as a reaction to the message."""
+        if reply.mode != "reaction":
+            return await outbox.deliver(reply)
+        try:
+            await message.add_reaction(reply.text)
+        except discord.HTTPException as exc:  # a reaction is a courtesy: say nothing rather than fail
+            log.info("reaction refused: %s", exc)
+        return None

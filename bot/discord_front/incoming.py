@@ -8,8 +8,8 @@ from collections.abc import Collection
 
 import discord
 
-from bot.messages import Attachment, Incoming
-from bot.sanitize import clean_name
+from core.messages import Attachment, Incoming
+from core.sanitize import clean_name
 from persona.library import PersonaLibrary
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
     for a in message.attachments:
         major = (a.content_type or "").split("/")[0]
         kind = "voice" if voice and major == "audio" else major if major in ("image", "audio", "video") else "file"
-        out.append(Attachment(kind, a.url, a.filename))
+        out.append(Attachment(kind, a.url, a.filename, a.content_type or "", a.size))
     return tuple(out)
 
 

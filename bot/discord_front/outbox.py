@@ -1,4 +1,4 @@
-"""Sending one reply: typing, optional streamed edits, the split text, then the voice clip."""
+"""Sending one reply: typing, optional streamed edits, the paced and split text, then the voice clip."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from contextlib import AsyncExitStack, suppress
 
 import discord
 
-from bot.discord_front.split import split_text
 from bot.discord_front.voice_note import is_opus, plain_file, send_voice_message
 from bot.discord_front.webhooks import WebhookPool
-from bot.messages import Reply
+from bot.pacing import Pacing
+from bot.split import split_text
+from core.messages import Reply
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Outbox:
         hooks: WebhookPool | None = None,
         me_id: int = 0,
         edit_interval: float = EDIT_INTERVAL,
+        pacing: Pacing | None = None,
     ):
         self.message = message
         self.channel = message.channel
@@ -43,6 +45,9 @@ class Outbox:
         self.hooks = hooks
         self.me_id = me_id
         self.edit_interval = edit_interval
+        # streamed edits already show the reply growing: no pacing on top of them
+        self.pacing = pacing if pacing is not None and pacing.on and not self.stream else None
+        self.arrived = clock() if self.pacing else 0.0  # the outbox is made when the message arrives
         self.sent: list[discord.Message] = []
         self._typing = AsyncExitStack()
         self._typing_on = False
@@ -93,33 +98,43 @@ class Outbox:
             self._preview = None
 
     async def deliver(self, reply: Reply) -> list[discord.Message]:
-        """The reply's text, split to Discord's limit; the first part answers the triggering message."""
-        parts = split_text(reply.text)
+        """The reply's text, paced and split to Discord's limit; the first part answers the triggering message."""
+        pieces = self.pacing.parts(reply.text) if self.pacing else [reply.text]
+        parts = [chunk for piece in pieces for chunk in split_text(piece)]
         hook = await self.hooks.for_channel(self.channel, self.me_id) if self.hooks else None
-        try:
+        if not parts and hook is None:
+            parts = ["…"]  # an empty reply still answers (and replaces a streamed preview)
+
+        async def send(i: int, part: str) -> None:
             if hook is not None:
                 webhook, thread = hook
-                for part in parts:
-                    self.sent.append(
-                        await webhook.send(
-                            part,
-                            username=reply.persona_name,
-                            allowed_mentions=QUIET,
-                            wait=True,
-                            thread=thread if thread is not None else discord.utils.MISSING,
-                        )
+                self.sent.append(
+                    await webhook.send(
+                        part,
+                        username=reply.persona_name,
+                        allowed_mentions=QUIET,
+                        wait=True,
+                        thread=thread if thread is not None else discord.utils.MISSING,
                     )
-                return self.sent
-            first, rest = parts[0] if parts else "…", parts[1:]
-            if self._preview is not None:
-                await self._preview.edit(content=first, allowed_mentions=MENTIONS)
+                )
+            elif i > 0:
+                self.sent.append(await self.channel.send(part, allowed_mentions=MENTIONS))
+            elif self._preview is not None:
+                await self._preview.edit(content=part, allowed_mentions=MENTIONS)
                 self.sent.append(self._preview)
             else:
                 self.sent.append(
-                    await self.channel.send(first, reference=self._reference(), allowed_mentions=MENTIONS)
+                    await self.channel.send(part, reference=self._reference(), allowed_mentions=MENTIONS)
                 )
-            for part in rest:
-                self.sent.append(await self.channel.send(part, allowed_mentions=MENTIONS))
+
+        try:
+            if self.pacing is None:
+                for i, part in enumerate(parts):
+                    await send(i, part)
+            else:
+                # the first part's delay counts the time already spent generating it
+                spent = self.clock() - self.arrived
+                await self.pacing.send(parts, send, spent=spent, typing=self._typing_again)
         except discord.NotFound as exc:
             if hook is not None and self.hooks is not None:
                 self.hooks.forget(getattr(hook[0], "channel_id", None) or 0)
@@ -127,6 +142,13 @@ class Outbox:
         except discord.HTTPException as exc:
             log.warning("reply not delivered: %s", exc)
         return self.sent
+
+    async def _typing_again(self) -> None:
+        """Show typing again: posting a message ends the indicator until it is renewed."""
+        try:
+            await self.channel.typing()
+        except discord.HTTPException as exc:
+            log.debug("typing indicator refused: %s", exc)
 
     async def voice(self, reply: Reply) -> discord.Message | None:
         """After the text: the clip as a voice message (or a plain attachment); failures stay quiet."""

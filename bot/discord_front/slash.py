@@ -1,22 +1,21 @@
-"""Slash commands: /persona list|set, /reset, /voice, /lore, /spoiler, /stats, /memory, /forget, /why, with permission checks."""
+"""Slash commands, drawn from the command table (bot/command_table.py) with its permission checks."""
 
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
 
-from bot.commands import MAX_CHAPTER, Answer, BadArgument, Commands, forget_arg
+from bot.command_table import TABLE, Access, Command, Param, invoke, usage_of
+from bot.commands import MAX_CHAPTER, Answer, Commands
 from bot.discord_front.outbox import QUIET
-from bot.discord_front.split import split_text
-from bot.messages import Incoming
+from bot.split import split_text
+from core.messages import Incoming
 
 log = logging.getLogger(__name__)
-
-NOT_ALLOWED = "Only members with the Manage Server permission can do that here."
-
 
 def incoming_of(interaction: discord.Interaction) -> Incoming:
     """The conversation a command acts on: the channel (or thread), or the user's DM."""
@@ -35,122 +34,84 @@ def may_manage(interaction: discord.Interaction) -> bool:
     return interaction.guild_id is None or interaction.permissions.manage_guild
 
 
-async def answer(interaction: discord.Interaction, result: Answer, *, ephemeral: bool = False) -> None:
+async def answer(interaction: discord.Interaction, result: Answer, *, ephemeral: bool = False,
+                 deferred: bool = False) -> None:
     """Send a command's answer, split to Discord's limit; failures are only for the caller's eyes."""
     parts = split_text(result.text) or ["…"]
     private = ephemeral or not result.ok
-    await interaction.response.send_message(parts[0], ephemeral=private, allowed_mentions=QUIET)
-    for part in parts[1:]:
+    if not deferred:  # after "thinking…", every part is a follow-up
+        await interaction.response.send_message(parts[0], ephemeral=private, allowed_mentions=QUIET)
+        parts = parts[1:]
+    for part in parts:
         await interaction.followup.send(part, ephemeral=private, allowed_mentions=QUIET)
 
 
+def _annotation(param: Param) -> Any:
+    """How Discord types an argument; the table's own check runs on the value all the same."""
+    if param.kind == "chapter":
+        return app_commands.Range[int, 0, MAX_CHAPTER]
+    if param.kind == "percent":
+        return app_commands.Range[int, 0, 100]
+    if param.kind == "switch":
+        return Literal["on", "off"]
+    return str
+
+
+def _slash(command: Command, commands: Commands, name: str) -> app_commands.Command[Any, ..., None]:
+    """One slash command drawn from the table: its options, permission and answer as everywhere else."""
+
+    async def callback(interaction: discord.Interaction, **options: Any) -> None:
+        raw = [str(options[p.name]) for p in command.params if options.get(p.name) is not None]
+        user = options.get("user")
+        access = Access(admin=may_manage(interaction),
+                        over_others=interaction.guild_id is not None and interaction.permissions.manage_guild)
+        target = str(user.id) if user is not None else ""
+        if command.slow:
+            await interaction.response.defer(ephemeral=command.private, thinking=True)
+        result = await invoke(commands, incoming_of(interaction), command, raw, access, target)
+        await answer(interaction, result, ephemeral=command.private, deferred=command.slow)
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter("interaction", kind, annotation=discord.Interaction)]
+    for p in command.params:
+        annotation = _annotation(p) | None if p.optional else _annotation(p)
+        params.append(inspect.Parameter(p.name, kind, annotation=annotation, default=None if p.optional else inspect.Parameter.empty))
+    described = {p.name: p.help for p in command.params}
+    if command.names_user:
+        params.append(inspect.Parameter("user", kind, annotation=discord.User | None, default=None))
+        described["user"] = "someone else (admins)"
+    callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    if described:
+        callback = app_commands.describe(**described)(callback)
+    return app_commands.Command(name=name, description=command.help[:100], callback=callback)
+
+
 def build_tree(client: discord.Client, commands: Commands) -> app_commands.CommandTree[discord.Client]:
-    """The command tree with every command installed."""
+    """The command tree: every command of the table, a two-word name as a group and its subcommand."""
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
-    persona = app_commands.Group(name="persona", description="Which character speaks here")
+    groups: dict[str, app_commands.Group] = {}
+    for command in TABLE:
+        head, _, leaf = command.name.partition(" ")
+        slash = _slash(command, commands, leaf or head)
+        if "persona" in (p.name for p in command.params):
+            slash.autocomplete("persona")(_persona_ids(commands))
+        if leaf:
+            if head not in groups:
+                groups[head] = app_commands.Group(name=head, description=usage_of(head)[:100])
+                tree.add_command(groups[head])
+            groups[head].add_command(slash)
+        else:
+            tree.add_command(slash)
+    return tree
 
-    @persona.command(name="list", description="Every character this bot can be")
-    async def persona_list(interaction: discord.Interaction) -> None:
-        await answer(interaction, commands.personas(), ephemeral=True)
 
-    @persona.command(name="set", description="Switch the character in this channel (Manage Server)")
-    @app_commands.describe(persona="persona id, e.g. horo")
-    async def persona_set(interaction: discord.Interaction, persona: str) -> None:
-        if not may_manage(interaction):
-            await answer(interaction, Answer(NOT_ALLOWED, ok=False))
-            return
-        await answer(interaction, await commands.set_persona(incoming_of(interaction), persona))
-
-    @persona_set.autocomplete("persona")
+def _persona_ids(commands: Commands) -> Any:
     async def persona_ids(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         lib = commands.app.personas
         found = [pid for pid in lib.ids() if current.lower() in f"{pid} {lib.get(pid).name}".lower()]
         return [app_commands.Choice(name=f"{pid} — {lib.get(pid).name}"[:100], value=pid) for pid in found[:25]]
 
-    @app_commands.command(name="reset", description="Forget this channel's conversation (Manage Server; anyone in DMs)")
-    async def reset(interaction: discord.Interaction) -> None:
-        if not may_manage(interaction):
-            await answer(interaction, Answer(NOT_ALLOWED, ok=False))
-            return
-        await answer(interaction, await commands.reset(incoming_of(interaction)))
-
-    @app_commands.command(name="voice", description="Voice clips after replies in this channel")
-    async def voice(interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
-        if not may_manage(interaction):
-            await answer(interaction, Answer(NOT_ALLOWED, ok=False))
-            return
-        await answer(interaction, await commands.voice(incoming_of(interaction), state == "on"))
-
-    @app_commands.command(name="lore", description="What the character recalls about something (only you see it)")
-    @app_commands.describe(query="what to look up")
-    async def lore(interaction: discord.Interaction, query: str) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await commands.lore(incoming_of(interaction), query)
-        for part in split_text(result.text) or ["…"]:
-            await interaction.followup.send(part, ephemeral=True, allowed_mentions=QUIET)
-
-    @app_commands.command(name="spoiler", description="Limit the character's knowledge to chapters up to N; 0 lifts it (Manage Server)")
-    @app_commands.describe(chapter="last chapter the character may know; 0 for no limit")
-    async def spoiler(interaction: discord.Interaction, chapter: app_commands.Range[int, 0, MAX_CHAPTER]) -> None:
-        if not may_manage(interaction):
-            await answer(interaction, Answer(NOT_ALLOWED, ok=False))
-            return
-        await answer(interaction, await commands.spoiler(incoming_of(interaction), chapter))
-
-    @app_commands.command(name="chance", description="Chance in percent to join in unprompted; 0 turns it off (Manage Server)")
-    @app_commands.describe(percent="0-100; the [bot] cooldown still applies")
-    async def chance(interaction: discord.Interaction, percent: app_commands.Range[int, 0, 100]) -> None:
-        if not may_manage(interaction):
-            await answer(interaction, Answer(NOT_ALLOWED, ok=False))
-            return
-        await answer(interaction, await commands.chance(incoming_of(interaction), percent))
-
-    @app_commands.command(name="bots", description="Whether other bots get answers here, with a fall-off (Manage Server)")
-    async def bots(interaction: discord.Interaction, state: Literal["on", "off"]) -> None:
-        if not may_manage(interaction):
-            await answer(interaction, Answer(NOT_ALLOWED, ok=False))
-            return
-        await answer(interaction, await commands.bots(incoming_of(interaction), state == "on"))
-
-    @app_commands.command(name="stats", description="Which character, how much it remembers, which model answers")
-    async def stats(interaction: discord.Interaction) -> None:
-        await answer(interaction, await commands.stats(incoming_of(interaction)), ephemeral=True)
-
-    @app_commands.command(name="memory", description="What the character remembers about you (only you see it)")
-    async def memory(interaction: discord.Interaction) -> None:
-        await answer(interaction, await commands.memory(incoming_of(interaction)), ephemeral=True)
-
-    @app_commands.command(name="forget", description="Remove facts the character remembers: N from /memory, or all")
-    @app_commands.describe(which="a number /memory shows, or all", user="someone else (Manage Server)")
-    async def forget(interaction: discord.Interaction, which: str, user: discord.User | None = None) -> None:
-        try:
-            chosen = forget_arg(which)
-        except BadArgument as exc:
-            await answer(interaction, Answer(str(exc), ok=False))
-            return
-        other = user is not None and user.id != interaction.user.id
-        if other and (interaction.guild_id is None or not interaction.permissions.manage_guild):
-            await answer(interaction, Answer(NOT_ALLOWED, ok=False))
-            return
-        target = str(user.id) if user is not None and other else ""
-        await answer(interaction, await commands.forget(incoming_of(interaction), chosen, target), ephemeral=True)
-
-    @app_commands.command(name="why", description="Which memories, facts, lore and passages the last reply was given")
-    async def why(interaction: discord.Interaction) -> None:
-        await answer(interaction, await commands.why(incoming_of(interaction)), ephemeral=True)
-
-    tree.add_command(persona)
-    tree.add_command(reset)
-    tree.add_command(voice)
-    tree.add_command(lore)
-    tree.add_command(spoiler)
-    tree.add_command(stats)
-    tree.add_command(chance)
-    tree.add_command(bots)
-    tree.add_command(memory)
-    tree.add_command(forget)
-    tree.add_command(why)
-    return tree
+    return persona_ids
 
 
 async def sync_tree(tree: app_commands.CommandTree[discord.Client], guild_ids: list[int]) -> None:

@@ -10,7 +10,7 @@ import discord
 import numpy as np
 from discord.http import handle_message_parameters
 
-from bot.messages import Clip
+from core.messages import Clip
 from voice.audio import decode
 
 VOICE_FLAG = discord.MessageFlags(voice=True)

@@ -1,33 +1,66 @@
-"""Stage 4, compose: the prompt, stable prefix first, volatile parts after, within the server's context."""
+"""Stage 4, compose: the prompt as an append-only transcript, so each prompt extends the last one."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
-from bot.config import LLMConfig, MemoryConfig
 from bot.exchange import Exchange
-from bot.llm import ChatMessage
-from bot.lookup import Passage
-from bot.serving import MESSAGE_OVERHEAD, ServerProfile
+from core.config import LLMConfig, MemoryConfig
+from core.knowledge import Passage, pack
+from core.llm import ChatMessage
+from core.serving import MESSAGE_OVERHEAD, ServerProfile
+from core.text import truncate_tokens
+from memory.episodes import Recollection
 from memory.episodes import heading as remember_heading
 from memory.episodes import render as render_memories
-from memory.text import truncate_tokens
 from memory.turns import SessionKey, Turn
 from persona.card import Persona
 from persona.prompt import headings, stable_prompt
 
 STABLE_SHARE = 0.6  # at most this share of the prompt room goes to the persona's stable prefix
 SAFETY = 16  # tokens kept free for the template's own start and end markers
+STARTS_KEPT = 10_000  # conversations whose window start is remembered
+NOTES_KEPT = 2_000  # conversations whose shown context is remembered (a few kB each)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """The context one message was given (summary, facts, memories, lore, passages, scenes), as shown."""
+
+    text: str = ""
+    keys: frozenset[str] = frozenset()  # what it shows: "s:" summary, "f:" fact, "k:" knowledge text
+    memories: frozenset[int] = frozenset()  # seqs of the older turns its memories show
+    cost: int = 0  # tokens as the server counts them, message overhead included
+
+
+@dataclass
+class _Shown:
+    """One conversation's notes still in its transcript, and the note of the message being answered."""
+
+    notes: dict[int, Note] = field(default_factory=dict)  # user turn seq -> the note shown just before it
+    pending: tuple[str, str, Note] | None = None  # (message id, text, note): its seq comes when it is stored
+    upto: int = 0  # the newest seq the last prompt saw; the pending message is stored after it
 
 
 class Compose:
-    """Builds [system: stable] [history...] [system: context] [user: message] [system: reminder].
+    """Builds [system: stable] ([system: note] [user] [assistant])... [system: note] [user] [system: reminder].
 
-    The stable prefix depends only on the card and the server's context, and the window of
-    recent turns starts at the same turn until it is full, so consecutive prompts of a
-    conversation share everything up to the newest turns (the server's prefix cache reuses it).
+    Serving-aware layout, as agent runtimes keep tool results in the thread (Manus "context
+    engineering": stable prefix, append-only context, deterministic serialization; Anthropic's
+    context editing: clear old tool results in bulk, never a little every turn). The stable prefix
+    depends only on the card and the server's context. Each message's retrieved context (its
+    note) sits just before that message and stays there with it, byte for byte, so the next
+    prompt is the last one less the reminder plus the reply, a new note and the new message: the
+    server's prefix cache reuses everything else. A new note shows only what the transcript does
+    not show already (a passage, fact, memory or summary seen two turns ago is still in view), so
+    the model sees what it did before, and more of it.
+
+    Changes happen in large steps, never a little every turn: the window of turns keeps its first
+    turn until full, then restarts with the newest half; when the earlier notes and the new one
+    no longer fit beside the turns, the earlier notes are dropped all at once. Notes live in this
+    process (a restart, or another process answering, costs one prompt of cache, nothing else).
     """
 
     def __init__(
@@ -45,6 +78,7 @@ class Compose:
         self.passage_tokens, self.lore_tokens = knowledge_tokens
         self._stable: dict[tuple[str, int, float, float], str] = {}
         self._starts: OrderedDict[SessionKey, int] = OrderedDict()
+        self._shown: OrderedDict[SessionKey, _Shown] = OrderedDict()
 
     def reply_cap(self) -> int:
         """max_tokens for a reply: the configured cap, at most a third of the server's context."""
@@ -66,14 +100,14 @@ class Compose:
         """Fill ex.prompt so that, as the server counts, prompt + reply cap fit its context.
 
         Priority when space is short: the stable prefix and the message (at most half of what is
-        left), recent turns (at most half again), the summary, facts, lore, passages and scenes.
-        Turns that no longer fit go to the summary.
+        left), recent turns (at most half again), this message's note (summary, facts, memories,
+        lore, passages, scenes), then the notes earlier turns were given. Turns that no longer fit
+        go to the summary.
         """
         if self.probe is not None:
             await self.probe()  # the server's context and tokenizer, learned on first use
         count = self.profile.count
         persona, group = ex.persona, not ex.incoming.is_direct
-        h = headings(persona)
         who = ex.incoming.display_name or persona.card.user_alias
         stable = self.stable(persona)
         reminder = persona.render(persona.card.post_history_instructions.strip(), who)
@@ -82,44 +116,106 @@ class Compose:
             left -= count(reminder) + MESSAGE_OVERHEAD
         message = _as_user_text(ex.text, who, group)
         message = truncate_tokens(message, max(16, min(count(message), left // 2)), count)
-        left -= count(message) + MESSAGE_OVERHEAD
-        history, dropped = self._window(ex.session, list(ex.history), min(self.memory.history_tokens, left // 2), group)
-        left -= sum(count(m.content) + MESSAGE_OVERHEAD for m in history) + MESSAGE_OVERHEAD
-        volatile: list[str] = []
-
-        def block(title: str, body: str) -> None:
-            nonlocal left
-            if body and left > 0:
-                text = truncate_tokens(f"【{title}】\n{body}", left, count)
-                volatile.append(text)
-                left -= count(text) + 2
-
-        block(h[4], truncate_tokens(ex.summary.text, max(0, min(self.memory.summary_tokens, left)), count))
-        facts = "\n".join(f"- {f}" for f in ex.facts)
-        block(h[5].format(who=who), truncate_tokens(facts, max(0, min(left // 4, 400)), count))
-        title = remember_heading(persona.card.language)
-        in_window = {t.seq for t in ex.history} - {t.seq for t in dropped}
-        remembered, recalled = render_memories(
-            ex.memories, max(0, min(self.memory.recall_tokens, left - count(title) - 8)), count,
-            persona.name, persona.card.language, in_window,
-        )
-        block(title, remembered)
-        block(h[6], self._pack([*ex.lore], min(self.lore_tokens, left)))
-        block(h[7], self._pack([*ex.passages], min(self.passage_tokens, left)))
-        block(h[8].format(char=persona.name), self._pack([*ex.scenes], min(self.passage_tokens // 2, left)))
-        messages = [ChatMessage("system", stable), *history]
-        if volatile:
-            messages.append(ChatMessage("system", "\n\n".join(volatile)))
-        messages.append(ChatMessage("user", message))
+        left -= count(message) + MESSAGE_OVERHEAD + len(ex.images) * self.profile.image_tokens
+        turns, dropped = self._window(ex.session, list(ex.history), min(self.memory.history_tokens, left // 2), group)
+        left -= self._cost(turns, group)
+        in_window = {t.seq for t in turns}
+        past = self._past(ex, in_window)
+        facts_now = {f"f:{rec.text if rec else line}"
+                     for rec, line in zip((*ex.fact_records, *[None] * len(ex.facts)), ex.facts, strict=False)}
+        if any(k.startswith("f:") and k not in facts_now for n in past.values() for k in n.keys):
+            past = {}  # a fact an earlier note shows was updated or forgotten: no stale fact stays in view
+        note, recalled = self._note(ex, left, in_window, Note())
+        held = sum(n.cost for n in past.values())
+        if past and held > left - note.cost:
+            past, held = {}, 0  # no room beside the new note: the earlier notes go at once
+        if past:  # again, leaving out what the earlier notes show
+            seen = Note(keys=frozenset().union(*(n.keys for n in past.values())),
+                        memories=frozenset().union(*(n.memories for n in past.values())))
+            note, recalled = self._note(ex, left - held, in_window, seen)
+            recalled += [r for r in ex.memories if r.turn.seq in seen.memories and r not in recalled]
+        self._remember(ex, past, note)
+        messages = [ChatMessage("system", stable)]
+        for turn in turns:
+            if turn.seq in past:
+                messages.append(ChatMessage("system", past[turn.seq].text))
+            messages.append(_message(turn, group))
+        if note.text:
+            messages.append(ChatMessage("system", note.text))
+        messages.append(ChatMessage("user", message, images=ex.images))
         if reminder:
             messages.append(ChatMessage("system", reminder))
         return replace(ex, prompt=tuple(_merge(messages)), unsummarized=ex.unsummarized + tuple(dropped),
                        recalled=tuple(recalled))
 
+    def _note(self, ex: Exchange, budget: int, in_window: set[int], seen: Note) -> tuple[Note, list[Recollection]]:
+        """This message's context within `budget` tokens, without what `seen` shows; the memories it holds."""
+        count = self.profile.count
+        persona = ex.persona
+        h = headings(persona)
+        who = ex.incoming.display_name or persona.card.user_alias
+        parts: list[str] = []
+        left = budget - MESSAGE_OVERHEAD
+
+        def block(title: str, body: str) -> None:
+            nonlocal left
+            if body and left > 0:
+                text = truncate_tokens(f"【{title}】\n{body}", left, count)
+                parts.append(text)
+                left -= count(text) + 2
+
+        summary = "" if f"s:{ex.summary.text}" in seen.keys else ex.summary.text
+        block(h[4], truncate_tokens(summary, max(0, min(self.memory.summary_tokens, left)), count))
+        named = [(rec.text if rec else line, line)
+                 for rec, line in zip((*ex.fact_records, *[None] * len(ex.facts)), ex.facts, strict=False)]
+        facts = "\n".join(f"- {line}" for fact, line in named if f"f:{fact}" not in seen.keys)
+        block(h[5].format(who=who), truncate_tokens(facts, max(0, min(left // 4, 400)), count))
+        title = remember_heading(persona.card.language)
+        remembered, recalled = render_memories(
+            ex.memories, max(0, min(self.memory.recall_tokens, left - count(title) - 8)), count,
+            persona.name, persona.card.language, in_window | seen.memories,
+        )
+        block(title, remembered)
+        block(h[6], self._pack(ex.lore, min(self.lore_tokens, left), seen.keys))
+        block(h[7], self._pack(ex.passages, min(self.passage_tokens, left), seen.keys))
+        block(h[8].format(char=persona.name), self._pack(ex.scenes, min(self.passage_tokens // 2, left), seen.keys))
+        text = "\n\n".join(parts)
+        if not text:
+            return Note(), []
+        keys = {f"s:{ex.summary.text}"} if summary and summary[:40] in text else set()
+        keys.update(f"f:{fact}" for fact, line in named if line in text)
+        keys.update(f"k:{p.text}" for p in (*ex.lore, *ex.passages, *ex.scenes) if p.text in text)
+        memories = {t.seq for r in recalled for t in (r.before, r.turn, r.after) if t is not None}
+        note = Note(text, frozenset(keys), frozenset(memories), count(text) + MESSAGE_OVERHEAD)
+        return note, recalled
+
+    def _past(self, ex: Exchange, in_window: set[int]) -> dict[int, Note]:
+        """The notes earlier turns in the window were given (the last message's, now that it is stored)."""
+        shown = self._shown.get(ex.session)
+        if shown is None:
+            return {}
+        if shown.pending is not None:
+            message_id, text, note = shown.pending
+            stored = next((t for t in reversed(ex.history) if t.seq > shown.upto and t.role == "user"
+                           and t.text == text and t.message_id == message_id), None)
+            if stored is not None:
+                shown.notes[stored.seq] = note
+        return {seq: note for seq, note in shown.notes.items() if seq in in_window}
+
+    def _remember(self, ex: Exchange, past: dict[int, Note], note: Note) -> None:
+        """Keep the notes this prompt shows, and this message's until its turn is stored."""
+        shown = self._shown.pop(ex.session, None) or _Shown()
+        shown.notes = dict(past)
+        shown.pending = (ex.incoming.message_id, ex.text, note) if note.text else None
+        shown.upto = max((t.seq for t in ex.history), default=shown.upto)
+        self._shown[ex.session] = shown
+        while len(self._shown) > NOTES_KEPT:
+            self._shown.popitem(last=False)
+
     def _window(
         self, key: SessionKey, turns: list[Turn], budget: int, group: bool
-    ) -> tuple[list[ChatMessage], list[Turn]]:
-        """Recent turns as chat messages, and the turns left out (oldest first).
+    ) -> tuple[list[Turn], list[Turn]]:
+        """Recent turns, and the turns left out (oldest first).
 
         The window keeps its first turn while everything from there fits; when it overflows it
         restarts with the newest turns filling half the budget, so it moves in large steps.
@@ -131,11 +227,11 @@ class Compose:
         if kept:
             self._starts[key] = kept[0].seq
             self._starts.move_to_end(key)
-            while len(self._starts) > 10_000:
+            while len(self._starts) > STARTS_KEPT:
                 self._starts.popitem(last=False)
         first = kept[0].seq if kept else None
         dropped = [t for t in turns if first is None or t.seq < first]
-        return [_message(t, group) for t in kept], dropped
+        return kept, dropped
 
     def _cost(self, turns: list[Turn], group: bool) -> int:
         return sum(self.profile.count(_message(t, group).content) + MESSAGE_OVERHEAD for t in turns)
@@ -152,15 +248,9 @@ class Compose:
         out.reverse()
         return out
 
-    def _pack(self, items: list[Passage], budget: int) -> str:
-        out, used = [], 0
-        for p in items:
-            cost = self.profile.count(p.text) + 2
-            if used + cost > budget:
-                continue
-            out.append(p.text)
-            used += cost
-        return "\n---\n".join(out)
+    def _pack(self, items: tuple[Passage, ...], budget: int, seen: frozenset[str]) -> str:
+        fresh = [p for p in items if f"k:{p.text}" not in seen]
+        return "\n---\n".join(p.text for p in pack(fresh, budget, self.profile.count))
 
 
 def _from_user(turns: list[Turn]) -> list[Turn]:
@@ -184,7 +274,7 @@ def _merge(messages: list[ChatMessage]) -> list[ChatMessage]:
     out: list[ChatMessage] = []
     for m in messages:
         if out and m.role == out[-1].role and m.role != "system":
-            out[-1] = ChatMessage(m.role, out[-1].content + "\n" + m.content)
+            out[-1] = ChatMessage(m.role, out[-1].content + "\n" + m.content, images=out[-1].images + m.images)
         else:
             out.append(m)
     return out

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from bot.exchange import Exchange
-from bot.messages import Reply
-from bot.stages.generate import OfflineBook
+from bot.offline import Offline
+from core.messages import Reply
 from memory.episodes import speaker
 from memory.store import ConversationStore, StoreError
 from memory.summarizer import Summarizer
@@ -25,7 +25,7 @@ class Finish:
         self,
         store: ConversationStore,
         summarizer: Summarizer | None,
-        offline: OfflineBook,
+        offline: Offline,
         facts_every: int,
         clock: Callable[[], float] = time.time,
     ):
@@ -40,15 +40,16 @@ class Finish:
         persona, msg = ex.persona, ex.incoming
         text, mode = ex.draft.strip(), ex.mode  # generate has cleaned and checked model text
         if not text:
-            text, mode = self.offline.answer(persona, ex.text, msg.display_name, []), "fallback"
+            text, mode = self.offline.line(persona, ex.text, msg.display_name, []), "fallback"
         now = self.clock()
-        stored = await self.store.append(
-            ex.session,
-            [
-                Turn("user", ex.text, msg.user_id, msg.display_name, True, now, msg.message_id),
-                Turn("assistant", text, "", persona.name, True, now, partial=ex.partial),
-            ],
-        )
+        reply = Reply(text, persona.id, persona.name, mode, reply_to=msg.message_id)
+        question = Turn("user", ex.text, msg.user_id, msg.display_name, True, now, msg.message_id)
+        answer = Turn("assistant", text, "", persona.name, True, now, partial=ex.partial)
+        if msg.unprompted:  # the nudge is never stored; the character's remark is, when the model made it
+            if mode == "model":
+                await self.store.append(ex.session, [answer])
+            return replace(ex, draft=text, mode=mode, reply=reply)
+        stored = await self.store.append(ex.session, [question, answer])
         await self._remember_context(ex, mode, now)
         if self.summarizer and mode == "model":
             self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized)
@@ -58,7 +59,6 @@ class Finish:
                 said.append(stored[0])
                 if len(said) >= self.facts_every:
                     self.summarizer.note_facts(persona, ex.session, msg.user_id, msg.display_name, said)
-        reply = Reply(text, persona.id, persona.name, mode, reply_to=msg.message_id)
         return replace(ex, draft=text, mode=mode, reply=reply)
 
     async def _remember_context(self, ex: Exchange, mode: str, now: float) -> None:

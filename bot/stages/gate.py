@@ -7,11 +7,13 @@ import random
 import time
 from collections.abc import Callable
 
-from bot.config import BotConfig
 from bot.exchange import Exchange
-from bot.sanitize import clean_input
+from core.config import BotConfig
+from core.messages import Incoming
+from core.sanitize import clean_input
 from memory.store import ConversationStore
 from memory.turns import Turn
+from persona.card import Persona
 from persona.library import name_position
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,11 @@ log = logging.getLogger(__name__)
 def names_in(text: str, names: list[str]) -> bool:
     """True when a name occurs: as a whole word for Latin names, anywhere for CJK ones."""
     return any(name_position(text, name) >= 0 for name in names)
+
+
+def addressed(msg: Incoming, text: str, persona: Persona) -> bool:
+    """Is the character spoken to: a direct chat, an @, a reply to it, or its name in the text."""
+    return msg.is_direct or msg.mentions_bot or msg.reply_to_bot or names_in(text, persona.triggers())
 
 
 class Gate:
@@ -44,7 +51,7 @@ class Gate:
         msg = ex.incoming
         if msg.is_self:
             return None
-        channel = f"{msg.platform}:{msg.channel_id}"
+        channel = msg.conversation.key
         if msg.author_is_bot:
             allowed = ex.settings.bots if ex.settings.bots is not None else self.cfg.answer_bots
             streak = self._bot_streak.get(channel, 0)
@@ -63,10 +70,7 @@ class Gate:
         return None
 
     def _addressed(self, ex: Exchange) -> bool:
-        msg = ex.incoming
-        if msg.is_direct or msg.mentions_bot or msg.reply_to_bot:
-            return True
-        return names_in(ex.text, ex.persona.triggers())
+        return addressed(ex.incoming, ex.text, ex.persona)
 
     def _by_chance(self, ex: Exchange, channel: str) -> bool:
         p = ex.settings.chance if ex.settings.chance is not None else self.cfg.reply_chance

@@ -1,50 +1,23 @@
-"""Stage 5, generate: the model, streamed and checked, with timeouts; offline lines when it can't answer."""
+"""Stage 5, generate: the model, streamed and checked, with timeouts; the offline responder when it can't answer."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from bot import metrics
-from bot.config import LLMConfig
 from bot.exchange import Exchange
 from bot.hygiene import Hidden, ReplyCheck, whole_sentences
-from bot.llm import ChatModel, ContextOverflow, LLMError
-from bot.lookup import Passage
-from bot.offline import OfflineResponder
+from bot.offline import Offline
+from core.config import LLMConfig
+from core.llm import ChatModel, ContextOverflow, LLMError
 from persona.card import Persona
 
 log = logging.getLogger(__name__)
-_SCENE_LINE = re.compile(r"「(.+?)」")
 Recompose = Callable[[Exchange], Awaitable[Exchange]]
-
-
-class OfflineBook:
-    """One offline responder per persona, built on first use."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[str, OfflineResponder] = {}
-
-    def _responder(self, persona: Persona) -> OfflineResponder:
-        if persona.id not in self._by_id or self._by_id[persona.id].persona is not persona:
-            self._by_id[persona.id] = OfflineResponder(persona)
-        return self._by_id[persona.id]
-
-    def answer(
-        self, persona: Persona, text: str, user: str, avoid: list[str], scenes: Sequence[Passage] = ()
-    ) -> str:
-        """The persona's best-matching example line, else its own line from a retrieved scene."""
-        responder = self._responder(persona)
-        if scenes and not responder.matches(text):
-            for scene in scenes:
-                line = _SCENE_LINE.search(scene.text)
-                if line and line.group(1) not in avoid:
-                    return line.group(1)
-        return responder.answer(text, user, avoid)
 
 
 @dataclass
@@ -69,8 +42,8 @@ class Generate:
     def __init__(
         self,
         cfg: LLMConfig,
-        model: ChatModel | None,
-        offline: OfflineBook,
+        model: ChatModel,
+        offline: Offline,
         clock: Callable[[], float] = time.monotonic,
         recompose: Recompose | None = None,
         reply_cap: Callable[[], int] | None = None,
@@ -93,8 +66,6 @@ class Generate:
 
     async def __call__(self, ex: Exchange) -> Exchange:
         """Fill ex.draft and ex.mode."""
-        if self.model is None:
-            return await self._offline(ex, "offline")
         overflowed = regenerated = False
         while True:
             if self.clock() < self._down_until:
@@ -105,6 +76,14 @@ class Generate:
                 overflowed = True
                 self._learn_overflow(attempt.error, ex)
                 ex = await self.recompose(ex)
+                continue
+            if attempt.error is not None and not attempt.shown and any(m.images for m in ex.prompt):
+                # a server that cannot take pictures (vision set on by mistake) fails the request: it is
+                # the pictures' fault, not the server's; ask again without them and stop sending them
+                log.warning("the model failed a prompt with pictures (%s); asking again without them and "
+                            "sending no more pictures (check [llm] vision)", _reason(attempt))
+                self.model.profile.vision = False
+                ex = replace(ex, prompt=tuple(replace(m, images=()) for m in ex.prompt), images=())
                 continue
             if attempt.error is not None or attempt.timed_out:
                 metrics.model_error(attempt.error, attempt.timed_out)
@@ -179,9 +158,8 @@ class Generate:
         return attempt
 
     def _learn_overflow(self, err: ContextOverflow, ex: Exchange) -> None:
-        assert self.model is not None
         profile = self.model.profile
-        sent = sum(profile.count_message(m.content) for m in ex.prompt)
+        sent = sum(profile.count_message(m.content, len(m.images)) for m in ex.prompt)
         if err.limit:
             profile.learn_context(err.limit)
         if err.requested:
@@ -194,12 +172,7 @@ class Generate:
         )
 
     async def _offline(self, ex: Exchange, mode: str, shown: bool = False) -> Exchange:
-        avoid = [t.text for t in ex.history if t.role == "assistant"][-8:]
-        line = self.offline.answer(ex.persona, ex.text, ex.incoming.display_name, avoid, ex.scenes)
-        if ex.sink:
-            await ex.sink(("\n" if shown else "") + line)
-        log.info("reply in %s mode (example line)", mode)
-        return replace(ex, draft=line, mode="offline" if mode == "offline" else "fallback")
+        return await self.offline.answer(ex, "fallback", shown)
 
 
 def _reason(attempt: Attempt) -> str:

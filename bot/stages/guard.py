@@ -1,19 +1,21 @@
-"""Stage 2, guard: rate limits with a voice, input cleaning, messages with no words in them."""
+"""Stage 2, guard: rate limits with a voice, input cleaning, messages with no words in them, emoji for short acks."""
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from bot.config import BotConfig
 from bot.exchange import Exchange
-from bot.messages import Reply
-from bot.sanitize import clean_input
+from bot.reactions import EMOJI, Ack, ack_kind
 from bot.stages.gate import keep_as_context
+from core.config import BotConfig
+from core.messages import Reply
+from core.sanitize import clean_input
 from memory.store import ConversationStore
 from memory.turns import Turn
 
@@ -56,23 +58,35 @@ def pick(lines: Sequence[str], seed: str) -> str:
 class Guard:
     """Limits each user (never the terminal), cleans the message, answers calls without words."""
 
-    def __init__(self, cfg: BotConfig, store: ConversationStore, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        cfg: BotConfig,
+        store: ConversationStore,
+        clock: Callable[[], float] = time.time,
+        react_chance: float = 0.0,
+        chance: Callable[[], float] = random.random,
+    ):
         self.cfg = cfg
         self.store = store
         self.clock = clock  # stamps the messages kept as context
+        self.react_chance = react_chance
+        self.chance = chance
 
     async def __call__(self, ex: Exchange) -> Exchange | None:
         """The cleaned message; a canned line (over the limit, only a picture); None to stay silent."""
         msg, card = ex.incoming, ex.persona.card
         text = clean_input(ex.text, self.cfg.max_input_chars)
         who = f"{msg.platform}:{msg.user_id}"
-        if msg.platform != "terminal" and not await self.store.rate_hit(who, WINDOW, self.cfg.rate_limit_per_minute):
+        if msg.platform != "terminal" and not msg.unprompted and not await self.store.rate_hit(who, WINDOW, self.cfg.rate_limit_per_minute):
             log.info("rate limit: %s (kept as context)", who)
             await keep_as_context(self.store, ex, text, self.clock())
             if not await self.store.rate_hit(f"notice:{who}", WINDOW, 1):
                 return None
             return await self._canned(ex, card.lines.rate_limited or in_language(RATE_LIMITED, card.language))
         if text:
+            kind = ack_kind(text) if self.react_chance > 0 else None
+            if kind and self.chance() < self.react_chance:
+                return await self._react(ex, text, kind)
             return replace(ex, text=text)
         if any(a.kind == "image" for a in msg.attachments):
             lines = card.lines.no_pictures or in_language(NO_PICTURES, card.language)
@@ -80,6 +94,14 @@ class Guard:
         if msg.is_direct or msg.mentions_bot or msg.reply_to_bot:
             return replace(ex, text=in_language(CALLED, card.language))
         return None
+
+    async def _react(self, ex: Exchange, text: str, kind: Ack) -> Exchange:
+        """An emoji instead of a reply; the message itself is kept as context."""
+        msg, persona = ex.incoming, ex.persona
+        await keep_as_context(self.store, ex, text, self.clock())
+        reply = Reply(EMOJI[kind], persona.id, persona.name, "reaction", reply_to=msg.message_id)
+        log.info("short acknowledgement from %s:%s answered with %s", msg.platform, msg.user_id, EMOJI[kind])
+        return replace(ex, text=text, draft=reply.text, mode="reaction", reply=reply)
 
     async def _canned(self, ex: Exchange, lines: Sequence[str], said: str = "") -> Exchange:
         """Answer at once with one of the character's lines; with `said`, both sides are remembered."""

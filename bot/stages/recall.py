@@ -6,14 +6,15 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from bot.config import MemoryConfig
 from bot.exchange import Exchange
-from bot.lookup import Knowledge
+from core.config import MemoryConfig
+from core.knowledge import Knowledge
+from core.text import estimate_tokens
 from memory.age import ago
 from memory.episodes import EpisodeIndex, EpisodicMemory, Recollection
 from memory.facts import conversation_of
+from memory.recall_dense import DenseRecall
 from memory.store import ConversationStore
-from memory.text import estimate_tokens
 from memory.turns import Fact, Turn
 
 CONTEXT_TURNS = 3  # the last few messages, besides the message itself, that steer recall
@@ -67,22 +68,26 @@ class Recall:
         knowledge: Knowledge,
         clock: Callable[[], float] = time.time,
         episodes: EpisodicMemory | None = None,
+        dense: DenseRecall | None = None,
     ):
         self.cfg = cfg
         self.store = store
         self.knowledge = knowledge
         self.clock = clock
         self.episodes = episodes or EpisodicMemory(
-            store, keep_turns=cfg.max_turns + cfg.archive_turns, retention_days=cfg.archive_days
+            store, keep_turns=cfg.max_turns + cfg.archive_turns, retention_days=cfg.archive_days, dense=dense
         )
 
     async def __call__(self, ex: Exchange) -> Exchange:
         """Fill history, summary, facts, older turns recalled, passages, lore and scenes."""
         idx: EpisodeIndex | None = None
+        query = None
         if self.cfg.recall_tokens > 0:
             # the index holds every stored turn: the window is its newest part, with no second read
             idx, fresh = await self.episodes.refresh(ex.session)
             turns = idx.window(self.cfg.max_turns) if idx is not None and fresh else []
+            # the message's embedding (dense recall) is made while the summary and facts load
+            query = self.episodes.embed_query(ex.session, ex.text) if idx is not None else None
         else:
             turns = await self.store.recent(ex.session, self.cfg.max_turns)
         summary = await self.store.summary(ex.session)
@@ -100,7 +105,8 @@ class Recall:
             noted = book.noted.get(where, 0)
         memories: list[Recollection] = []
         if idx is not None:
-            memories = self.episodes.search(
+            memories = await self.episodes.search(
+                ex.session,
                 idx,
                 ex.text,
                 [t.text for t in window[-CONTEXT_TURNS:]],
@@ -110,6 +116,7 @@ class Recall:
                 user_id=ex.incoming.user_id,
                 ignore=ex.persona.triggers(),
                 k=RECALL_K,
+                query=query,
             )
         recent_text = [t.text for t in window]  # the lorebook cuts this to its scan depth
         found = await self.knowledge.lookup(ex.persona, ex.text, recent_text, ex.settings.max_chapter)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from bot.background import Background
 from bot.exchange import Exchange
-from bot.messages import Clip, Platform
+from core.background import Background
+from core.messages import Clip, Platform
 from persona.card import Persona
 from voice.base import Voice
 

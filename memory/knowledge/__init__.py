@@ -7,8 +7,8 @@ import importlib.util
 import sqlite3
 from pathlib import Path
 
-from bot.config import Settings
-from bot.lookup import Knowledge, NoKnowledge
+from core.config import Settings
+from core.knowledge import Knowledge, NoKnowledge
 from memory.knowledge.base import KnowledgeBase
 from memory.knowledge.catalog import Catalog
 from memory.knowledge.embedding import EMBED_EXTRA, HOW_TO_ADD, MINILM, EmbeddingError, describe, open_embedder

@@ -11,14 +11,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.config import KnowledgeConfig
-from bot.lookup import Lookup, Passage
+from core.config import KnowledgeConfig
+from core.knowledge import Lookup, Passage, pack
 from memory.knowledge.embedding import Embedder, open_embedder
 from memory.knowledge.index import Layout, SourceIndex
 from memory.knowledge.lorebook import scan
 from memory.knowledge.retrieval import Found, Mode, Reranker, Retriever, dense_weight
 from memory.knowledge.vectors import Vectors, collection_name, open_client
-from memory.text import estimate_tokens
 from persona.card import Persona
 
 log = logging.getLogger(__name__)
@@ -144,17 +143,6 @@ def as_passage(found: Found) -> Passage:
     head = f"〔{c.title}〕" if c.title else ""
     source = " ".join(p for p in (c.name, c.title) if p)
     return Passage(f"{head}{c.text}", source, "source", found.score)
-
-
-def pack(items: list[Passage], budget: int) -> list[Passage]:
-    """Passages in rank order that fit the token budget together."""
-    out, used = [], 0
-    for p in items:
-        cost = estimate_tokens(p.text) + 2
-        if used + cost <= budget:
-            out.append(p)
-            used += cost
-    return out
 
 
 def _mtime(path: Path) -> float | None:

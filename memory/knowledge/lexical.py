@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memory.text import _STOP
+from core.text import _STOP
 
 Encoder = Callable[[str], np.ndarray]
 LEXICAL_SCHEMA = 2
@@ -26,7 +26,7 @@ def word_code(word: str) -> int:
 
 
 def bigram_codes(text: str) -> np.ndarray:
-    """The terms of memory.text.lexical_tokens as integers, computed with numpy.
+    """The terms of core.text.lexical_tokens as integers, computed with numpy.
 
     CJK characters (minus stop characters) are their code points, bigrams inside CJK runs are
     (a << 21) | b, other words are hashed; 3 M characters take about a second.

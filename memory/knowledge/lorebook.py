@@ -6,8 +6,8 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from bot.lookup import Passage
-from memory.text import estimate_tokens
+from core.knowledge import Passage
+from core.text import estimate_tokens
 from persona.card import LoreEntry
 
 _REGEX_KEY = re.compile(r"^/(.+)/([imsux]*)$", re.S)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from core.text import decode_text
 from memory.knowledge.chapters import Section, split_chapters
 
 SUFFIXES = (".txt", ".md", ".epub", ".jsonl")
@@ -36,22 +37,6 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def decode(data: bytes) -> str:
-    """Text from bytes: BOMs first, then UTF-8, then GB18030 (which accepts GBK and GB2312)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace")
-
-
 def normalize(text: str) -> str:
     """Unix line ends, paragraphs stripped, blank lines dropped."""
     lines = (line.strip().replace("\u3000", " ").strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
@@ -68,7 +53,7 @@ def read_source(path: Path, pattern: str = "", sha: str | None = None) -> Source
     if suffix == ".epub":
         text = _epub(path)
     elif suffix in (".txt", ".md"):
-        text = normalize(decode(path.read_bytes()))
+        text = normalize(decode_text(path.read_bytes()))
     else:
         raise SourceError(f"{path}: unsupported file type (use {', '.join(SUFFIXES)})")
     return Source(key, name, sha, split_chapters(text, pattern))
@@ -89,7 +74,7 @@ def expand(paths: list[Path]) -> list[Path]:
 
 def _jsonl(path: Path) -> list[Section]:
     out: list[Section] = []
-    for n, line in enumerate(decode(path.read_bytes()).splitlines(), 1):
+    for n, line in enumerate(decode_text(path.read_bytes()).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -1,4 +1,4 @@
-"""How one Reply goes out on QQ: delay, split or merged-forward, then the voice clip."""
+"""How one Reply goes out on QQ: delay, paced parts or merged-forward, then the voice clip."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
-from bot.config import QQConfig
-from bot.messages import Clip, Reply
-from plugins.roleplay.chunks import split_text
+from bot.pacing import Pacing
+from bot.split import split_text
+from core.config import QQConfig
+from core.messages import Clip, Reply
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +27,31 @@ class Plan:
     chunks: tuple[str, ...]
 
 
-def plan(text: str, cfg: QQConfig) -> Plan:
-    """Past `forward_over_chars` (when > 0) a merged-forward message, else `message_chars` pieces."""
+def plan(text: str, cfg: QQConfig, pacing: Pacing | None = None) -> Plan:
+    """Past `forward_over_chars` (when > 0) a merged-forward message, else `pieces`."""
     chunks = tuple(split_text(text, cfg.message_chars))
     if cfg.forward_over_chars and len(text) > cfg.forward_over_chars and len(chunks) > 1:
         return Plan("forward", chunks)
-    return Plan("messages", chunks)
+    return Plan("messages", pieces(text, cfg, pacing) if pacing is not None else chunks)
+
+
+def pieces(text: str, cfg: QQConfig, pacing: Pacing) -> tuple[str, ...]:
+    """The paced parts of a reply, each cut again to `message_chars` where it is longer."""
+    return tuple(chunk for part in pacing.parts(text) for chunk in split_text(part, cfg.message_chars))
+
+
+def waited(sent_at: object, wall: Callable[[], float]) -> float:
+    """Seconds since a platform timestamp (epoch seconds, a datetime or ISO 8601 text); 0 when unknown."""
+    if isinstance(sent_at, str):
+        try:
+            sent_at = datetime.fromisoformat(sent_at)
+        except ValueError:
+            return 0.0
+    if isinstance(sent_at, datetime):
+        sent_at = sent_at.timestamp()
+    if isinstance(sent_at, int | float) and not isinstance(sent_at, bool) and sent_at > 0:
+        return max(0.0, wall() - float(sent_at))
+    return 0.0
 
 
 async def pause(cfg: QQConfig, chance: Callable[[], float], sleep: Sleep = asyncio.sleep) -> float:

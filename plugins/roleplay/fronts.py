@@ -9,18 +9,20 @@ from typing import Any
 from nonebot.adapters import Bot, Event
 
 from bot.app import App
-from bot.messages import Incoming, Reply
+from core.messages import Incoming, Reply
+from plugins.roleplay.react import official_react, onebot_react
 
 
 @dataclass(frozen=True, slots=True)
 class Front:
-    """What the matchers need from one adapter: convert, check permission, answer, deliver, voice."""
+    """What the matchers need from one adapter: convert, check permission, answer, deliver, voice, react."""
 
     incoming: Callable[[Any, Any], Incoming | None]
     is_admin: Callable[[Any, Any, list[str]], Awaitable[bool]]
     answer: Callable[[Any, Any, str], Awaitable[None]]
     deliver: Callable[[Any, Any, Reply, App], Awaitable[None]]
     voice: Callable[[Any, Any, Reply, App], Awaitable[None]]
+    react: Callable[[Any, Any, Reply], Awaitable[None]]
 
 
 def front_for(bot: Bot, event: Event) -> Front | None:
@@ -31,7 +33,7 @@ def front_for(bot: Bot, event: Event) -> Front | None:
     if isinstance(bot, OneBot) and isinstance(event, OneBotMessage):
         from plugins.roleplay import onebot
 
-        return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice)
+        return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice, onebot_react)
     try:  # the official adapter is optional in a host project
         from nonebot.adapters.qq import Bot as OfficialBot
         from nonebot.adapters.qq import MessageEvent as OfficialMessage
@@ -40,5 +42,6 @@ def front_for(bot: Bot, event: Event) -> Front | None:
     if isinstance(bot, OfficialBot) and isinstance(event, OfficialMessage):
         from plugins.roleplay import official
 
-        return Front(official.incoming, official.is_admin, official.answer, official.deliver, official.voice)
+        return Front(official.incoming, official.is_admin, official.answer, official.deliver, official.voice,
+                     official_react)
     return None

@@ -14,10 +14,10 @@ from nonebot.adapters.qq import (
 from nonebot.permission import SUPERUSER
 
 from bot.app import App
-from bot.messages import Incoming, Reply
-from bot.sanitize import clean_name
-from plugins.roleplay.chunks import split_text
-from plugins.roleplay.delivery import pause
+from bot.pacing import Pacing
+from core.messages import Incoming, Reply
+from core.sanitize import clean_name
+from plugins.roleplay.delivery import pause, pieces, waited
 
 
 def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
@@ -65,11 +65,16 @@ async def answer(bot: Bot, event: MessageEvent, text: str) -> None:
 
 
 async def deliver(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
-    """Passive replies to the trigger, one per chunk (the adapter counts msg_seq); no voice here."""
+    """Passive replies to the trigger, one per paced part (the adapter counts msg_seq); no voice here."""
     cfg = app.settings.qq
-    await pause(cfg, app.clocks.chance)
-    for chunk in split_text(reply.text, cfg.message_chars):
+    pacing = Pacing(app.settings.pacing, app.clocks.sleep)
+    await pause(cfg, app.clocks.chance, app.clocks.sleep)
+
+    async def send(_: int, chunk: str) -> None:
         await bot.send(event, MessageSegment.text(chunk))
+
+    spent = waited(getattr(event, "timestamp", None), app.clocks.wall)
+    await pacing.send(pieces(reply.text, cfg, pacing), send, spent=spent)
 
 
 async def voice(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:

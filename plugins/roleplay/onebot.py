@@ -16,13 +16,14 @@ from nonebot.adapters.onebot.v11 import (
 from nonebot.permission import SUPERUSER
 
 from bot.app import App
-from bot.messages import Attachment, Incoming, Reply
-from bot.sanitize import clean_name
-from plugins.roleplay.delivery import clip_of, pause, plan
+from bot.pacing import Pacing
+from core.messages import Attachment, Incoming, Reply
+from core.sanitize import clean_name
+from plugins.roleplay.delivery import clip_of, pause, plan, waited
 
 log = logging.getLogger(__name__)
 
-_KINDS = {"image": "image", "record": "audio", "video": "video", "file": "file"}
+_KINDS = {"image": "image", "record": "voice", "video": "video", "file": "file"}
 
 
 def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
@@ -79,17 +80,24 @@ async def answer(bot: Bot, event: MessageEvent, text: str) -> None:
 
 
 async def deliver(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
-    """Send the reply's text: delay, then split messages or one merged-forward message."""
+    """Send the reply's text: delay, then paced messages (only the first quotes and @s) or one merged-forward."""
     cfg = app.settings.qq
-    await pause(cfg, app.clocks.chance)
-    cut = plan(reply.text, cfg)
-    sent = False
+    pacing = Pacing(app.settings.pacing, app.clocks.sleep)
+    await pause(cfg, app.clocks.chance, app.clocks.sleep)
+    cut = plan(reply.text, cfg, pacing)
+    # OneBot's `time` is whole seconds: the first part's delay counts the time since the message was sent
+    spent = waited(event.time, app.clocks.wall)
     if cut.kind == "forward":
-        sent = await _forward(bot, event, reply, cut.chunks)
-    if not sent:
-        for i, chunk in enumerate(cut.chunks):
-            head = _head(event) if i == 0 else Message()
-            await bot.send(event, head + MessageSegment.text((" " if head else "") + chunk))
+        await pacing.wait(reply.text, spent)
+        if await _forward(bot, event, reply, cut.chunks):
+            return
+        spent = float("inf")  # already waited: the fallback pieces follow at once, then paced
+
+    async def send(i: int, chunk: str) -> None:
+        head = _head(event) if i == 0 else Message()
+        await bot.send(event, head + MessageSegment.text((" " if head else "") + chunk))
+
+    await pacing.send(cut.chunks, send, spent=spent)
 
 
 async def voice(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from bot.app import App, Clocks
-from bot.messages import Incoming
+from core.messages import Incoming
+from core.text import estimate_tokens
 from memory.episodes import EpisodeIndex, EpisodicMemory, query_weights, render
 from memory.redis_store import RedisStore
 from memory.sqlite_store import SQLiteStore
 from memory.store import ConversationStore
-from memory.text import estimate_tokens
 from memory.turns import SessionKey, Turn
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script

@@ -7,7 +7,8 @@ import socket
 from typing import Any
 
 from bot.app import App
-from bot.messages import Incoming
+from bot.stages.compose import Compose
+from core.messages import Incoming
 from memory.turns import SessionKey, Summary
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
@@ -64,7 +65,8 @@ async def test_stable_prefix_is_byte_identical_and_history_follows(make_settings
     await app.chain.handle(dm("我叫小明"))
     await app.chain.handle(dm("我刚才说了什么？"))
     first, second = chats(llm)[-2]["messages"], chats(llm)[-1]["messages"]
-    stable = app.chain.stages[3].stable(app.personas.get("horo"))  # type: ignore[attr-defined]
+    compose = next(s for s in app.chain.stages if isinstance(s, Compose))
+    stable = compose.stable(app.personas.get("horo"))
     assert first[0]["content"].startswith(stable) and second[0]["content"].startswith(stable)
     contents = [m["content"] for m in second]
     assert "我叫小明" in contents and "第一句回答" in contents
@@ -205,15 +207,15 @@ async def test_persona_switch_does_not_leak_and_reset_clears_everyone(make_setti
     app: App = await app_factory(make_settings(llm=llm_cfg(llm)))
     llm.default = Script(text="好")
     await app.chain.handle(group("赫萝，秘密是42", uid="u1", mentions_bot=True))
-    await app.chain.set_persona(group(""), "wukong")
+    await app.conversations.set_persona(group("").conversation, "wukong")
     await app.chain.handle(group("大圣你好", uid="u2", mentions_bot=True))
     prompt = " ".join(m["content"] for m in llm.requests[-1]["messages"])
     assert "孙悟空" in prompt and "秘密是42" not in prompt and "赫萝" not in prompt
-    await app.chain.set_persona(group(""), "horo")
+    await app.conversations.set_persona(group("").conversation, "horo")
     await app.chain.handle(group("还记得吗", uid="u2", mentions_bot=True))
     assert "赫萝，秘密是42" in " ".join(m["content"] for m in llm.requests[-1]["messages"])
     await app.store.set_summary(SessionKey("horo", "test", "group", "g1"), Summary("旧事", 1))
-    await app.chain.reset(group("", uid="u2"))
+    await app.conversations.reset(group("", uid="u2"))
     assert await app.store.recent(SessionKey("horo", "test", "group", "g1"), 10) == []
     assert (await app.store.summary(SessionKey("horo", "test", "group", "g1"))).text == ""
 
@@ -329,7 +331,7 @@ async def test_chance_with_cooldown_and_bot_fall_off(make_settings: MakeSettings
     assert await app.chain.handle(group("又来了", uid="h3")) is not None
     # other bots: ignored unless enabled for the channel, then at most bot_reply_limit in a row
     assert await app.chain.handle(group("赫萝你好", uid="b1", author_is_bot=True)) is None
-    await app.chain.set_setting(group(""), "bots", "on")
+    await app.conversations.update(group("").conversation, bots=True)
     bot_turns = [await app.chain.handle(group(f"赫萝{i}", uid="b1", author_is_bot=True)) for i in range(3)]
     assert [r is not None for r in bot_turns] == [True, True, False]
     assert await app.chain.handle(group("赫萝，人类来了", uid="h1")) is not None  # a human resets the streak

@@ -9,7 +9,8 @@ import pytest
 
 from bot.app import App
 from bot.commands import MAX_CHAPTER, BadArgument, Commands, chapter_arg, percent_arg, switch_arg
-from bot.messages import Incoming
+from core.conversation import Conversation
+from core.messages import Incoming
 from tests.conftest import MakeSettings
 from tests.support.cli import run_bot
 
@@ -46,7 +47,7 @@ async def test_out_of_range_values_never_reach_the_store(make_settings: MakeSett
     for answer in (await commands.spoiler(HERE, MAX_CHAPTER + 1), await commands.spoiler(HERE, -4),
                    await commands.chance(HERE, 101), await commands.chance(HERE, -1)):
         assert not answer.ok and "\n" not in answer.text
-    assert await app.store.settings("test", "group:g1") == {}
+    assert await app.store.settings(Conversation("test", "group", "g1")) == {}
     long = await commands.lore(HERE, "苹果" * 5000 + "\x1b")
     assert long.ok and long.text == "Nothing found."
     assert not (await commands.lore(HERE, "\u200b \x00")).ok

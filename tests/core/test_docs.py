@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.config import Settings
+from core.config import Settings
 from tests.conftest import ROOT
 
 SECTIONS = list(Settings.model_fields)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.app import App, Clocks
-from bot.messages import Incoming
+from core.messages import Incoming
 from memory.facts import FactOp, apply_ops, parse_ops
 from memory.turns import Fact, FactBook, Turn
 from tests.conftest import MakeSettings

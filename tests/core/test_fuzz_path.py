@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import App
-from bot.messages import Attachment, Incoming, Reply
+from core.messages import Attachment, Incoming, Reply
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
 

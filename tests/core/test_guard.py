@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import App
-from bot.messages import Attachment, Incoming
 from bot.stages.guard import CALLED, NO_PICTURES, PICTURE, RATE_LIMITED
+from core.messages import Attachment, Incoming
 from memory.turns import SessionKey
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
@@ -86,7 +86,7 @@ async def test_a_card_without_lines_of_its_own_speaks_its_language(
     card.parent.mkdir(parents=True)
     card.write_text('name = "Scout"\nlanguage = "en"\nfirst_mes = "Hi."\n', encoding="utf-8")
     app: App = await app_factory(make_settings(llm=llm_cfg(llm), bot={"rate_limit_per_minute": 1, "merge_bursts": False}))
-    await app.chain.set_persona(at_bot(""), "scout")
+    await app.conversations.set_persona(at_bot("").conversation, "scout")
     assert (await app.chain.handle(at_bot("hello"))) is not None
     notice = await app.chain.handle(at_bot("hello again"))
     assert notice is not None and notice.text in RATE_LIMITED["en"]

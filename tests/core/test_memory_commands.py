@@ -7,8 +7,8 @@ from typing import Any
 
 from bot.app import App, Clocks
 from bot.commands import BadArgument, Commands, forget_arg
-from bot.messages import Incoming
 from bot.terminal import TerminalChat
+from core.messages import Incoming
 from memory.turns import Fact, FactBook, SessionKey, Summary
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
@@ -103,7 +103,7 @@ async def test_why_names_the_memories_facts_lore_and_summary_the_last_reply_was_
     assert "facts:\n- [六个小时前] 住在北京" in why
     assert "lore:\n- " in why and "苹果" in why.split("lore:")[1]
     # a reset forgets the record with the rest of the conversation
-    await app.chain.reset(group(""))
+    await app.conversations.reset(group(""))
     assert (await commands.why(group(""))).text == "No reply here yet to explain."
 
 
@@ -124,4 +124,4 @@ async def test_terminal_commands(make_settings: MakeSettings, app_factory: Any, 
     assert await chat._command("/forget 1") and "forgot fact 1 about you" in out.getvalue()
     assert await app.store.facts("horo", "terminal", "s1") == []
     assert await chat._command("/why") and "No reply here yet" in out.getvalue()
-    assert await chat._command("/help") and "/forget N|all" in out.getvalue()
+    assert await chat._command("/help") and "/forget WHICH [@user]" in out.getvalue()

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import App
-from bot.messages import Incoming
+from core.messages import Incoming
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.config import MemoryConfig
+from core.config import MemoryConfig
+from core.conversation import Conversation
 from memory.open import open_store
 from memory.redis_store import RedisStore
 from memory.sqlite_store import SQLiteStore
@@ -42,8 +43,8 @@ async def check_v1_data(store: ConversationStore, turns_in_group: int) -> None:
     book = await store.fact_book("horo", "qq", "u1")
     # facts of unknown time and place: shown in every conversation, as v1 did
     assert [f.text for f in book.visible("group:999", shared=False)] == ["养了一只猫叫团子", "住在杭州"]
-    assert await store.settings("qq", "group:30001") == {"persona": "horo", "voice": "on"}
-    assert not await store.claim("qq", "10001", "group:30001", "m77", 60)  # seen before the upgrade
+    assert await store.settings(Conversation("qq", "group", "30001")) == {"persona": "horo", "voice": "on"}
+    assert not await store.claim(Conversation("qq", "group", "30001"), "10001", "m77", 60)  # seen before the upgrade
     # numbering goes on where v1 left it
     added = await store.append(GROUP, exchange(99))
     assert added[0].seq == 2 * turns_in_group + 1
@@ -100,13 +101,13 @@ async def test_redis_migration_is_idempotent_and_never_overwrites_v2(redis_url: 
         assert await store.migrate(f"{redis_prefix}:v1") > 0
         assert await store.migrate(f"{redis_prefix}:v1") == 0  # the marker: nothing to do
         await store.append(GROUP, exchange(3))
-        await store.set_setting("qq", "group:30001", "voice", "off")
+        await store.set_setting(Conversation("qq", "group", "30001"), "voice", "off")
         # an interrupted run (no marker yet) goes again: keys already in v2 are left alone
         await store._r.delete(f"{redis_prefix}:v2:migrated")
         assert await store.migrate(f"{redis_prefix}:v1") == 0
         window = await store.recent(GROUP, 100)
         assert [t.text for t in window if t.role == "user"] == ["第0句", "第1句", "第2句", "第3句"]
-        assert (await store.settings("qq", "group:30001"))["voice"] == "off"
+        assert (await store.settings(Conversation("qq", "group", "30001")))["voice"] == "off"
         assert await store.facts("horo", "qq", "u1") == ["养了一只猫叫团子", "住在杭州"]
     finally:
         await store.close()

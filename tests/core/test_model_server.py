@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.messages import Incoming
+from core.messages import Incoming
 from memory.turns import SessionKey
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script

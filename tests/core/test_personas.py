@@ -7,10 +7,12 @@ import json
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.offline import OfflineResponder
+from core.config import PersonasConfig
 from persona.importer import import_card
 from persona.library import PersonaError, PersonaLibrary
 from tests.conftest import ROOT
@@ -146,3 +148,11 @@ def test_bad_card_file_names_the_key(tmp_path: Path) -> None:
     (folder / "card.toml").write_text('name = "X"\nmood = "odd"\n', encoding="utf-8")
     with pytest.raises(PersonaError, match=r"card.toml: mood: unknown key"):
         PersonaLibrary([tmp_path / "x"])
+
+
+def test_an_installed_bot_run_from_another_folder_finds_the_packaged_cards(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./persona here
+    lib = PersonaLibrary.configured(PersonasConfig())
+    assert {"horo", "yexiu", "wukong"} <= set(lib.ids())
+    named = PersonaLibrary.configured(PersonasConfig(dirs=[tmp_path / "cards"]))
+    assert named.ids() == []  # a folder named on purpose is never swapped for the packaged cards

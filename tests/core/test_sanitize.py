@@ -7,8 +7,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.messages import Incoming
-from bot.sanitize import clean_input, clean_name, clean_text
+from core.messages import Incoming
+from core.sanitize import clean_input, clean_name, clean_text
 
 # What must never survive cleaning (ZWJ/ZWNJ and variation selectors are judged by their neighbours).
 FORBIDDEN = re.compile(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.conversation import Conversation
 from memory.redis_store import RedisStore
 from memory.sqlite_store import SQLiteStore
 from memory.store import ConversationStore, StoreError
@@ -112,25 +113,25 @@ async def test_fact_books_change_atomically_per_persona(opener: Opener) -> None:
 
 async def test_settings_and_claim(opener: Opener) -> None:
     store = opener()
-    await store.set_setting("test", "c1", "persona", "wukong")
-    await store.set_setting("test", "c1", "voice", "on")
-    assert await store.settings("test", "c1") == {"persona": "wukong", "voice": "on"}
-    await store.set_setting("test", "c1", "voice", None)
-    assert await opener().settings("test", "c1") == {"persona": "wukong"}
-    assert await store.claim("test", "b1", "group:c1", "m1", 60)
-    assert not await store.claim("test", "b1", "group:c1", "m1", 60)
-    assert await store.claim("test", "b1", "group:c1", "m2", 60)
+    await store.set_setting(Conversation("test", "group", "c1"), "persona", "wukong")
+    await store.set_setting(Conversation("test", "group", "c1"), "voice", "on")
+    assert await store.settings(Conversation("test", "group", "c1")) == {"persona": "wukong", "voice": "on"}
+    await store.set_setting(Conversation("test", "group", "c1"), "voice", None)
+    assert await opener().settings(Conversation("test", "group", "c1")) == {"persona": "wukong"}
+    assert await store.claim(Conversation("test", "group", "c1"), "b1", "m1", 60)
+    assert not await store.claim(Conversation("test", "group", "c1"), "b1", "m1", 60)
+    assert await store.claim(Conversation("test", "group", "c1"), "b1", "m2", 60)
 
 
 async def test_claim_is_per_bot_and_conversation(opener: Opener) -> None:
     store = opener()
     # message ids are only unique within a conversation, and each bot account gets its own copy
-    assert await store.claim("qq", "10001", "group:1", "42", 60)
-    assert await store.claim("qq", "10001", "group:2", "42", 60)
-    assert await store.claim("qq", "10001", "dm:7", "42", 60)
-    assert await store.claim("qq", "10002", "group:1", "42", 60)
-    assert not await store.claim("qq", "10001", "group:1", "42", 60)
-    assert not await opener().claim("qq", "10002", "group:1", "42", 60)
+    assert await store.claim(Conversation("qq", "group", "1"), "10001", "42", 60)
+    assert await store.claim(Conversation("qq", "group", "2"), "10001", "42", 60)
+    assert await store.claim(Conversation("qq", "dm", "7"), "10001", "42", 60)
+    assert await store.claim(Conversation("qq", "group", "1"), "10002", "42", 60)
+    assert not await store.claim(Conversation("qq", "group", "1"), "10001", "42", 60)
+    assert not await opener().claim(Conversation("qq", "group", "1"), "10002", "42", 60)
 
 
 async def test_sqlite_ttl_forgets_idle_sessions(tmp_path: Path) -> None:
@@ -186,7 +187,7 @@ async def test_burst_through_a_small_pool_loses_nothing(redis_url: str, redis_pr
 
         async def one(i: int) -> tuple[bool, list[Turn]]:
             key = keys[i % 50]
-            claimed = await store.claim("qq", "10001", f"group:{key.id}", str(i), 60)
+            claimed = await store.claim(key.conversation, "10001", str(i), 60)
             return claimed, await store.append(key, [user(f"q{i}"), Turn("assistant", f"a{i}")])
 
         results = await asyncio.gather(*(one(i) for i in range(500)))

@@ -17,7 +17,8 @@ import pytest
 import redis
 
 from bot.app import App
-from bot.messages import Incoming
+from core.conversation import Conversation
+from core.messages import Incoming
 from memory.redis_store import RedisStore
 from memory.resilient import ResilientStore
 from memory.turns import SessionKey, Turn
@@ -163,8 +164,8 @@ async def test_longer_outage_waits_in_memory_and_is_written_in_order(server: Red
 async def test_reads_and_claims_go_on_during_an_outage(server: RedisServer) -> None:
     store = ResilientStore(RedisStore(server.url, retry_seconds=0.2), probe_every=0.1)
     try:
-        await store.set_setting("qq", "group:1", "persona", "wukong")
-        assert await store.settings("qq", "group:1") == {"persona": "wukong"}
+        await store.set_setting(Conversation("qq", "group", "1"), "persona", "wukong")
+        assert await store.settings(Conversation("qq", "group", "1")) == {"persona": "wukong"}
         server.stop()
         await store.append(KEYS[0], exchange(0, 0))
         assert not store.available
@@ -172,10 +173,10 @@ async def test_reads_and_claims_go_on_during_an_outage(server: RedisServer) -> N
         assert await store.recent(KEYS[0], 10) == []
         assert (await store.summary(KEYS[0])).text == ""
         assert await store.facts("horo", "qq", "u1") == []
-        assert await store.settings("qq", "group:1") == {"persona": "wukong"}  # the last ones seen
-        assert await store.claim("qq", "10001", "group:1", "m1", 60)
-        assert not await store.claim("qq", "10001", "group:1", "m1", 60)
-        assert await store.claim("qq", "10001", "group:2", "m1", 60)
+        assert await store.settings(Conversation("qq", "group", "1")) == {"persona": "wukong"}  # the last ones seen
+        assert await store.claim(Conversation("qq", "group", "1"), "10001", "m1", 60)
+        assert not await store.claim(Conversation("qq", "group", "1"), "10001", "m1", 60)
+        assert await store.claim(Conversation("qq", "group", "2"), "10001", "m1", 60)
         assert time.monotonic() - started < 0.5  # no read waits for the server while it is known away
         server.start()
         for _ in range(100):

@@ -48,8 +48,10 @@ def test_interactive_chat_greets_streams_and_takes_commands(tmp_path: Path, llm:
         assert "赫萝:" in greeting and "serves test-model" in greeting
         os.write(main, "你好呀\n".encode())
         assert "赫萝: 呵呵，汝可算来了，咱等得尾巴都快打结了。" in read_until(main, "打结了。")
-        os.write(main, b"/persona wukong\n")
-        assert "孙悟空 is here now" in read_until(main, "is here now")
+        os.write(main, b"/persona wukong\n")  # the table's /persona set, answered with the new character's greeting
+        assert "俺老孙" in read_until(main, "俺老孙")
+        os.write(main, b"/help\n")
+        assert "/forget WHICH [@user]" in read_until(main, "/quit — leave")
         os.write(main, b"/quit\n")
         assert proc.wait(timeout=30) == 0
     finally:

@@ -312,6 +312,10 @@ class FakeDiscord:
                 ])
             case "POST", ["channels", cid, "typing"]:
                 return web.Response(status=204)
+            case "PUT", ["channels", _, "messages", mid, "reactions", _, "@me"]:
+                if int(mid) not in self.messages:
+                    return _json({"message": "Unknown Message", "code": 10008}, status=404)
+                return web.Response(status=204)
             case "POST", ["channels", cid, "messages"]:
                 return _json(self._created(int(cid), body, files, BOT_USER))
             case "PATCH", ["channels", cid, "messages", mid]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 
 
 def test_token_comes_from_the_environment_and_stays_secret(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from bot.commands import MAX_CHAPTER
 from bot.exchange import ChannelSettings
-from bot.messages import Incoming
+from core.messages import Incoming
 from memory.turns import SessionKey
 from tests.discord.fake_discord import ALICE, APP_ID, BOT_USER, CHANNEL_ID, DM_ID, MANAGE_GUILD, FakeDiscord
 from tests.support.openai_server import FakeOpenAI, Script
@@ -33,7 +33,7 @@ ADMIN = [
 
 async def settings_of(app: Any, channel: int = CHANNEL_ID, direct: bool = False) -> ChannelSettings:
     here = Incoming("discord", str(channel), str(ALICE), "alice", "", is_direct=direct)
-    return await app.chain.channel_settings(here)  # type: ignore[no-any-return]
+    return await app.conversations.settings(here.conversation)  # type: ignore[no-any-return]
 
 
 async def run(fake: FakeDiscord, name: str, options: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.command_table import TABLE
 from bot.exchange import ChannelSettings
-from bot.messages import Incoming
+from core.messages import Incoming
 from tests.discord.fake_discord import ALICE, APP_ID, CHANNEL_ID, GUILD_ID, MANAGE_GUILD, FakeDiscord
 from tests.support.openai_server import FakeOpenAI
 
@@ -15,7 +16,7 @@ EPHEMERAL = 64
 async def stored(app: Any) -> ChannelSettings:
     """The channel's settings as the pipeline reads them."""
     here = Incoming("discord", str(CHANNEL_ID), str(ALICE), "alice", "")
-    return await app.chain.channel_settings(here)  # type: ignore[no-any-return]
+    return await app.conversations.settings(here.conversation)  # type: ignore[no-any-return]
 
 
 async def run(fake: FakeDiscord, name: str, options: list[dict[str, Any]] = (), **kw: Any) -> dict[str, Any]:  # type: ignore[assignment]
@@ -33,7 +34,10 @@ def sub(name: str, **values: Any) -> list[dict[str, Any]]:
 async def test_commands_are_synced_globally_or_to_the_configured_guilds(connect: Any, discord_server: FakeDiscord) -> None:
     await connect()
     synced = discord_server.sent("PUT", f"/applications/{APP_ID}/commands")
-    assert {c["name"] for c in synced[0].body} == {"persona", "reset", "voice", "lore", "spoiler", "stats", "chance", "bots", "memory", "forget", "why"}  # type: ignore[union-attr]
+    assert {c["name"] for c in synced[0].body} == {c.name.split()[0] for c in TABLE}  # type: ignore[union-attr]
+    persona = next(c for c in synced[0].body if c["name"] == "persona")  # type: ignore[union-attr]
+    assert {o["name"] for o in persona["options"]} == {"list", "set"}
+    assert all(len(c["description"]) <= 100 for c in synced[0].body)  # type: ignore[union-attr]
     discord_server.requests.clear()
     await connect(discord={"sync_guilds": [GUILD_ID]})
     assert discord_server.sent("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bot.messages import Clip
+from core.messages import Clip
 from persona.card import Persona
 from tests.discord.fake_discord import BOT_USER, CHANNEL_ID, FakeDiscord
 from tests.support.openai_server import FakeOpenAI, Script

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import App
-from bot.messages import Incoming
 from bot.offline import OfflineResponder
+from core.messages import Incoming
 from memory.knowledge.index import Layout
 from memory.knowledge.ingest import Ingestor
 from tests.conftest import ROOT, SHARED, MakeSettings
@@ -106,13 +106,13 @@ async def test_spoiler_limit_from_config_and_channel(
     assert "〔第七回" in open_ and "〔第七回" not in limited
     assert all(f"〔第{n}回" not in limited for n in "三四五六七")
     # a channel's own setting wins over the config default
-    await app.chain.set_setting(Incoming("test", "g1", "u1", "小明", ""), "max_chapter", "7")
+    await app.conversations.update(Incoming("test", "g1", "u1", "小明", "").conversation, max_chapter=7)
     await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask, mentions_bot=True))
     assert "〔第七回" in system_text(llm.requests[-1])
     # lifting the limit by command lifts the config default too
     from bot.commands import Commands
 
-    await app.chain.set_setting(Incoming("test", "g1", "u1", "小明", ""), "max_chapter", None)
+    await app.conversations.update(Incoming("test", "g1", "u1", "小明", "").conversation, max_chapter=None)
     await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask + "？", mentions_bot=True))
     assert "〔第七回" not in system_text(llm.requests[-1])  # back to the config default
     await Commands(app).spoiler(Incoming("test", "g1", "u1", "小明", ""), None)

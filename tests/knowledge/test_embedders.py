@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.config import ConfigError, KnowledgeConfig, load_config
+from core.config import ConfigError, KnowledgeConfig, load_config
 from memory.knowledge.base import DENSE_RETRY_SECONDS, KnowledgeBase
 from memory.knowledge.embedders import HttpEmbedder, LocalEmbedder
 from memory.knowledge.embedding import MINILM, EmbeddingError, open_embedder

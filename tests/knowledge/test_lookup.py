@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.config import KnowledgeConfig
-from bot.lookup import Lookup
+from core.config import KnowledgeConfig
+from core.knowledge import Lookup
 from memory.knowledge.base import KnowledgeBase
 from memory.knowledge.catalog import StoredChunk
 from memory.knowledge.chapters import Section
@@ -128,7 +128,7 @@ def test_scene_lines_are_the_characters_own() -> None:
 
 
 async def test_open_knowledge_and_doctor_check(make_settings: Any, novel: Callable[..., Path]) -> None:
-    from bot.lookup import NoKnowledge
+    from core.knowledge import NoKnowledge
     from memory.knowledge import knowledge_check, open_knowledge
 
     assert isinstance(await open_knowledge(make_settings()), NoKnowledge)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from core.text import decode_text as decode
 from memory.knowledge.chapters import chinese_number, split_chapters
 from memory.knowledge.chunking import chunk_sections, units
-from memory.knowledge.reading import SourceError, decode, read_source
+from memory.knowledge.reading import SourceError, read_source
 
 
 @pytest.mark.parametrize(

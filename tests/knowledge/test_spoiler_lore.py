@@ -10,7 +10,7 @@ import pytest
 
 from bot.app import App
 from bot.commands import Commands
-from bot.messages import Incoming
+from core.messages import Incoming
 from memory.knowledge.chapters import split_chapters
 from memory.knowledge.lorebook import scan
 from persona.card import LoreEntry

@@ -31,12 +31,12 @@ def roleplay_plugin(nonebug_init: None) -> Any:
 async def qq_app(
     roleplay_plugin: Any, make_settings: Any, app_factory: Any, llm: FakeOpenAI
 ) -> AsyncIterator[Callable[..., Any]]:
-    """`await qq_app(qq={...}, ...)` -> the App the plugin's matchers now use."""
+    """`await qq_app(qq={...}, clocks=Clocks(...), ...)` -> the App the plugin's matchers now use."""
 
-    async def open_app(**sections: dict[str, Any]) -> App:
+    async def open_app(clocks: Any = None, **sections: dict[str, Any]) -> App:
         sections["llm"] = {"base_url": llm.base_url, "model": "test-model", "retry_after": 0, **sections.get("llm", {})}
         sections["memory"] = {"summary": False, "facts": False, **sections.get("memory", {})}
-        app: App = await app_factory(make_settings(**sections))
+        app: App = await app_factory(make_settings(**sections), clocks=clocks)
         holder.set(app)
         return app
 

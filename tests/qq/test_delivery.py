@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.config import QQConfig
+from core.config import QQConfig
 
 # plugin modules are imported only after nonebot has loaded the plugin (importing them first would
 # import the package outside nonebot's loader)
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("roleplay_plugin")
 
 
 def _split(text: str, limit: int) -> list[str]:
-    from plugins.roleplay.chunks import split_text
+    from bot.split import split_text
 
     return split_text(text, limit)
 

@@ -9,13 +9,15 @@ import pytest
 from nonebot.adapters.onebot.v11 import Adapter, Bot, Message, MessageSegment
 from nonebug import App as NoneBugApp
 
+from bot.command_table import NOT_ALLOWED
 from bot.exchange import ChannelSettings
 from bot.stages.guard import CALLED
+from core.conversation import Conversation
 from memory.turns import SessionKey
 from tests.qq.conftest import SELF_ID, group_event, private_event
 from tests.support.openai_server import FakeOpenAI, Script
 
-REFUSED = "Only the group owner, admins or the bot's superusers can change that here."
+REFUSED = NOT_ALLOWED
 # every command that changes a conversation, with an argument it accepts and what that stores
 ADMIN = [
     ("/persona set yexiu", "persona", "yexiu"),
@@ -35,7 +37,8 @@ def _quoted(event: Any, text: str) -> Message:
 
 
 async def _settings(qq: Any, channel: str = "group:30001") -> ChannelSettings:
-    return ChannelSettings.parse(await qq.store.settings("qq", channel))
+    scope, _, cid = channel.partition(":")
+    return ChannelSettings.parse(await qq.store.settings(Conversation("qq", scope, cid)))  # type: ignore[arg-type]
 
 
 class _Starts(Message):
@@ -73,7 +76,7 @@ async def test_members_cannot_change_a_group_but_owners_admins_and_superusers_ca
             ctx.receive_event(_bot(ctx), allowed)
             ctx.should_call_send(allowed, _Starts(allowed, ""), result={"message_id": 2 + i})
         assert getattr(await _settings(qq), field) == value
-        await qq.store.set_setting("qq", "group:30001", field, None)
+        await qq.store.set_setting(Conversation("qq", "group", "30001"), field, None)
 
 
 async def test_reset_is_refused_to_members_and_allowed_to_admins(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:
@@ -137,7 +140,7 @@ async def test_arguments_out_of_range_are_refused_and_nothing_is_stored(
     async with app.test_matcher() as ctx:
         ctx.receive_event(_bot(ctx), event)
         ctx.should_call_send(event, _quoted(event, answer), result={"message_id": 1})
-    assert await qq.store.settings("qq", "group:30001") == {}
+    assert await qq.store.settings(Conversation("qq", "group", "30001")) == {}
 
 
 async def test_arguments_as_people_type_them_are_read(app: NoneBugApp, qq_app: Any) -> None:

@@ -8,7 +8,9 @@ import nonebot
 from nonebot.adapters.onebot.v11 import ActionFailed, Adapter, Bot, Message, MessageSegment
 from nonebug import App as NoneBugApp
 
+from bot.command_table import NOT_ALLOWED
 from bot.exchange import ChannelSettings
+from core.conversation import Conversation
 from memory.turns import SessionKey
 from tests.qq.conftest import SELF_ID, group_event, private_event
 from tests.support.openai_server import FakeOpenAI, Script
@@ -120,10 +122,10 @@ async def test_persona_list_and_member_cannot_switch_persona_in_group(app: NoneB
         ctx.receive_event(bot, switch)
         ctx.should_call_send(
             switch,
-            _quoted(switch, " Only the group owner, admins or the bot's superusers can change that here."),
+            _quoted(switch, " " + NOT_ALLOWED),
             result={"message_id": 2},
         )
-    assert ChannelSettings.parse(await qq.store.settings("qq", "group:30001")).persona == ""
+    assert ChannelSettings.parse(await qq.store.settings(Conversation("qq", "group", "30001"))).persona == ""
 
 
 def _listing(app: Any) -> str:
@@ -145,7 +147,7 @@ async def test_group_admin_and_superuser_change_group_settings(app: NoneBugApp, 
         ctx.should_call_send(by_superuser, _quoted(by_superuser, " Voice on."), result={"message_id": 4})
         ctx.receive_event(bot, spoiler)
         ctx.should_call_send(spoiler, _quoted(spoiler, " Spoiler limit: chapter 12."), result={"message_id": 5})
-    settings = ChannelSettings.parse(await qq.store.settings("qq", "group:30001"))
+    settings = ChannelSettings.parse(await qq.store.settings(Conversation("qq", "group", "30001")))
     assert (settings.persona, settings.voice, settings.max_chapter) == ("yexiu", True, 12)
 
 

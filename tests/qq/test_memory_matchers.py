@@ -8,6 +8,7 @@ import nonebot
 from nonebot.adapters.onebot.v11 import Adapter, Bot, Message, MessageSegment
 from nonebug import App as NoneBugApp
 
+from bot.command_table import NOT_FOR_OTHERS
 from memory.turns import Fact, FactBook
 from tests.qq.conftest import SELF_ID, group_event, private_event
 from tests.support.openai_server import FakeOpenAI, Script
@@ -50,7 +51,7 @@ async def test_forgetting_another_member_needs_an_admin(app: NoneBugApp, qq_app:
     async with app.test_matcher() as ctx:
         bot = _bot(ctx)
         ctx.receive_event(bot, by_member)
-        refusal = " Only the group owner, admins or the bot's superusers can change that here."
+        refusal = " " + NOT_FOR_OTHERS
         ctx.should_call_send(by_member, _quoted(by_member, refusal), result={"message_id": 3})
     assert await qq.store.facts("horo", "qq", "20077") == ["是程序员"]
     async with app.test_matcher() as ctx:
@@ -67,7 +68,7 @@ async def test_a_private_chat_cannot_forget_for_others(app: NoneBugApp, qq_app: 
     async with app.test_matcher() as ctx:
         bot = _bot(ctx)
         ctx.receive_event(bot, event)
-        refusal = "Only group admins or the bot's superusers can make it forget someone else."
+        refusal = NOT_FOR_OTHERS
         ctx.should_call_send(event, Message(MessageSegment.text(refusal)), result={"message_id": 5})
     assert await qq.store.facts("horo", "qq", "20077") == ["是程序员"]
 

@@ -9,7 +9,9 @@ from nonebot.adapters.qq.config import BotInfo
 from nonebot.adapters.qq.models import FriendAuthor, GroupMemberAuthor
 from nonebug import App as NoneBugApp
 
+from bot.command_table import NOT_ALLOWED
 from bot.exchange import ChannelSettings
+from core.conversation import Conversation
 from memory.turns import SessionKey
 from tests.support.openai_server import FakeOpenAI, Script
 
@@ -46,11 +48,11 @@ async def test_group_settings_need_owner_or_admin_role(app: NoneBugApp, qq_app: 
         bot = _bot(ctx)
         ctx.receive_event(bot, member)
         ctx.should_call_send(
-            member, MessageSegment.text("Only the group owner, admins or the bot's superusers can change that here."), result=None
+            member, MessageSegment.text(NOT_ALLOWED), result=None
         )
         ctx.receive_event(bot, owner)
         ctx.should_call_send(owner, MessageSegment.text("Voice on."), result=None)
-    assert ChannelSettings.parse(await qq.store.settings("qq", "group:G1")).voice is True
+    assert ChannelSettings.parse(await qq.store.settings(Conversation("qq", "group", "G1"))).voice is True
 
 
 async def test_c2c_message_is_a_direct_chat(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:

@@ -18,7 +18,7 @@ import pytest
 import redis
 from websockets.exceptions import InvalidStatus
 
-from bot.config import Settings, load_config
+from core.config import Settings, load_config
 from memory.open import open_store
 from memory.turns import SessionKey
 from tests.conftest import ROOT

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.app import App, Clocks
-from bot.messages import Incoming
+from core.messages import Incoming
 from memory.summarizer import usable_fact
 from memory.turns import SessionKey
 from tests.conftest import MakeSettings

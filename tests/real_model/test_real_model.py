@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.messages import Incoming
+from core.messages import Incoming
 from memory.turns import SessionKey
 from tests.conftest import ROOT, MakeSettings
 from tests.real_model.llama import LlamaServer

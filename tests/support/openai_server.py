@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import functools
 import http.client
@@ -50,6 +52,33 @@ def _text_len(content: Any) -> int:
     if isinstance(content, list):  # multi-part content: count the text parts
         return sum(_text_len(p.get("text")) for p in content if isinstance(p, dict))
     return len(content) if isinstance(content, str) else 0
+
+
+_IMAGE_MAGIC = {"image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff", "image/gif": b"GIF8", "image/webp": b"RIFF"}
+
+
+def _image_problem(part: dict[str, Any]) -> str | None:
+    """What is wrong with one content part, as OpenAI would say it (None when it is fine)."""
+    kind = part.get("type")
+    if kind == "text":
+        return None if isinstance(part.get("text"), str) else "a text part needs a string `text`"
+    if kind != "image_url":
+        return f"Invalid content part type: {kind!r}"
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else None
+    if not isinstance(url, str):
+        return "an image_url part needs `image_url: {url: ...}`"
+    if url.startswith(("http://", "https://")):
+        return None
+    head, _, payload = url.partition(",")
+    mime = head.removeprefix("data:").removesuffix(";base64")
+    if not head.startswith("data:") or not head.endswith(";base64") or mime not in _IMAGE_MAGIC:
+        return f"Invalid image URL: {url[:40]!r}"
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return "Invalid base64 image data"
+    return None if data.startswith(_IMAGE_MAGIC[mime]) else f"image data is not {mime}"
 
 
 def _usage(body: dict[str, Any], text: str) -> dict[str, int]:
@@ -131,6 +160,9 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def do_GET(self) -> None:
+        props = self.server.owner.props
+        if props is not None and self.path.split("?", 1)[0].rstrip("/") == "/props":  # llama.cpp's route
+            return self._send_json(200, props)
         if self._route("/v1/models") and self._authorized():
             models = self.server.owner.models
             card = {"object": "model", "created": 0, "owned_by": self.server.owner.owned_by, **self.server.owner.card}
@@ -151,6 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
         owner._record(body, {k.lower(): v for k, v in self.headers.items()})
         if not self._authorized():
             return
+        problem = owner._check_parts(body)
+        if problem:
+            return self._send_error(400, problem)
         with owner._lock:
             owner.in_flight += 1
             owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
@@ -230,6 +265,10 @@ class FakeOpenAI:
         self.api_key = api_key
         self.owned_by = "test"  # what /v1/models says owns the models (tells the server kind)
         self.card: dict[str, Any] = {}  # more fields for each model card (e.g. max_model_len)
+        self.props: dict[str, Any] | None = None  # set: GET /props answers it (llama.cpp's server)
+        self.vision = True  # False: image parts are refused with a 400, as a text-only model's server does
+        # image_url URLs received (http(s) or data:), in order; content parts are validated on receipt
+        self.images: list[str] = []
         self.default = Script(text="OK")
         self.responder: Callable[[dict[str, Any]], Script | None] | None = None
         self._lock = threading.Lock()
@@ -267,6 +306,7 @@ class FakeOpenAI:
             self._queue.clear()
             self.requests.clear()
             self.headers.clear()
+            self.images.clear()
             self.max_in_flight = self.in_flight
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -281,6 +321,23 @@ class FakeOpenAI:
             self.requests.append(body)
             self.headers.append(headers)
             self._cond.notify_all()
+
+    def _check_parts(self, body: dict[str, Any]) -> str | None:
+        """Validate and record list-form content parts; the first problem found, or None."""
+        for message in body.get("messages") or []:
+            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(content, list):
+                continue
+            for part in content:
+                problem = _image_problem(part) if isinstance(part, dict) else "a content part is not an object"
+                if problem:
+                    return problem
+                if part.get("type") == "image_url":
+                    if not self.vision:
+                        return "This model does not support image input."
+                    with self._lock:
+                        self.images.append(part["image_url"]["url"])
+        return None
 
     def _next_script(self, body: dict[str, Any]) -> Script:
         responder = self.responder

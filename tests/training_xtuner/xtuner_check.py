@@ -20,7 +20,7 @@ from transformers import AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerF
 from xtuner.registry import BUILDER
 from xtuner.utils import PROMPT_TEMPLATE
 
-from bot.config import TrainingConfig
+from core.config import TrainingConfig
 from persona.library import PersonaLibrary
 from training import dialogues, recipe, selfcog, text, validate
 from training.records import JsonlWriter, conversation, system_prompt

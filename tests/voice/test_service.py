@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.llm import OpenAIChat
+from core.llm import OpenAIChat
 from persona.library import PersonaLibrary
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.messages import Incoming, Platform
+from core.messages import Incoming, Platform
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
 from tests.voice.vits_server import FakeVits
@@ -112,7 +112,7 @@ async def test_channel_switch_overrides_the_default(
     llm.default = Script(text="はい。")
     app = await voiced_app(make_settings, app_factory, llm, vits, enabled=False)
     assert (await app.chain.handle(dm("一", user="a"))).voice is None
-    await app.chain.set_setting(dm("", user="a"), "voice", "on")
+    await app.conversations.update(dm("", user="a").conversation, voice=True)
     assert await (await app.chain.handle(dm("二", user="a"))).voice is not None
-    await app.chain.set_setting(dm("", user="a"), "voice", "off")
+    await app.conversations.update(dm("", user="a").conversation, voice=False)
     assert (await app.chain.handle(dm("三", user="a"))).voice is None

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import LLMConfig
-from bot.llm import OpenAIChat
+from core.config import LLMConfig
+from core.llm import OpenAIChat
 from persona.library import PersonaLibrary
 from tests.support.openai_server import FakeOpenAI, Script
 from voice.base import VoiceError

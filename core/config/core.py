@@ -51,6 +51,11 @@ class LLMConfig(Section):
     first_token_timeout: float = Field(10.0, gt=0.0)
     max_concurrency: int = Field(4, ge=1)
     retry_after: float = Field(30.0, ge=0.0)
+    vision: bool | Literal["auto"] = "auto"
+    max_images: int = Field(2, ge=0)
+    max_image_bytes: int = Field(5_000_000, ge=1024)
+    image_tokens: int = Field(768, ge=0)
+    inline_images: bool = False
 
 
     @field_validator("context_tokens")
@@ -59,6 +64,17 @@ class LLMConfig(Section):
         if isinstance(value, int) and value < 512:
             raise ValueError("must be at least 512 (or \"auto\")")
         return value
+
+    @field_validator("vision", mode="before")
+    @classmethod
+    def _vision(cls, value: object) -> object:
+        """One clear line instead of pydantic's two union branches."""
+        words = {"auto": "auto", "true": True, "false": False}
+        if isinstance(value, str) and value.strip().lower() in words:
+            return words[value.strip().lower()]
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f'must be "auto", true or false (got {value!r})')
 
 
 class MemoryConfig(Section):
@@ -78,12 +94,24 @@ class MemoryConfig(Section):
     history_tokens: int = Field(1500, ge=100)
     group_context_turns: int = Field(12, ge=0)
     recall_tokens: int = Field(400, ge=0)
+    recall_dense: bool | Literal["auto"] = "auto"
     summary: bool = True
     summary_tokens: int = Field(300, ge=50)
     facts: bool = True
     facts_per_user: int = Field(12, ge=0)
     facts_every: int = Field(6, ge=1)
     share_facts: bool = False
+
+    @field_validator("recall_dense", mode="before")
+    @classmethod
+    def _recall_dense(cls, value: object) -> object:
+        """One clear line instead of pydantic's two union branches."""
+        words = {"auto": "auto", "true": True, "false": False}
+        if isinstance(value, str) and value.strip().lower() in words:
+            return words[value.strip().lower()]
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f'must be "auto", true or false (got {value!r})')
 
     @field_validator("key_prefix")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from bot.config.core import Section
+from core.config.core import Section
 
 
 class TrainingConfig(Section):

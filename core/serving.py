@@ -1,27 +1,39 @@
-"""What the model server is: its kind, its context size, and token counts in its own tokenizer.
+"""What the model server is: its kind, its context size, token counts in its own tokenizer, and
+whether it can see images.
 
 Counts come from the server where it can tokenize (lmdeploy `/v1/encode`, vLLM `/tokenize`,
 llama.cpp `/tokenize`, llama-cpp-python `/extras/tokenize/count`); else the built-in estimate is
-calibrated from the `usage` the server reports.
+calibrated from the `usage` the server reports. An image counts as `[llm] image_tokens`.
+
+Vision (`[llm] vision = "auto"`): llama.cpp's server says so in `/props` (`modalities.vision`);
+a model card that lists image input says so; lmdeploy and cloud APIs are judged by the model's
+name (`VISION_MODELS`); vLLM and llama-cpp-python don't tell, so they are taken as blind.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
-from bot.config import LLMConfig
-from memory.text import char_classes
+from core.config import LLMConfig
+from core.text import char_classes
 
 log = logging.getLogger(__name__)
 Kind = Literal["lmdeploy", "vllm", "llamacpp", "openai"]
 ASSUMED_CONTEXT = 4096
 MESSAGE_OVERHEAD = 8  # role markers and separators a chat template adds per message
+# model names of vision-language models (cloud APIs and lmdeploy's VL families)
+VISION_MODELS = re.compile(
+    r"gpt-4o|gpt-4\.1|gpt-5|claude|gemini|qwen[\d.]*-?vl|internvl|llava|minicpm-?v|glm-4(\.\d+)?v"
+    r"|cogvlm|deepseek-vl|[-_]vl\b|vision",
+    re.IGNORECASE,
+)
 # calibration samples (written for this purpose): one Chinese, one English
 _SAMPLE_ZH = (
     "旅人在山路上走了三天，终于在黄昏时看见了村口的灯火。村里的人说，今年麦子收成很好，"
@@ -47,11 +59,17 @@ class ServerProfile:
     per_other: float = 1.0  # tokens per 4 other characters
     margin: float = 1.1  # headroom on estimates until the server has been asked
     reachable: bool = False
+    vision: bool = False  # the server takes image_url content parts
+    image_tokens: int = 768  # the estimate for one image (our counter can't tokenize pictures)
 
     @classmethod
     def configured(cls, cfg: LLMConfig) -> ServerProfile:
         """What the config says, before the server is asked."""
-        profile = cls(kind=_configured_kind(cfg))
+        profile = cls(kind=_configured_kind(cfg), image_tokens=cfg.image_tokens)
+        if isinstance(cfg.vision, bool):
+            profile.vision = cfg.vision
+        else:
+            profile.vision = profile.kind == "openai" and bool(VISION_MODELS.search(cfg.model))
         if cfg.context_tokens != "auto":
             profile.context, profile.context_source = int(cfg.context_tokens), "config"
         return profile
@@ -61,9 +79,9 @@ class ServerProfile:
         cjk, other = char_classes(text)
         return math.ceil((cjk * self.per_cjk + other / 4 * self.per_other) * self.margin)
 
-    def count_message(self, text: str) -> int:
-        """Tokens for one chat message, template overhead included."""
-        return self.count(text) + MESSAGE_OVERHEAD
+    def count_message(self, text: str, images: int = 0) -> int:
+        """Tokens for one chat message with `images` pictures, template overhead included."""
+        return self.count(text) + MESSAGE_OVERHEAD + images * self.image_tokens
 
     def learn_context(self, limit: int) -> None:
         """The server named its context size (in an overflow error)."""
@@ -82,7 +100,8 @@ class ServerProfile:
     def describe(self) -> str:
         """One line for logs and doctor."""
         counting = f"tokens counted by {self.tokenizer}" if self.tokenizer else "tokens estimated"
-        return f"{self.kind} server, context {self.context} tokens ({self.context_source}), {counting}"
+        sight = ", sees images" if self.vision else ""
+        return f"{self.kind} server, context {self.context} tokens ({self.context_source}), {counting}{sight}"
 
 
 def _configured_kind(cfg: LLMConfig) -> Kind:
@@ -124,8 +143,12 @@ async def probe_server(http: httpx.AsyncClient, cfg: LLMConfig, profile: ServerP
     profile.models = [str(c.get("id")) for c in cards if c.get("id")]
     card = next((c for c in cards if c.get("id") == cfg.model), cards[0] if cards else {})
     profile.kind = kind_of(str(card.get("owned_by", "")), cfg)
+    asks = cfg.vision == "auto" or cfg.context_tokens == "auto"
+    props = await _props(http, cfg.base_url) if profile.kind == "llamacpp" and asks else {}
+    if cfg.vision == "auto":
+        profile.vision = vision_of(profile.kind, card, props)
     if cfg.context_tokens == "auto":
-        size = await _server_context(http, card, profile.kind, cfg.base_url)
+        size = _server_context(card, props)
         if size:
             profile.context, profile.context_source = size, "server"
         else:
@@ -147,20 +170,58 @@ async def probe_server(http: httpx.AsyncClient, cfg: LLMConfig, profile: ServerP
     log.info("model server: %s", profile.describe())
 
 
-async def _server_context(http: httpx.AsyncClient, card: dict[str, Any], kind: Kind, base_url: str) -> int:
+async def _props(http: httpx.AsyncClient, base_url: str) -> dict[str, Any]:
+    """llama.cpp's GET /props ({} where there is none: llama-cpp-python, an older server)."""
+    try:
+        resp = await http.get(_root(base_url) + "/props")
+        props = resp.json() if resp.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return props if isinstance(props, dict) else {}
+
+
+def _server_context(card: dict[str, Any], props: dict[str, Any]) -> int:
     for key in ("max_model_len", "context_length", "context_window"):  # vLLM and others
         if isinstance(card.get(key), int):
             return int(card[key])
-    if kind == "llamacpp":
-        try:
-            resp = await http.get(_root(base_url) + "/props")
-            if resp.status_code == 200:
-                props = resp.json()
-                n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx") or props.get("n_ctx")
-                return int(n_ctx) if n_ctx else 0
-        except (httpx.HTTPError, ValueError, TypeError, AttributeError):
-            return 0
-    return 0
+    try:
+        settings = props.get("default_generation_settings") or {}
+        n_ctx = settings.get("n_ctx") or props.get("n_ctx")
+        return int(n_ctx) if n_ctx else 0
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
+def vision_of(kind: Kind, card: dict[str, Any], props: dict[str, Any]) -> bool:
+    """Whether the server can see images, from its /v1/models card and (llama.cpp) its /props."""
+    said = _card_vision(card)
+    if said is not None:
+        return said
+    modalities = props.get("modalities")
+    if isinstance(modalities, dict) and isinstance(modalities.get("vision"), bool):
+        return bool(modalities["vision"])
+    if kind in ("openai", "lmdeploy"):  # a VL model is named so; lmdeploy loads its vision tower with it
+        names = " ".join(str(card.get(k, "")) for k in ("id", "root"))
+        return bool(VISION_MODELS.search(names))
+    return False  # vLLM, llama-cpp-python: nothing tells (set [llm] vision = true)
+
+
+def _card_vision(card: dict[str, Any]) -> bool | None:
+    """What a model card says about image input, or None when it says nothing."""
+    arch = card.get("architecture")
+    for listed in (
+        card.get("input_modalities"),
+        card.get("modalities"),
+        arch.get("input_modalities") if isinstance(arch, dict) else None,
+    ):
+        if isinstance(listed, list):
+            return "image" in listed or "vision" in listed
+    caps = card.get("capabilities")
+    if isinstance(caps, dict) and isinstance(caps.get("vision"), bool):
+        return bool(caps["vision"])
+    if isinstance(caps, list):
+        return "vision" in caps
+    return None
 
 
 def _tokenizers(kind: Kind) -> list[str]:

@@ -6,9 +6,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.sanitize import clean_name, clean_text
+from core.conversation import Conversation, Platform
+from core.sanitize import clean_name, clean_text
 
-Platform = Literal["terminal", "discord", "qq", "test"]
+__all__ = ["Attachment", "Clip", "Conversation", "Incoming", "Mode", "Platform", "Reply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,8 @@ class Attachment:
     kind: str
     url: str = ""
     name: str = ""
+    mime: str = ""  # as the platform declares it (checked again by the bytes before a model sees it)
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +42,18 @@ class Incoming:
     attachments: tuple[Attachment, ...] = ()
     persona: str = ""
     bot_id: str = ""  # the bot account that received it (QQ self_id, Discord user id)
+    # "remark" or "greeting": no one wrote this; it asks the character to speak first (never stored)
+    unprompted: str = ""
+    # where it was said; adapters may name it, else the channel in groups and the user in direct chats
+    conversation: Conversation = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         """Clean what users wrote at the edge, so no front can forget: text and display name."""
         object.__setattr__(self, "text", clean_text(self.text))
         object.__setattr__(self, "display_name", clean_name(self.display_name))
+        if self.conversation is None:
+            where = Conversation.of(self.platform, self.channel_id, self.user_id, self.is_direct)
+            object.__setattr__(self, "conversation", where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +67,9 @@ class Clip:
 
 
 # canned: a short line of the character's chosen without the model (a rate-limit notice, "I can't
-# see pictures"); the chain posts it at once
-Mode = Literal["model", "offline", "fallback", "canned"]
+# see pictures"); the chain posts it at once. reaction: the text is one emoji that the platform shows
+# as a reaction to the message (Discord) or a face (QQ), not as a reply.
+Mode = Literal["model", "offline", "fallback", "canned", "reaction"]
 
 
 @dataclass(frozen=True, slots=True)

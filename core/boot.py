@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings, load_config
-from bot.logs import setup_logging
+from core.config import Settings, load_config
+from core.logs import setup_logging
 
 
 def settings_from(args: argparse.Namespace, log_file: str = "") -> Settings:

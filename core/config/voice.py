@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from bot.config.core import Section
+from core.config.core import Section
 
 
 class VoiceConfig(Section):
@@ -22,3 +22,10 @@ class VoiceConfig(Section):
     max_seconds: float = Field(60.0, gt=0.0)
     timeout: float = Field(60.0, gt=0.0)
     cache_mb: int = Field(200, ge=0)
+    stt_url: str = ""
+    stt_model: str = "whisper-1"
+    stt_api_key: SecretStr = SecretStr("")
+    stt_language: str = ""
+    stt_timeout: float = Field(60.0, gt=0.0)
+    stt_max_bytes: int = Field(10_000_000, ge=1024)
+    stt_max_seconds: float = Field(120.0, gt=0.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from bot.config.core import Section
+from core.config.core import Section
 
 
 class QQConfig(Section):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 
-from bot.config.core import Section
+from core.config.core import Section
 
 
 class DiscordConfig(Section):

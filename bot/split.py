@@ -1,4 +1,4 @@
-"""Cutting long replies into Discord-sized messages without breaking code fences."""
+"""Cutting long replies into platform-sized messages (Discord 2,000 characters, QQ `message_chars`) without breaking code fences."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def split_text(text: str, limit: int = LIMIT) -> list[str]:
         if len(head) + len(text) <= limit:
             parts.append(head + text)
             break
-        budget = limit - len(head) - len(CLOSE)
+        # room for a closing fence only where one may be needed
+        fenced = opener or FENCE in text[: limit - len(head)]
+        budget = limit - len(head) - (len(CLOSE) if fenced else 0)
         cut = _cut_point(text, budget)
         chunk, text = text[:cut].rstrip(), text[cut:]
         opener = _fence_after(opener, chunk)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from persona.card import Persona
+from core.text import estimate_tokens
+
+if TYPE_CHECKING:  # a type name only: core imports no other layer at run time
+    from persona.card import Persona
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +56,14 @@ class NoKnowledge:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+def pack(items: Sequence[Passage], budget: int, count: Callable[[str], int] = estimate_tokens) -> list[Passage]:
+    """Passages in rank order that fit the token budget together (each costs its tokens and a separator)."""
+    out, used = [], 0
+    for p in items:
+        cost = count(p.text) + 2
+        if used + cost <= budget:
+            out.append(p)
+            used += cost
+    return out

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from bot.config.core import Section
+from core.config.core import Section
 
 
 class KnowledgeConfig(Section):

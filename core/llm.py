@@ -4,6 +4,10 @@ One small HTTP client (httpx, server-sent events) behind the `ChatModel` interfa
 carries a reply cap the server honours (`max_tokens`), streams (so an abandoned request is closed
 and the server stops generating), and waits for a slot: replies before background work.
 
+A message may carry images: to a server that can see (`profile.vision`) its content goes in
+OpenAI's list form, a text part then `image_url` parts; otherwise, and for every message without
+images, the content stays a plain string.
+
 Errors::
 
     LLMError                 no usable reply; `server_fault` says whether the server is to blame
@@ -23,9 +27,10 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-from bot.config import LLMConfig
-from bot.serving import ServerProfile, count_with, probe_server
-from bot.slots import Priority, Slots
+from core.config import LLMConfig
+from core.images import Image
+from core.serving import ServerProfile, count_with, probe_server
+from core.slots import Priority, Slots
 
 log = logging.getLogger(__name__)
 PROBE_EVERY = 30.0  # seconds between attempts to learn about a server that did not answer
@@ -66,6 +71,7 @@ class ChatMessage:
 
     role: Literal["system", "user", "assistant"]
     content: str
+    images: tuple[Image, ...] = ()
 
 
 class ChatModel(Protocol):
@@ -131,7 +137,7 @@ class OpenAIChat:
     def body(self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float | None) -> dict[str, Any]:
         """The request body for this server kind: only fields it honours."""
         body: dict[str, Any] = {
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [{"role": m.role, "content": self._content(m)} for m in messages],
             "stream": True,
             "temperature": self.cfg.temperature if temperature is None else temperature,
             "top_p": self.cfg.top_p,
@@ -149,6 +155,13 @@ class OpenAIChat:
                 field = "repeat_penalty" if kind == "llamacpp" else "repetition_penalty"
                 body[field] = self.cfg.repetition_penalty
         return body
+
+    def _content(self, m: ChatMessage) -> str | list[dict[str, Any]]:
+        """A plain string, or text and image parts when the message has images the server can see."""
+        if not m.images or not self.profile.vision:
+            return m.content
+        text = [{"type": "text", "text": m.content}] if m.content else []
+        return text + [{"type": "image_url", "image_url": {"url": i.content_url}} for i in m.images]
 
     async def stream(
         self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None, priority: Priority = "reply"
@@ -182,6 +195,10 @@ class OpenAIChat:
         return await count_with(self._http, self.profile.tokenizer, text, self.name, self.cfg.base_url)
 
     def _estimate(self, messages: Sequence[ChatMessage]) -> int:
+        # what the reported usage calibrates; a picture's real cost differs by model, so a prompt
+        # carrying one must not skew the text ratio (0: no calibration)
+        if self.profile.vision and any(m.images for m in messages):
+            return 0
         return sum(self.profile.count_message(m.content) for m in messages)
 
     async def _sse(self, body: dict[str, Any], estimate: int) -> AsyncIterator[str]:

@@ -17,22 +17,26 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from bot.config.core import BotConfig, LLMConfig, MemoryConfig, PersonasConfig
-from bot.config.discord import DiscordConfig
-from bot.config.knowledge import KnowledgeConfig
-from bot.config.metrics import MetricsConfig
-from bot.config.qq import QQConfig
-from bot.config.training import TrainingConfig
-from bot.config.voice import VoiceConfig
+from core.config.core import BotConfig, LLMConfig, MemoryConfig, PersonasConfig
+from core.config.discord import DiscordConfig
+from core.config.initiative import InitiativeConfig
+from core.config.knowledge import KnowledgeConfig
+from core.config.metrics import MetricsConfig
+from core.config.pacing import PacingConfig
+from core.config.qq import QQConfig
+from core.config.training import TrainingConfig
+from core.config.voice import VoiceConfig
 
 __all__ = [
     "BotConfig",
     "ConfigError",
     "DiscordConfig",
+    "InitiativeConfig",
     "KnowledgeConfig",
     "LLMConfig",
     "MemoryConfig",
     "MetricsConfig",
+    "PacingConfig",
     "PersonasConfig",
     "QQConfig",
     "Settings",
@@ -65,6 +69,8 @@ class Settings(BaseSettings):
     qq: QQConfig = QQConfig()
     training: TrainingConfig = TrainingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    initiative: InitiativeConfig = InitiativeConfig()
+    pacing: PacingConfig = PacingConfig()
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff"
 _WORD = re.compile(rf"[{_CJK}]+|[a-zA-Z0-9]+(?:'[a-z]+)?")
@@ -80,3 +82,58 @@ class SmallBM25:
                     s += self.idf[t] * tf * (self.k1 + 1) / (tf + norm)
             out.append(s)
         return out
+
+
+GRAM = 6  # run detection works on shared 6-character grams
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff]")
+
+
+def normalize(text: str) -> str:
+    """Letters and digits only, case-folded (punctuation, symbols and spaces dropped)."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
+
+
+def _grams(text: str) -> set[str]:
+    return {text[i : i + GRAM] for i in range(len(text) - GRAM + 1)}
+
+
+def longest_shared_run(text: str, grams: AbstractSet[str]) -> tuple[int, int]:
+    """(length, CJK characters in it) of the longest run of `text` made of grams from `grams`."""
+    best = (0, 0)
+    i = 0
+    while i <= len(text) - GRAM:
+        if text[i : i + GRAM] not in grams:
+            i += 1
+            continue
+        j = i
+        while j + 1 <= len(text) - GRAM and text[j + 1 : j + 1 + GRAM] in grams:
+            j += 1
+        run = text[i : j + GRAM]
+        if len(run) > best[0]:
+            best = (len(run), len(_CJK_CHAR.findall(run)))
+        i = j + 1
+    return best
+
+
+def grams_of(texts: Sequence[str]) -> set[str]:
+    """The 6-character grams of the normalized texts."""
+    out: set[str] = set()
+    for t in texts:
+        out |= _grams(normalize(t))
+    return out
+
+
+def decode_text(data: bytes) -> str:
+    """Text from bytes: BOMs first, then UTF-8, then GB18030 (which accepts GBK and GB2312)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace")

@@ -1,0 +1,229 @@
+"""Every chat command once: name, arguments, who may use it, handler and help text.
+
+The terminal, Discord's slash commands and QQ's matchers are all drawn from `TABLE`, so every
+platform has every command, with the same permissions and the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bot.commands import (
+    MAX_CHAPTER,
+    Answer,
+    BadArgument,
+    Commands,
+    chapter_arg,
+    forget_arg,
+    percent_arg,
+    switch_arg,
+    text_arg,
+)
+from core.messages import Incoming
+
+Who = Literal["anyone", "admin"]
+Kind = Literal["text", "chapter", "percent", "switch", "which", "persona"]
+NOT_ALLOWED = "Only admins can change that here: the group owner, admins or the bot's superusers on QQ, Manage Server on Discord."
+NOT_FOR_OTHERS = ("Only admins can make the character forget someone else: the group owner, admins or the bot's "
+                  "superusers on QQ (only superusers in a private chat), Manage Server on Discord.")
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What the asker may do here, as their platform says: change this conversation; act on other users."""
+
+    admin: bool
+    over_others: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One argument: how it is typed on each platform and how it is checked (the same check everywhere)."""
+
+    name: str
+    kind: Kind
+    help: str
+    optional: bool = False
+
+    def parse(self, raw: str, command: str) -> Any:
+        """The checked value; BadArgument says what to write instead."""
+        if self.kind == "chapter":
+            return chapter_arg(raw)
+        if self.kind == "percent":
+            return percent_arg(raw)
+        if self.kind == "switch":
+            return switch_arg(raw, command)
+        if self.kind == "which":
+            return forget_arg(raw)
+        return text_arg(raw)
+
+
+Handler = Callable[[Commands, Incoming, Sequence[Any], str], Awaitable[Answer]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One chat command. `name` may have two words ("persona set"): a group and its subcommand."""
+
+    name: str
+    help: str
+    run: Handler
+    params: tuple[Param, ...] = ()
+    who: Who = "anyone"
+    private: bool = False  # only the asker sees the answer where the platform allows (Discord)
+    names_user: bool = False  # may name another user; then only admins over others may use it
+    rest: bool = False  # the last argument takes the rest of the line (a query)
+    slow: bool = False  # may take a while: Discord shows "thinking…" first
+
+    @property
+    def usage(self) -> str:
+        """How to type it: "/forget WHICH [@user]"."""
+        args = " ".join(f"[{p.name.upper()}]" if p.optional else p.name.upper() for p in self.params)
+        return " ".join(filter(None, (f"/{self.name}", args, "[@user]" if self.names_user else "")))
+
+
+async def _persona_list(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return c.personas()
+
+
+async def _persona_set(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.set_persona(msg, args[0])
+
+
+async def _reset(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.reset(msg)
+
+
+async def _voice(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.voice(msg, args[0])
+
+
+async def _lore(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.lore(msg, args[0])
+
+
+async def _spoiler(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.spoiler(msg, args[0])
+
+
+async def _chance(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.chance(msg, args[0])
+
+
+async def _bots(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.bots(msg, args[0])
+
+
+async def _initiative(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.initiative(msg, args[0])
+
+
+async def _stats(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.stats(msg)
+
+
+async def _memory(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.memory(msg)
+
+
+async def _forget(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.forget(msg, args[0], target)
+
+
+async def _why(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
+    return await c.why(msg)
+
+
+TABLE: tuple[Command, ...] = (
+    Command("persona list", "Every character this bot can be", _persona_list, private=True),
+    Command("persona set", "Switch the character here (admins)", _persona_set,
+            (Param("persona", "persona", "persona id, e.g. horo"),), who="admin"),
+    Command("reset", "Forget this conversation for everyone (admins; anyone in a direct chat)", _reset, who="admin"),
+    Command("voice", "Voice clips after replies here, on or off (admins)", _voice,
+            (Param("state", "switch", "on or off"),), who="admin"),
+    Command("lore", "What the character recalls about something (only you see it)", _lore,
+            (Param("query", "text", "what to look up"),), private=True, rest=True, slow=True),
+    Command("spoiler", f"Limit what the character knows to chapters up to N (1-{MAX_CHAPTER}); off or 0 lifts it (admins)",
+            _spoiler, (Param("chapter", "chapter", "last chapter the character may know; 0 or off for no limit"),),
+            who="admin"),
+    Command("chance", "Chance in percent to join in unprompted; 0 turns it off (admins)", _chance,
+            (Param("percent", "percent", "0-100; the [bot] cooldown still applies"),), who="admin"),
+    Command("bots", "Whether other bots get answers here, with a fall-off (admins)", _bots,
+            (Param("state", "switch", "on or off"),), who="admin"),
+    Command("initiative", "Whether the character may speak first here after a quiet spell (admins)", _initiative,
+            (Param("state", "switch", "on or off"),), who="admin"),
+    Command("stats", "Which character, how much it remembers, which model answers", _stats, private=True),
+    Command("memory", "What the character remembers about you (only you see it)", _memory, private=True),
+    Command("forget", "Remove facts the character remembers: N from /memory, or all (admins: about someone else)",
+            _forget, (Param("which", "which", "a number /memory shows, or all"),), private=True, names_user=True),
+    Command("why", "Which memories, facts, lore and passages the last reply was given", _why, private=True),
+)
+BY_NAME = {c.name: c for c in TABLE}
+GROUPS = sorted({c.name.split()[0] for c in TABLE if " " in c.name})  # "persona": typed as /persona list|set ID
+
+
+def find(words: Sequence[str]) -> tuple[Command, list[str]] | None:
+    """The command a typed line names (without its slash) and the words left for its arguments.
+
+    A group's bare name means its first subcommand (`/persona` lists the personas); followed by
+    anything else, its one subcommand that takes arguments.
+    """
+    if not words:
+        return None
+    head = words[0].lower()
+    if head in GROUPS:
+        sub = words[1].lower() if len(words) > 1 else ""
+        chosen = BY_NAME.get(f"{head} {sub}")
+        if chosen is not None:
+            return chosen, list(words[2:])
+        subs = [c for c in TABLE if c.name.startswith(head + " ")]
+        if len(words) == 1:
+            return subs[0], []
+        taking = [c for c in subs if c.params]  # `/persona yexiu` is `/persona set yexiu`
+        return (taking[0], list(words[1:])) if len(taking) == 1 else None
+    chosen = BY_NAME.get(head)
+    return (chosen, list(words[1:])) if chosen else None
+
+
+def usage_of(group: str) -> str:
+    """The usage line of a command or of every subcommand of a group."""
+    return " | ".join(c.usage for c in TABLE if c.name == group or c.name.startswith(group + " "))
+
+
+async def invoke(commands: Commands, msg: Incoming, command: Command, raw: Sequence[str], access: Access,
+                 target: str = "") -> Answer:
+    """Check the arguments and the asker's rights, then run the command.
+
+    `raw` holds the typed arguments (the words of a line, or a slash command's option values as text);
+    `target` is another user the asker named (ignored when it is the asker).
+    """
+    if target == msg.user_id:
+        target = ""
+    values: list[Any] = []
+    try:
+        if command.rest and command.params:
+            raw = [*raw[: len(command.params) - 1], " ".join(raw[len(command.params) - 1:])]
+        given = [r for r in raw if r.strip()]
+        if len(given) > len(command.params) and not command.names_user:
+            raise BadArgument(f"Usage: {command.usage}")
+        for i, param in enumerate(command.params):
+            if i >= len(given):
+                if not param.optional:
+                    raise BadArgument(f"Usage: {command.usage}")
+                values.append(None)
+                continue
+            values.append(param.parse(given[i], command.name))
+    except BadArgument as exc:
+        return Answer(str(exc), ok=False)
+    if command.who == "admin" and not access.admin:
+        return Answer(NOT_ALLOWED, ok=False)
+    if target and not (command.names_user and access.over_others):
+        return Answer(NOT_FOR_OTHERS if command.names_user else f"Usage: {command.usage}", ok=False)
+    return await command.run(commands, msg, values, target)
+
+
+def help_text() -> str:
+    """Every command with its usage, one per line."""
+    return "\n".join(f"{c.usage} — {c.help}" for c in TABLE)

@@ -1,0 +1,92 @@
+"""Stage 2, listen: a voice message addressed to the character becomes its text.
+
+Runs after the gate, so only voice messages the character answers are transcribed (an unaddressed
+voice message in a busy group costs nothing). The transcript is the message text, marked as spoken
+("（语音）…") so the history says how it was said; audio that cannot be fetched or understood gets
+one of the character's "I couldn't hear that" lines instead of a model reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+
+from bot.exchange import Exchange
+from bot.stages.guard import in_language, pick
+from core.messages import Attachment, Reply
+from voice.hearing import Heard, Transcriber
+
+log = logging.getLogger(__name__)
+
+SPOKEN = {"zh": "（语音）", "en": "(voice) ", "ja": "（音声）"}
+NOT_HEARD = {
+    "zh": ["刚才那段语音我没听清，打字告诉我好吗？", "嗯？语音听不清楚，用文字说吧。"],
+    "en": ["I couldn't make out that voice message — type it for me?", "Your voice message didn't come through; say it in words?"],
+    "ja": ["今の音声、よく聞こえなかった。文字で教えて？"],
+}
+
+
+def voice_of(ex: Exchange) -> Attachment | None:
+    """The message's voice message or audio clip, if it has one."""
+    return next((a for a in ex.incoming.attachments if a.kind in ("voice", "audio")), None)
+
+
+async def fetch_audio(where: Attachment, max_bytes: int, client: httpx.AsyncClient) -> bytes | None:
+    """The audio's bytes from an http(s) URL, a base64:// payload or a local file:// path; None if out of reach."""
+    url = where.url
+    try:
+        if url.startswith("base64://"):
+            return base64.b64decode(url.removeprefix("base64://"), validate=True)
+        if url.startswith("file://") or url.startswith("/"):
+            path = Path(url.removeprefix("file://"))
+            return path.read_bytes() if path.is_file() and path.stat().st_size <= max_bytes else None
+        if url.startswith(("http://", "https://")):
+            data = bytearray()
+            async with client.stream("GET", url) as response:
+                response.raise_for_status()
+                async for block in response.aiter_bytes():
+                    data += block
+                    if len(data) > max_bytes:
+                        return None
+            return bytes(data)
+    except (httpx.HTTPError, OSError, ValueError) as exc:
+        log.info("voice message not fetched (%s): %s", url[:80], exc)
+    return None
+
+
+class Listen:
+    """Transcribes the voice messages the character is about to answer."""
+
+    def __init__(self, transcriber: Transcriber, client: httpx.AsyncClient | None = None):
+        self.transcriber = transcriber
+        self.client = client or httpx.AsyncClient(timeout=30.0, follow_redirects=True)
+
+    async def __call__(self, ex: Exchange) -> Exchange:
+        """The exchange with the transcript as its text, or a canned "couldn't hear" reply."""
+        clip = voice_of(ex)
+        if clip is None or ex.text.strip():
+            return ex  # a caption or typed text says it already
+        card = ex.persona.card
+        data = await fetch_audio(clip, self.transcriber.cfg.stt_max_bytes, self.client)
+        heard = await self.transcriber.transcribe(data, language=self.transcriber.cfg.stt_language) if data else None
+        if isinstance(heard, Heard) and heard.text.strip():
+            return replace(ex, text=in_language(SPOKEN, card.language) + heard.text.strip())
+        why = heard.reason if heard is not None and not isinstance(heard, Heard) else "unreachable"
+        log.info("voice message from %s:%s not heard (%s)", ex.incoming.platform, ex.incoming.user_id, why)
+        msg, persona = ex.incoming, ex.persona
+        lines = card.lines.not_heard or in_language(NOT_HEARD, card.language)
+        text = persona.render(pick(lines, f"{msg.user_id}:{msg.message_id}"), msg.display_name or None)
+        if ex.sink:
+            await ex.sink(text)
+        reply = Reply(text, persona.id, persona.name, "canned", reply_to=msg.message_id)
+        return replace(ex, draft=text, mode="canned", reply=reply)
+
+    async def close(self) -> None:
+        """Release the HTTP clients."""
+        await self.client.aclose()
+        await self.transcriber.close()
+

@@ -1,0 +1,1 @@
+"""Contracts every layer shares: config, the chat model, messages, knowledge, background work, text."""

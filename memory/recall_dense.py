@@ -1,0 +1,305 @@
+"""Dense recall: each conversation's turns embedded in the background, and the turns nearest a message.
+
+It works beside the BM25 index of memory/episodes.py, which fuses the two rankings, so a paraphrase
+with no word in common ("which instrument am I learning?" for "I'm learning the cello") is found.
+
+- Turns are embedded after they are indexed, in batches, in a background task per conversation
+  (one at a time in the process, so the replies' own query embeddings are not queued behind a
+  backlog); a message never waits for them. Each vector goes to the side file (memory/vector_cache.py)
+  and is never asked for again, in this process or the next.
+- A message's own embedding is started as soon as its conversation is known and waited for at
+  most `QUERY_WAIT` seconds; later, BM25 answers alone for that message.
+- An embedder that fails (server down, refusing) logs one WARNING and leaves recall to BM25 for
+  `RETRY_SECONDS`; nothing raises on the message path. It is tried again after that, and warned
+  about again only once it has answered in between.
+- The vectors of one conversation are compared only with that conversation's message, and only
+  with the vectors of the same embedder key and dimension.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.background import Background
+from core.config import ConfigError, KnowledgeConfig, MemoryConfig
+from core.text import char_classes
+from memory.knowledge.embedding import Embedder, open_embedder
+from memory.turns import SessionKey, Turn
+from memory.vector_cache import VectorCache, digest
+
+if TYPE_CHECKING:
+    from memory.episodes import EpisodeIndex
+
+log = logging.getLogger(__name__)
+
+QUERY_WAIT = 0.5  # seconds a message waits for its own embedding (then BM25 answers alone)
+RETRY_SECONDS = 30.0  # after the embedder fails, recall is BM25 only this long
+BATCH = 32  # texts per background embedding request
+CACHE_TURNS = 50_000  # turn vectors held in memory over all conversations (the side file keeps the rest)
+MIN_Z = 2.0  # a turn must be this many standard deviations more similar than the conversation's average
+DENSE_K = 4  # at most this many turns come from the dense side (BM25's own hits are kept as they are)
+MIN_TURNS = 8  # fewer embedded turns than this: no average to stand out from, dense stays out
+CACHE_FILE = "memory-vectors.sqlite3"
+
+
+def turn_text(turn: Turn) -> str:
+    """What a turn is embedded as: a user's words after their name, the character's words alone."""
+    return f"{turn.name}: {turn.text}" if turn.role == "user" and turn.name else turn.text
+
+
+class _Vectors:
+    """One conversation's vectors, row i for document i of the index they were made for."""
+
+    def __init__(self, key: SessionKey, index: EpisodeIndex):
+        self.key = key
+        self.conversation = str(key)
+        self.index = index  # the rows follow this index; a rebuilt one starts a new _Vectors
+        self.done = 0  # documents placed (embedded, or found in the side file)
+        self.matrix = np.zeros((0, 0), dtype=np.float32)
+        self.have = np.zeros(0, dtype=bool)
+        self.total = np.zeros(0, dtype=np.float64)  # the sum of the rows, for their mean
+
+    def place(self, start: int, rows: list[np.ndarray | None]) -> None:
+        """Put the rows of documents start.. (None: no vector) and mark them done."""
+        dim = next((len(r) for r in rows if r is not None), self.matrix.shape[1])
+        need = start + len(rows)
+        if self.matrix.shape[1] != dim or need > len(self.matrix):
+            size = max(need, 2 * len(self.matrix), 64)
+            matrix = np.zeros((size, dim), dtype=np.float32)
+            have = np.zeros(size, dtype=bool)
+            if self.matrix.shape[1] == dim:
+                matrix[: len(self.matrix)] = self.matrix
+                have[: len(self.have)] = self.have
+            else:
+                self.total = np.zeros(dim, dtype=np.float64)
+            self.matrix, self.have = matrix, have
+        for i, row in enumerate(rows):
+            if row is not None:
+                self.matrix[start + i] = row
+                self.have[start + i] = True
+                self.total += row
+        self.done = need
+
+    def standing(self, query: np.ndarray) -> np.ndarray | None:
+        """How far each document's similarity to the query stands above the rest, in standard deviations.
+
+        Similarity is the cosine after taking the conversation's mean vector out of both sides: many
+        embedders (a chat model's pooled states above all) put every text in one narrow cone, where
+        raw cosines tell little apart; centred, what a turn says beyond the usual chat shows. None
+        below MIN_TURNS embedded documents, or for a query of another dimension.
+        """
+        n = self.done
+        valid = self.have[:n]
+        count = int(valid.sum())
+        if count < MIN_TURNS or self.matrix.shape[1] != len(query):
+            return None
+        rows = self.matrix[:n]
+        mean = (self.total / count).astype(np.float32)
+        dots = rows @ np.stack([query, mean], axis=1)  # each row against the query and the mean
+        # |d - m|^2 = |d|^2 - 2 d.m + |m|^2, rows being unit vectors; the query's own norm scales all alike
+        spread = np.sqrt(np.maximum(1.0 - 2.0 * dots[:, 1] + float(mean @ mean), 1e-12))
+        sims = (dots[:, 0] - dots[:, 1] - float(query @ mean) + float(mean @ mean)) / spread
+        pool = sims[valid]
+        z = (sims - float(pool.mean())) / (float(pool.std()) or 1.0)
+        z[~valid] = -np.inf
+        return z
+
+
+class DenseRecall:
+    """Turn embeddings per conversation (made in the background, kept in a side file) and nearest-turn search."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        cache: VectorCache,
+        background: Background,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wait: float = QUERY_WAIT,
+        cache_turns: int = CACHE_TURNS,
+    ):
+        self.embedder = embedder
+        self.cache = cache
+        self.background = background
+        self.clock = clock
+        self.wait = wait
+        self.cache_turns = cache_turns
+        self.dim: int | None = cache.dimension(embedder.key)
+        self._states: OrderedDict[SessionKey, _Vectors] = OrderedDict()
+        self._busy = asyncio.Lock()
+        self._down_until = 0.0
+        self._warned = False
+
+    def track(self, key: SessionKey, index: EpisodeIndex) -> None:
+        """Follow the conversation's index; embed its new documents in the background."""
+        state = self._states.get(key)
+        if state is None or state.index is not index:
+            state = self._states[key] = _Vectors(key, index)
+        self._states.move_to_end(key)
+        self._evict()
+        if state.done < len(index) and not self.down:
+            self.background.spawn(self._fill(state), name=f"embed turns of {key}", key=f"dense:{key}")
+
+    def forget(self, key: SessionKey) -> None:
+        """Drop the conversation's vectors from memory (its index was dropped); the side file keeps them."""
+        self._states.pop(key, None)
+
+    def embedded(self, key: SessionKey) -> int:
+        """How many of the conversation's indexed turns have a vector in memory."""
+        state = self._states.get(key)
+        return int(state.have[: state.done].sum()) if state is not None else 0
+
+    @property
+    def down(self) -> bool:
+        """Whether the embedder failed lately (recall is BM25 only until RETRY_SECONDS have passed)."""
+        return self.clock() < self._down_until
+
+    def start(self, key: SessionKey, message: str) -> asyncio.Task[list[float]] | None:
+        """Start embedding the message, when the conversation has vectors to compare it with."""
+        state = self._states.get(key)
+        if state is None or int(state.have.sum()) < MIN_TURNS or self.down or not self._suits(message):
+            return None
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._encode_one, message))
+        task.add_done_callback(_observed)
+        return task
+
+    async def nearest(
+        self, key: SessionKey, index: EpisodeIndex, pending: asyncio.Task[list[float]] | None,
+        skip: Callable[[Turn], bool], k: int,
+    ) -> list[tuple[float, Turn]]:
+        """The turns nearest the message `pending` embeds (at most `k` and DENSE_K), best first, with their standing."""
+        if pending is None:
+            return []
+        done, _ = await asyncio.wait({pending}, timeout=self.wait)
+        if not done:
+            log.debug("memory: the message's embedding took over %.1f s, BM25 alone", self.wait)
+            return []
+        try:
+            query = np.asarray(pending.result(), dtype=np.float32)
+        except Exception as exc:  # the embedder failed: BM25 answers, and says so once
+            self._failed(exc)
+            return []
+        self._answered(len(query))
+        state = self._states.get(key)
+        if state is None or state.index is not index:
+            return []
+        n, turns, k = state.done, index.turns, min(k, DENSE_K)
+        z = state.standing(query)
+        if z is None:
+            return []
+        want = min(n, k * 4 + 8)
+        top = np.argpartition(-z, want - 1)[:want] if want < n else np.arange(n)
+        out: list[tuple[float, Turn]] = []
+        for doc in sorted(top.tolist(), key=lambda d: -z[d]):
+            if z[doc] < MIN_Z:
+                break
+            if not skip(turns[doc]):
+                out.append((float(z[doc]), turns[doc]))
+                if len(out) >= k:
+                    break
+        return out
+
+    async def close(self) -> None:
+        """Close the side file and the embedder (the background tasks are the app's to end first)."""
+        self._states.clear()
+        self.cache.close()
+        self.embedder.close()
+
+    def _suits(self, message: str) -> bool:
+        """The packaged English MiniLM is left out for Chinese messages, as knowledge's `dense_weight = "auto"` does."""
+        return not (self.embedder.is_default and char_classes(message)[0] > 0)
+
+    def _encode_one(self, text: str) -> list[float]:
+        return self.embedder.encode([text], 1)[0]
+
+    async def _fill(self, state: _Vectors) -> None:
+        """Place every document's vector: from the side file when it has it, else embedded (and kept there)."""
+        async with self._busy:
+            try:
+                await self._fill_locked(state)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed(exc)
+
+    async def _fill_locked(self, state: _Vectors) -> None:
+        key, conversation, turns = self.embedder.key, state.conversation, state.index.turns
+        kept = await asyncio.to_thread(self.cache.load, key, conversation)
+        whole = state.done == 0  # every document's digest is seen here: the file can be pruned after
+        digests: list[bytes] = []
+        while state.done < len(turns) and self._states.get(state.key) is state:
+            start = state.done
+            span = [turn_text(t) for t in turns[start : start + 8 * BATCH]]  # the index may grow meanwhile
+            named = [digest(text) for text in span]
+            texts = dict(zip(named, span, strict=True))
+            missing = [d for d in texts if d not in kept]
+            for at in range(0, len(missing), BATCH):
+                chunk = missing[at : at + BATCH]
+                vectors = await asyncio.to_thread(self.embedder.encode, [texts[d] for d in chunk], BATCH)
+                if not self._answered(len(vectors[0])):
+                    return  # another dimension: everything is embedded again
+                rows = [(d, np.asarray(v, dtype=np.float32)) for d, v in zip(chunk, vectors, strict=True)]
+                await asyncio.to_thread(self.cache.save, key, conversation, rows)
+                kept.update(rows)
+            if self._states.get(state.key) is not state:
+                return
+            state.place(start, [kept.get(d) for d in named])
+            digests += named
+        if whole and state.done == len(turns) and len(kept) > len(set(digests)):
+            # the file holds turns forgotten since (a reset, the archive's bound)
+            await asyncio.to_thread(self.cache.prune, key, conversation, set(digests))
+
+    def _answered(self, dim: int) -> bool:
+        """Note that the embedder answered; False when it answered another dimension than before."""
+        self._warned = False
+        if self.dim == dim:
+            return True
+        if self.dim is not None:
+            log.warning("memory: %s now answers %d dimensions (was %d); turns are embedded again",
+                        self.embedder.name, dim, self.dim)
+        self.cache.claim(self.embedder.key, self.embedder.name, dim)
+        changed = self.dim is not None
+        self.dim = dim
+        if changed:
+            self._states.clear()
+        return not changed
+
+    def _failed(self, exc: BaseException) -> None:
+        self._down_until = self.clock() + RETRY_SECONDS
+        if not self._warned:
+            self._warned = True
+            log.warning("memory: dense recall failed, BM25 only (retried every %.0f s): %s", RETRY_SECONDS, exc)
+
+    def _evict(self) -> None:
+        total = sum(s.done for s in self._states.values())
+        while total > self.cache_turns and len(self._states) > 1:
+            _, state = self._states.popitem(last=False)
+            total -= state.done
+
+
+def _observed(task: asyncio.Task[list[float]]) -> None:
+    """Retrieve a query embedding's failure even when no one waited for it (it came too late)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def open_dense(memory: MemoryConfig, knowledge: KnowledgeConfig, data_dir: Path, background: Background,
+               clock: Callable[[], float] = time.monotonic) -> DenseRecall | None:
+    """Dense recall as `[memory] recall_dense` and the `[knowledge]` embedder say, or None (BM25 alone)."""
+    if memory.recall_dense is False or memory.recall_tokens == 0:
+        return None
+    embedder = open_embedder(knowledge)
+    if embedder is None:
+        if memory.recall_dense is True:
+            raise ConfigError("[memory] recall_dense = true needs an embedder: set [knowledge] embedding_url + "
+                              'embedding_model or embedding_path, or recall_dense = "auto"')
+        return None
+    return DenseRecall(embedder, VectorCache(data_dir / CACHE_FILE), background, clock=clock)

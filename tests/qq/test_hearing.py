@@ -1,0 +1,83 @@
+"""QQ voice messages (record segments) through the plugin: transcribed, answered, or "couldn't hear"."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import nonebot
+import pytest
+from nonebot.adapters.onebot.v11 import Adapter, Bot, Message, MessageSegment
+from nonebug import App as NoneBugApp
+
+from bot.stages.guard import pick
+from bot.stages.listen import NOT_HEARD
+from memory.turns import SessionKey
+from tests.qq.conftest import SELF_ID, group_event, private_event
+from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.stt_server import FakeTranscriber
+from tests.voice.test_hearing import silk
+
+
+def _bot(ctx: Any) -> Bot:
+    return ctx.create_bot(base=Bot, adapter=nonebot.get_adapter(Adapter), self_id=SELF_ID)
+
+
+@pytest.fixture
+def stt() -> Iterator[FakeTranscriber]:
+    with FakeTranscriber(text="明天去集市吗") as server:
+        yield server
+
+
+def spoken(data: bytes, message_id: int) -> Any:
+    event = private_event("", message_id=message_id)
+    voice = Message(MessageSegment.record("base64://" + base64.b64encode(data).decode()))
+    return event.model_copy(update={"message": voice, "original_message": voice, "raw_message": str(voice)})
+
+
+async def test_a_silk_voice_message_is_heard_and_answered(
+    app: NoneBugApp, qq_app: Any, llm: FakeOpenAI, stt: FakeTranscriber
+) -> None:
+    qq = await qq_app(voice={"stt_url": stt.url})
+    llm.push(Script(text="去，咱正想买苹果。"))
+    event = spoken(silk(1.0), 901)
+    async with app.test_matcher() as ctx:
+        ctx.receive_event(_bot(ctx), event)
+        ctx.should_call_send(event, Message(MessageSegment.text("去，咱正想买苹果。")), result={"message_id": 1})
+    assert stt.uploads[-1].filename.endswith(".wav")  # SILK was converted before upload
+    asked = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "user"][-1]
+    assert "明天去集市吗" in asked
+    turns = await qq.store.recent(SessionKey("horo", "qq", "dm", "20001"), 10)
+    assert turns[0].text == "（语音）明天去集市吗"  # marked as spoken in the history
+
+
+async def test_an_amr_voice_message_gets_an_in_character_couldnt_hear(
+    app: NoneBugApp, qq_app: Any, llm: FakeOpenAI, stt: FakeTranscriber
+) -> None:
+    await qq_app(voice={"stt_url": stt.url})
+    event = spoken(b"#!AMR\n" + bytes(200), 902)
+    async with app.test_matcher() as ctx:
+        ctx.receive_event(_bot(ctx), event)
+        ctx.should_call_send(event, Message(MessageSegment.text(pick(NOT_HEARD["zh"], "20001:902"))), result={"message_id": 2})
+    assert llm.requests == [] and stt.uploads == []
+
+
+async def test_without_a_transcription_server_the_character_says_so(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:
+    await qq_app()
+    event = spoken(silk(0.5), 903)
+    async with app.test_matcher() as ctx:
+        ctx.receive_event(_bot(ctx), event)
+        ctx.should_call_send(event, Message(MessageSegment.text(pick(NOT_HEARD["zh"], "20001:903"))), result={"message_id": 3})
+    assert llm.requests == []
+
+
+async def test_an_unaddressed_voice_message_in_a_group_is_not_transcribed(
+    app: NoneBugApp, qq_app: Any, llm: FakeOpenAI, stt: FakeTranscriber
+) -> None:
+    await qq_app(voice={"stt_url": stt.url})
+    voice = Message(MessageSegment.record("base64://" + base64.b64encode(silk(0.5)).decode()))
+    event = group_event(voice, message_id=904)
+    async with app.test_matcher() as ctx:
+        ctx.receive_event(_bot(ctx), event)
+    assert stt.uploads == [] and llm.requests == []
