@@ -84,81 +84,36 @@ class Command:
         return " ".join(filter(None, (f"/{self.name}", args, "[@user]" if self.names_user else "")))
 
 
-async def _persona_list(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return c.personas()
-
-
-async def _persona_set(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.set_persona(msg, args[0])
-
-
-async def _reset(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.reset(msg)
-
-
-async def _voice(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.voice(msg, args[0])
-
-
-async def _lore(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.lore(msg, args[0])
-
-
-async def _spoiler(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.spoiler(msg, args[0])
-
-
-async def _chance(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.chance(msg, args[0])
-
-
-async def _bots(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.bots(msg, args[0])
-
-
-async def _initiative(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.initiative(msg, args[0])
-
-
-async def _stats(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.stats(msg)
-
-
-async def _memory(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.memory(msg)
-
-
-async def _forget(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.forget(msg, args[0], target)
-
-
-async def _why(c: Commands, msg: Incoming, args: Sequence[Any], target: str) -> Answer:
-    return await c.why(msg)
-
-
+# each handler: (commands, message, checked arguments, another user named) -> the answer
 TABLE: tuple[Command, ...] = (
-    Command("persona list", "Every character this bot can be", _persona_list, private=True),
-    Command("persona set", "Switch the character here (admins)", _persona_set,
+    Command("persona list", "Every character this bot can be", lambda c, m, a, t: c.personas(), private=True),
+    Command("persona set", "Switch the character here (admins)", lambda c, m, a, t: c.set_persona(m, a[0]),
             (Param("persona", "persona", "persona id, e.g. horo"),), who="admin"),
-    Command("reset", "Forget this conversation for everyone (admins; anyone in a direct chat)", _reset, who="admin"),
-    Command("voice", "Voice clips after replies here, on or off (admins)", _voice,
+    Command("reset", "Forget this conversation for everyone (admins; anyone in a direct chat)",
+            lambda c, m, a, t: c.reset(m), who="admin"),
+    Command("voice", "Voice clips after replies here, on or off (admins)", lambda c, m, a, t: c.voice(m, a[0]),
             (Param("state", "switch", "on or off"),), who="admin"),
-    Command("lore", "What the character recalls about something (only you see it)", _lore,
+    Command("lore", "What the character recalls about something (only you see it)", lambda c, m, a, t: c.lore(m, a[0]),
             (Param("query", "text", "what to look up"),), private=True, rest=True, slow=True),
     Command("spoiler", f"Limit what the character knows to chapters up to N (1-{MAX_CHAPTER}); off or 0 lifts it (admins)",
-            _spoiler, (Param("chapter", "chapter", "last chapter the character may know; 0 or off for no limit"),),
+            lambda c, m, a, t: c.spoiler(m, a[0]),
+            (Param("chapter", "chapter", "last chapter the character may know; 0 or off for no limit"),), who="admin"),
+    Command("chance", "Chance in percent to join in unprompted; 0 turns it off (admins)",
+            lambda c, m, a, t: c.chance(m, a[0]), (Param("percent", "percent", "0-100; the [bot] cooldown still applies"),),
             who="admin"),
-    Command("chance", "Chance in percent to join in unprompted; 0 turns it off (admins)", _chance,
-            (Param("percent", "percent", "0-100; the [bot] cooldown still applies"),), who="admin"),
-    Command("bots", "Whether other bots get answers here, with a fall-off (admins)", _bots,
+    Command("bots", "Whether other bots get answers here, with a fall-off (admins)", lambda c, m, a, t: c.bots(m, a[0]),
             (Param("state", "switch", "on or off"),), who="admin"),
-    Command("initiative", "Whether the character may speak first here after a quiet spell (admins)", _initiative,
-            (Param("state", "switch", "on or off"),), who="admin"),
-    Command("stats", "Which character, how much it remembers, which model answers", _stats, private=True),
-    Command("memory", "What the character remembers about you (only you see it)", _memory, private=True),
+    Command("initiative", "Whether the character may speak first here after a quiet spell (admins)",
+            lambda c, m, a, t: c.initiative(m, a[0]), (Param("state", "switch", "on or off"),), who="admin"),
+    Command("stats", "Which character, how much it remembers, which model answers", lambda c, m, a, t: c.stats(m),
+            private=True),
+    Command("memory", "What the character remembers about you (only you see it)", lambda c, m, a, t: c.memory(m),
+            private=True),
     Command("forget", "Remove facts the character remembers: N from /memory, or all (admins: about someone else)",
-            _forget, (Param("which", "which", "a number /memory shows, or all"),), private=True, names_user=True),
-    Command("why", "Which memories, facts, lore and passages the last reply was given", _why, private=True),
+            lambda c, m, a, t: c.forget(m, a[0], t), (Param("which", "which", "a number /memory shows, or all"),),
+            private=True, names_user=True),
+    Command("why", "Which memories, facts, lore and passages the last reply was given", lambda c, m, a, t: c.why(m),
+            private=True),
 )
 BY_NAME = {c.name: c for c in TABLE}
 GROUPS = sorted({c.name.split()[0] for c in TABLE if " " in c.name})  # "persona": typed as /persona list|set ID

@@ -95,7 +95,7 @@ class Commands:
     def __init__(self, app: App):
         self.app = app
 
-    def personas(self) -> Answer:
+    async def personas(self) -> Answer:
         """Every persona: id and name."""
         lib = self.app.personas
         return Answer("\n".join(f"{pid} — {lib.get(pid).name}" for pid in lib.ids()))

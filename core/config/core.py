@@ -31,6 +31,17 @@ class BotConfig(Section):
     bot_reply_limit: int = Field(3, ge=0)
 
 
+def auto_or_bool(value: object) -> object:
+    """"auto", true or false (also as the strings an environment variable gives), with one clear error
+    instead of pydantic's two union branches."""
+    words = {"auto": "auto", "true": True, "false": False}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f'must be "auto", true or false (got {value!r})')
+
+
 class LLMConfig(Section):
     """[llm]: the OpenAI-compatible model server (lmdeploy api_server by default)."""
 
@@ -68,13 +79,7 @@ class LLMConfig(Section):
     @field_validator("vision", mode="before")
     @classmethod
     def _vision(cls, value: object) -> object:
-        """One clear line instead of pydantic's two union branches."""
-        words = {"auto": "auto", "true": True, "false": False}
-        if isinstance(value, str) and value.strip().lower() in words:
-            return words[value.strip().lower()]
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f'must be "auto", true or false (got {value!r})')
+        return auto_or_bool(value)
 
 
 class MemoryConfig(Section):
@@ -105,13 +110,7 @@ class MemoryConfig(Section):
     @field_validator("recall_dense", mode="before")
     @classmethod
     def _recall_dense(cls, value: object) -> object:
-        """One clear line instead of pydantic's two union branches."""
-        words = {"auto": "auto", "true": True, "false": False}
-        if isinstance(value, str) and value.strip().lower() in words:
-            return words[value.strip().lower()]
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f'must be "auto", true or false (got {value!r})')
+        return auto_or_bool(value)
 
     @field_validator("key_prefix")
     @classmethod
