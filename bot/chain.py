@@ -69,13 +69,18 @@ class Chain:
         self.on_spoke: Callable[[Conversation], None] | None = None
 
     async def handle(
-        self, msg: Incoming, sink: Sink | None = None, send: Callable[[Reply], Awaitable[object]] | None = None
+        self,
+        msg: Incoming,
+        sink: Sink | None = None,
+        send: Callable[[Reply], Awaitable[object]] | None = None,
+        placed: Callable[[], None] | None = None,
     ) -> Reply | None:
         """The character's reply to one message, or None when it stays silent.
 
         Messages a user sends while their conversation is busy are answered together, once; the
         later calls return None. `send`, when given, posts the reply while the conversation is
-        still held, so replies in one conversation go out in order.
+        still held, so replies in one conversation go out in order. `placed` is called once the
+        message has its place in the conversation, before anything is awaited.
         """
         arrived = self.clock()
         metrics.message_in(msg.platform)
@@ -84,6 +89,8 @@ class Chain:
         # the message's place in its conversation is taken before anything is awaited: a store call
         # here would let a later message that got its answer sooner take the conversation first
         self.bursts.arrive(key, msg)
+        if placed is not None:
+            placed()  # the front may now hand over the conversation's next message
         async with self.locks.hold(key):
             try:
                 fresh = not msg.message_id or await self.store.claim(where, msg.bot_id, msg.message_id, SEEN_TTL)

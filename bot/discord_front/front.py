@@ -10,6 +10,7 @@ import discord
 from bot import metrics
 from bot.app import App
 from bot.commands import Commands
+from bot.discord_front.arrivals import Arrivals, Ticket
 from bot.discord_front.incoming import to_incoming
 from bot.discord_front.outbox import MENTIONS, QUIET, Outbox
 from bot.discord_front.slash import build_tree, sync_tree
@@ -72,6 +73,7 @@ class Front:
         self.cfg = app.settings.discord
         self.hooks = WebhookPool() if self.cfg.webhooks else None
         self.tree = build_tree(client, Commands(app))
+        self.arrivals = Arrivals()
 
     async def setup(self) -> None:
         """After login, before the gateway: register the slash commands and the way to speak first."""
@@ -97,13 +99,16 @@ class Front:
         me = self.client.user
         if me is None or message.author.id == me.id or message.type not in CHAT_TYPES:
             return
+        ticket = self.arrivals.arrive(message.channel.id)  # before anything is awaited
         try:
-            await self._handle(message, me)
+            await self._handle(message, me, ticket)
         except Exception as exc:  # one bad message must not take the client down
             metrics.message_lost("discord", exc)
             log.exception("discord message %s failed", message.id)
+        finally:
+            ticket.placed()
 
-    async def _handle(self, message: discord.Message, me: discord.ClientUser) -> None:
+    async def _handle(self, message: discord.Message, me: discord.ClientUser, ticket: Ticket) -> None:
         probe = Incoming("discord", str(message.channel.id), str(message.author.id), "", "", is_direct=message.guild is None)
         persona, _, _ = await self.app.conversations.here(probe)
         if self.hooks is not None and message.guild is not None:
@@ -119,9 +124,11 @@ class Front:
         )
         if likely_answered(msg, speaker):
             await outbox.start_typing()
+        await ticket.turn()  # the channel's earlier messages go first, whatever this one awaited
         try:
             # the text is posted inside the conversation's turn: replies in a channel stay in order
-            reply = await self.app.chain.handle(msg, outbox.sink, lambda r: self._send(message, outbox, r))
+            reply = await self.app.chain.handle(msg, outbox.sink, lambda r: self._send(message, outbox, r),
+                                                ticket.placed)
         except Exception:
             await outbox.discard()  # no half-streamed preview left behind
             raise

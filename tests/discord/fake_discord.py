@@ -60,6 +60,7 @@ class FakeDiscord:
         self.identify: dict[str, Any] | None = None
         self.refuse_intents = False
         self.permissions_ok = True  # False: webhook creation is Forbidden
+        self.fetch_delay = 0.0  # seconds GET ./messages/ID takes (quoted messages discord.py must fetch)
         self.sockets: list[web.WebSocketResponse] = []
         self._ids = itertools.count(950_000_000_000_000_000)
         self._seq = itertools.count(1)
@@ -326,6 +327,7 @@ class FakeDiscord:
                 self.messages.pop(int(mid), None)
                 return web.Response(status=204)
             case "GET", ["channels", _, "messages", mid]:
+                await asyncio.sleep(self.fetch_delay)  # a slow REST API: later gateway events overtake this one
                 if int(mid) in self.messages:
                     return _json(self.messages[int(mid)])
                 return _json({"message": "Unknown Message", "code": 10008}, status=404)

@@ -175,3 +175,22 @@ async def test_attachments_and_mentions_are_described_from_the_parsed_message(co
     assert msg.text == "看 @alice 的 #general"
     assert [(a.kind, a.name) for a in msg.attachments] == [("voice", "voice-message.ogg"), ("image", "a.png")]
     assert msg.mentions_bot and not msg.is_direct and not msg.author_is_bot and msg.channel_id == str(CHANNEL_ID)
+
+
+async def test_a_message_that_must_fetch_its_quote_is_still_answered_before_a_later_one(
+    connect: Any, discord_server: FakeDiscord, llm: FakeOpenAI
+) -> None:
+    """Converting the first message waits on the REST API; the second needs nothing, yet goes second."""
+    llm.push(Script(text="first answer"), Script(text="second answer"))
+    await connect()
+    discord_server.fetch_delay = 0.3
+    quoted = discord_server.message("an old message", author=user(OTHER_BOT, "someone", bot=False))
+    first = discord_server.message(f"{MENTION} about that", mentions=[BOT_USER])
+    first["message_reference"] = {"message_id": quoted["id"], "channel_id": str(CHANNEL_ID)}  # unresolved: fetched
+    first["type"] = 19
+    second = discord_server.message(f"{MENTION} and this", mentions=[BOT_USER], author=user(THREAD_ID, "bob"))
+    await discord_server.dispatch("MESSAGE_CREATE", first)
+    await discord_server.dispatch("MESSAGE_CREATE", second)
+    sent = await discord_server.wait_for(lambda: len(replies(discord_server)) >= 2 and replies(discord_server))
+    assert [s.body["message_reference"]["message_id"] for s in sent] == [int(first["id"]), int(second["id"])]
+    assert discord_server.sent("GET", f"/messages/{quoted['id']}")  # it really was fetched
