@@ -15,9 +15,24 @@ from nonebot.permission import SUPERUSER
 
 from bot.app import App
 from bot.pacing import Pacing
-from core.messages import Incoming, Reply
+from core.messages import Attachment, Incoming, Reply
 from core.sanitize import clean_name
 from plugins.roleplay.delivery import pause, pieces, waited
+
+
+def _attachments(event: MessageEvent) -> tuple[Attachment, ...]:
+    """Pictures and voice messages as the official API describes them (content_type "image/png", "voice")."""
+    out = []
+    for item in getattr(event, "attachments", None) or ():
+        kind = str(getattr(item, "content_type", "") or "")
+        url = str(getattr(item, "url", "") or "")
+        if not url:
+            continue
+        major = "voice" if kind in ("voice", "audio") or kind.startswith("audio/") else kind.split("/")[0]
+        out.append(Attachment(major if major in ("image", "voice", "video") else "file", url,
+                              str(getattr(item, "filename", "") or ""), kind if "/" in kind else "",
+                              int(getattr(item, "size", 0) or 0)))
+    return tuple(out)
 
 
 def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
@@ -29,14 +44,14 @@ def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
         return Incoming(
             platform="qq", channel_id=event.group_openid, user_id=author.member_openid,
             display_name=clean_name(author.username or "") or author.member_openid, text=text,
-            message_id=event.id, mentions_bot=True, bot_id=str(bot.self_id),
+            message_id=event.id, mentions_bot=True, bot_id=str(bot.self_id), attachments=_attachments(event),
         )
     if isinstance(event, C2CMessageCreateEvent):
         friend = event.author
         return Incoming(
             platform="qq", channel_id="private", user_id=friend.user_openid,
             display_name=clean_name(friend.username or "") or friend.user_openid, text=text,
-            message_id=event.id, is_direct=True, bot_id=str(bot.self_id),
+            message_id=event.id, is_direct=True, bot_id=str(bot.self_id), attachments=_attachments(event),
         )
     if isinstance(event, AtMessageCreateEvent | DirectMessageCreateEvent):
         user = event.author
@@ -45,7 +60,7 @@ def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
             platform="qq", channel_id="private" if direct else f"guild:{event.channel_id}",
             user_id=user.id, display_name=clean_name(user.username or "") or user.id, text=text,
             message_id=event.id, is_direct=direct, mentions_bot=not direct,
-            author_is_bot=bool(user.bot), bot_id=str(bot.self_id),
+            author_is_bot=bool(user.bot), bot_id=str(bot.self_id), attachments=_attachments(event),
         )
     return None
 

@@ -66,3 +66,55 @@ async def test_c2c_message_is_a_direct_chat(app: NoneBugApp, qq_app: Any, llm: F
         ctx.receive_event(_bot(ctx), event)
         ctx.should_call_send(event, MessageSegment.text("汝来了。"), result=None)
     assert [t.text for t in await qq.store.recent(SessionKey("horo", "qq", "dm", "USER-9"), 10)] == ["在吗", "汝来了。"]
+
+
+def _c2c(content: str, attachments: list[dict[str, Any]], mid: str) -> C2CMessageCreateEvent:
+    return C2CMessageCreateEvent(
+        __type__="C2C_MESSAGE_CREATE", id=mid, event_id="e-" + mid, content=content,
+        timestamp="2026-01-01T00:00:00+08:00", author=FriendAuthor(id="f", user_openid="USER-9"),
+        attachments=attachments,  # type: ignore[arg-type]
+    )
+
+
+async def test_official_pictures_and_voice_messages_reach_the_pipeline(
+    app: NoneBugApp, qq_app: Any, llm: FakeOpenAI, tmp_path: Any
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.support.stt_server import FakeTranscriber
+    from tests.voice.test_hearing import silk
+
+    clip = silk(0.5)
+
+    class Files(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(clip)))
+            self.end_headers()
+            self.wfile.write(clip)
+
+    files = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    picture = "https://multimedia.nt.qq.com.cn/download?fileid=p1"
+    try:
+        with FakeTranscriber(text="晚饭吃什么") as stt:
+            qq = await qq_app(llm={"vision": True}, voice={"stt_url": stt.url})
+            llm.push(Script(text="好看。"), Script(text="吃苹果。"))
+            seen = _c2c("看", [{"content_type": "image/jpeg", "url": picture, "size": 1000}], "c-2")
+            heard = _c2c("", [{"content_type": "voice", "url": f"http://127.0.0.1:{files.server_address[1]}/v.silk"}], "c-3")
+            async with app.test_matcher() as ctx:
+                bot = _bot(ctx)
+                ctx.receive_event(bot, seen)
+                ctx.should_call_send(seen, MessageSegment.text("好看。"), result=None)
+                ctx.receive_event(bot, heard)
+                ctx.should_call_send(heard, MessageSegment.text("吃苹果。"), result=None)
+            assert llm.images == [picture] and stt.uploads[-1].filename.endswith(".wav")
+    finally:
+        files.shutdown()
+        files.server_close()
+    texts = [t.text for t in await qq.store.recent(SessionKey("horo", "qq", "dm", "USER-9"), 10)]
+    assert texts == ["[图片] 看", "好看。", "（语音）晚饭吃什么", "吃苹果。"]
