@@ -32,6 +32,7 @@ from core.knowledge import Knowledge
 from core.llm import ChatModel, OpenAIChat
 from core.serving import ServerProfile
 from memory.knowledge import open_knowledge
+from memory.knowledge.embedding import open_embedder
 from memory.open import open_store
 from memory.recall_dense import DenseRecall, open_dense
 from memory.store import ConversationStore
@@ -98,10 +99,12 @@ class App:
         model: ChatModel | None = None
         if settings.llm.provider == "openai":
             model = OpenAIChat(settings.llm)
-        knowledge = knowledge or await open_knowledge(settings)
+        # one embedder (if any) for knowledge and memory recall: one model in memory, one connection pool
+        embedder = open_embedder(settings.knowledge) if settings.knowledge.mode != "bm25" else None
+        knowledge = knowledge or await open_knowledge(settings, embedder)
         voice = voice or await open_voice(settings, model)
         background = Background()
-        dense = open_dense(settings.memory, settings.knowledge, settings.bot.data_dir, background, clocks.mono)
+        dense = open_dense(settings.memory, settings.knowledge, settings.bot.data_dir, background, clocks.mono, embedder)
         listen = Listen(Transcriber(settings.voice))
         look = Look(ImageGate(settings.llm), model.profile, model.probe if isinstance(model, OpenAIChat) else None) \
             if model else None
@@ -130,6 +133,8 @@ class App:
                     await closer()
                 except Exception as exc:  # closing must go on
                     log.warning("closing: %s", exc)
+            if embedder is not None:
+                embedder.close()
             await store.close()
 
 

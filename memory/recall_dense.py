@@ -125,8 +125,10 @@ class DenseRecall:
         clock: Callable[[], float] = time.monotonic,
         wait: float = QUERY_WAIT,
         cache_turns: int = CACHE_TURNS,
+        owns_embedder: bool = True,
     ):
         self.embedder = embedder
+        self.owns_embedder = owns_embedder  # False: shared with knowledge; whoever opened it closes it
         self.cache = cache
         self.background = background
         self.clock = clock
@@ -211,7 +213,8 @@ class DenseRecall:
         """Close the side file and the embedder (the background tasks are the app's to end first)."""
         self._states.clear()
         self.cache.close()
-        self.embedder.close()
+        if self.owns_embedder:
+            self.embedder.close()
 
     def _suits(self, message: str) -> bool:
         """The packaged English MiniLM is left out for Chinese messages, as knowledge's `dense_weight = "auto"` does."""
@@ -292,14 +295,17 @@ def _observed(task: asyncio.Task[list[float]]) -> None:
 
 
 def open_dense(memory: MemoryConfig, knowledge: KnowledgeConfig, data_dir: Path, background: Background,
-               clock: Callable[[], float] = time.monotonic) -> DenseRecall | None:
-    """Dense recall as `[memory] recall_dense` and the `[knowledge]` embedder say, or None (BM25 alone)."""
+               clock: Callable[[], float] = time.monotonic, embedder: Embedder | None = None) -> DenseRecall | None:
+    """Dense recall as `[memory] recall_dense` and the `[knowledge]` embedder say, or None (BM25 alone).
+
+    `embedder`: the one knowledge uses too (one model in memory, one connection pool); else its own."""
     if memory.recall_dense is False or memory.recall_tokens == 0:
         return None
-    embedder = open_embedder(knowledge)
+    shared = embedder is not None
+    embedder = embedder or open_embedder(knowledge)
     if embedder is None:
         if memory.recall_dense is True:
             raise ConfigError("[memory] recall_dense = true needs an embedder: set [knowledge] embedding_url + "
                               'embedding_model or embedding_path, or recall_dense = "auto"')
         return None
-    return DenseRecall(embedder, VectorCache(data_dir / CACHE_FILE), background, clock=clock)
+    return DenseRecall(embedder, VectorCache(data_dir / CACHE_FILE), background, clock=clock, owns_embedder=not shared)

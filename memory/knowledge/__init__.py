@@ -11,7 +11,15 @@ from core.config import Settings
 from core.knowledge import Knowledge, NoKnowledge
 from memory.knowledge.base import KnowledgeBase
 from memory.knowledge.catalog import Catalog
-from memory.knowledge.embedding import EMBED_EXTRA, HOW_TO_ADD, MINILM, EmbeddingError, describe, open_embedder
+from memory.knowledge.embedding import (
+    EMBED_EXTRA,
+    HOW_TO_ADD,
+    MINILM,
+    Embedder,
+    EmbeddingError,
+    describe,
+    open_embedder,
+)
 from memory.knowledge.index import CATALOG_FILE
 
 
@@ -20,11 +28,13 @@ def knowledge_root(settings: Settings) -> Path:
     return settings.bot.data_dir / "knowledge"
 
 
-async def open_knowledge(settings: Settings) -> Knowledge:
-    """The knowledge lookup for the bot (built once by the composition root; opens nothing yet)."""
+async def open_knowledge(settings: Settings, embedder: Embedder | None = None) -> Knowledge:
+    """The knowledge lookup for the bot (built once by the composition root; opens nothing yet).
+
+    `embedder`: one the caller opened and closes (shared with memory recall); else its own."""
     if not settings.knowledge.enabled:
         return NoKnowledge()
-    return KnowledgeBase(settings.knowledge, knowledge_root(settings))
+    return KnowledgeBase(settings.knowledge, knowledge_root(settings), embedder)
 
 
 async def knowledge_check(settings: Settings) -> tuple[bool, str, str]:

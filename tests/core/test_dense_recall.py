@@ -376,3 +376,14 @@ async def test_recall_dense_follows_the_config(
         await app_factory(make_settings(memory={"recall_dense": True}, knowledge={"enabled": False}))
     with pytest.raises(ConfigError, match=r"\[memory\] recall_dense: must be \"auto\", true or false \(got 'maybe'\)"):
         make_settings(memory={"recall_dense": "maybe"})
+
+
+async def test_knowledge_and_memory_share_one_embedder(
+    make_settings: MakeSettings, app_factory: Callable[..., Any], stub: Embeddings
+) -> None:
+    knowledge = {"enabled": True, "embedding_url": stub.url, "embedding_model": "concepts"}
+    app: App = await app_factory(make_settings(knowledge=knowledge))
+    recall = next(s for s in app.chain.stages if hasattr(s, "episodes"))
+    assert recall.episodes.dense is not None
+    assert recall.episodes.dense.embedder is app.knowledge.embedder  # one model, one pool
+    assert not recall.episodes.dense.owns_embedder
