@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Iterable
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from core.config import PersonasConfig
 from persona.card import Card, Persona
 
+log = logging.getLogger(__name__)
 PACKAGED = Path(__file__).resolve().parent  # horo, yexiu and wukong ship inside the package
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -55,11 +57,15 @@ class PersonaLibrary:
 
     @classmethod
     def configured(cls, cfg: PersonasConfig) -> PersonaLibrary:
-        """The folders of [personas], then the imported cards. Left at its default ("persona", relative to
-        the working folder) where no such folder is, the cards shipped with the package (an installed bot
-        run from any folder); a folder named on purpose is never replaced."""
+        """The folders of [personas], then the imported cards.
+
+        The default, one folder named "persona", falls back to the cards shipped with the package where
+        no such folder exists (an installed bot run from another folder); any other folder named on
+        purpose is never replaced.
+        """
         dirs = list(cfg.dirs)
-        if dirs == PersonasConfig().dirs and not any(Path(d).is_dir() for d in dirs):
+        if len(dirs) == 1 and Path(dirs[0]).name == "persona" and not Path(dirs[0]).is_dir():
+            log.info("no %s folder: using the characters shipped with the package", dirs[0])
             dirs = [PACKAGED]
         return cls([*dirs, cfg.import_dir])
 

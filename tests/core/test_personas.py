@@ -154,5 +154,7 @@ def test_an_installed_bot_run_from_another_folder_finds_the_packaged_cards(tmp_p
     monkeypatch.chdir(tmp_path)  # no ./persona here
     lib = PersonaLibrary.configured(PersonasConfig())
     assert {"horo", "yexiu", "wukong"} <= set(lib.ids())
+    anchored = PersonaLibrary.configured(PersonasConfig(dirs=[tmp_path / "persona"]))  # as config.toml resolves it
+    assert {"horo", "yexiu", "wukong"} <= set(anchored.ids())
     named = PersonaLibrary.configured(PersonasConfig(dirs=[tmp_path / "cards"]))
     assert named.ids() == []  # a folder named on purpose is never swapped for the packaged cards
