@@ -118,3 +118,12 @@ def test_store_pool_and_retry_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("BOT_MEMORY__REDIS_MAX_CONNECTIONS")
     with pytest.raises(ConfigError, match=r"\[memory\] redis_max_connections: .*greater than or equal to 1"):
         load_config(write(tmp_path, "[memory]\nredis_max_connections = 0\n"))
+
+
+def test_initiative_times_and_zone_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[initiative\] greetings: .*HH:MM.*'8:30'"):
+        load_config(write(tmp_path, '[initiative]\ngreetings = ["8:30"]\n'))
+    with pytest.raises(ConfigError, match=r"\[initiative\] timezone: .*unknown time zone 'Mars/Olympus'"):
+        load_config(write(tmp_path, '[initiative]\ntimezone = "Mars/Olympus"\n'))
+    ok = load_config(write(tmp_path, '[initiative]\ngreetings = ["08:30", "22:00"]\ntimezone = "Asia/Shanghai"\n'))
+    assert ok.initiative.greetings == ["08:30", "22:00"]

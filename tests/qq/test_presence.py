@@ -119,3 +119,30 @@ async def test_only_admins_switch_initiative_and_never_in_private(app: NoneBugAp
         ctx.should_call_send(private, Message(MessageSegment.text("The character speaks first only in group channels.")),
                              result={"message_id": 9})
     assert qq.initiative.watched == {}
+
+
+async def test_a_greeting_at_a_set_local_time(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:
+    import datetime as dt
+    import zoneinfo
+
+    shanghai = zoneinfo.ZoneInfo("Asia/Shanghai")
+    wall = Wall()
+    wall.now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=shanghai).timestamp()
+    qq = await qq_app(clocks=Clocks(wall=wall),
+                      initiative={"greetings": ["08:30"], "timezone": "Asia/Shanghai", "quiet_minutes": 600})
+    await qq.conversations.update(GROUP.conversation, initiative=True)
+    async with app.test_matcher() as ctx:
+        ctx.receive_event(_bot(ctx), group_event("早", message_id=830))
+    wall.now += 20 * 60  # 08:20: not yet
+    assert await qq.initiative.tick() == []
+    wall.now += 15 * 60  # 08:35: the 08:30 greeting is due, though the group was quiet only 35 minutes
+    llm.push(Script(text="早呀，今天也要精神些。"))
+    async with app.test_matcher() as ctx:
+        _bot(ctx)
+        ctx.should_call_api("send_group_msg", {"group_id": 30001, "message": Message(MessageSegment.text("早呀，今天也要精神些。"))},
+                            result={"message_id": 10})
+        assert len(await qq.initiative.tick()) == 1
+    prompt = "\n".join(str(m["content"]) for m in llm.requests[-1]["messages"])
+    assert "现在是08:30" in prompt
+    wall.now += 60
+    assert await qq.initiative.tick() == []  # once per greeting time
