@@ -8,13 +8,10 @@ whose vectors are word concepts (so a test can count its requests and stop it) f
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ from memory.vector_cache import VectorCache
 from tests.conftest import ROOT, MakeSettings
 from tests.real_model.conftest import embedding_server  # noqa: F401 - the fixture, for these tests too
 from tests.real_model.llama import LlamaServer
+from tests.support.embeddings_server import EmbeddingsServer
 from tests.support.openai_server import FakeOpenAI, Script
 from tests.support.requests import replies
 
@@ -71,47 +69,17 @@ def concepts(text: str, dim: int = 256) -> list[float]:
     return vec
 
 
-class Embeddings:
-    """An OpenAI-compatible /v1/embeddings server on 127.0.0.1 that records every text it is asked to embed."""
-
-    def __init__(self, dim: int = 256) -> None:
-        self.dim = dim
-        self.status = 200
-        self.delay = 0.0
-        self.inputs: list[tuple[str, str]] = []  # (model, text)
-        srv = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                srv.inputs += [(payload["model"], t) for t in payload["input"]]
-                time.sleep(srv.delay)
-                body = json.dumps({"object": "list", "data": [
-                    {"index": i, "embedding": concepts(t, srv.dim)} for i, t in enumerate(payload["input"])
-                ]}) if srv.status == 200 else '{"error": "model is loading"}'
-                self.send_response(srv.status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def texts(self, since: int = 0) -> list[str]:
-        """The texts asked for since position `since`."""
-        return [t for _, t in self.inputs[since:]]
+def concept_server(dim: int = 256) -> EmbeddingsServer:
+    """An embeddings server whose vectors are word concepts (`concepts`), `server.dim` wide (a test may change it)."""
+    server = EmbeddingsServer(lambda text: concepts(text, server.dim), dim)
+    return server
 
 
 @pytest.fixture
-def stub() -> Iterator[Embeddings]:
-    s = Embeddings()
+def stub() -> Iterator[EmbeddingsServer]:
+    s = concept_server()
     yield s
-    s.server.shutdown()
-    s.server.server_close()
+    s.close()
 
 
 def said(text: str, uid: str, name: str, at: float) -> Turn:
@@ -190,7 +158,7 @@ async def test_a_paraphrase_is_recalled_by_meaning_and_not_by_words(
     assert texts(lexical)[0] == "The office heating is broken"
 
 
-async def test_each_turn_is_embedded_once_and_kept_for_the_next_process(memory: Memory, stub: Embeddings) -> None:
+async def test_each_turn_is_embedded_once_and_kept_for_the_next_process(memory: Memory, stub: EmbeddingsServer) -> None:
     turns = chat(CELLO)
     await memory.store.append(KEY, turns)
     episodes = memory.episodes(HttpEmbedder(stub.url, "concepts"))
@@ -214,7 +182,7 @@ async def test_each_turn_is_embedded_once_and_kept_for_the_next_process(memory: 
 
 
 async def test_a_dead_embedder_leaves_recall_to_bm25_with_one_warning(
-    memory: Memory, stub: Embeddings, caplog: pytest.LogCaptureFixture
+    memory: Memory, stub: EmbeddingsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     await memory.store.append(KEY, chat(CELLO))
     episodes = memory.episodes(HttpEmbedder(stub.url, "concepts"))
@@ -248,7 +216,7 @@ async def test_a_dead_embedder_leaves_recall_to_bm25_with_one_warning(
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["memory"]
 
 
-async def test_a_slow_embedder_does_not_hold_the_message(memory: Memory, stub: Embeddings) -> None:
+async def test_a_slow_embedder_does_not_hold_the_message(memory: Memory, stub: EmbeddingsServer) -> None:
     await memory.store.append(KEY, chat(CELLO))
     episodes = memory.episodes(HttpEmbedder(stub.url, "concepts"), wait=0.2)
     await memory.primed(episodes)
@@ -259,7 +227,7 @@ async def test_a_slow_embedder_does_not_hold_the_message(memory: Memory, stub: E
     stub.delay = 0.0
 
 
-async def test_dense_recall_stays_in_its_conversation(memory: Memory, stub: Embeddings) -> None:
+async def test_dense_recall_stays_in_its_conversation(memory: Memory, stub: EmbeddingsServer) -> None:
     await memory.store.append(OTHER, chat(CELLO))
     await memory.store.append(KEY, chat())
     episodes = memory.episodes(HttpEmbedder(stub.url, "concepts"))
@@ -275,7 +243,7 @@ async def test_dense_recall_stays_in_its_conversation(memory: Memory, stub: Embe
     embedder.close()
 
 
-async def test_a_reset_drops_the_conversations_vectors(memory: Memory, stub: Embeddings) -> None:
+async def test_a_reset_drops_the_conversations_vectors(memory: Memory, stub: EmbeddingsServer) -> None:
     await memory.store.append(KEY, chat(CELLO))
     episodes = memory.episodes(HttpEmbedder(stub.url, "concepts"))
     await memory.primed(episodes)
@@ -290,7 +258,7 @@ async def test_a_reset_drops_the_conversations_vectors(memory: Memory, stub: Emb
     embedder.close()
 
 
-async def test_another_embedders_vectors_are_never_used(memory: Memory, stub: Embeddings) -> None:
+async def test_another_embedders_vectors_are_never_used(memory: Memory, stub: EmbeddingsServer) -> None:
     await memory.store.append(KEY, chat(CELLO))
     await memory.primed(memory.episodes(HttpEmbedder(stub.url, "model-a")))
     asked = len(stub.inputs)
@@ -331,7 +299,7 @@ def incoming(text: str, uid: str, name: str, mid: int) -> Incoming:
 
 
 async def test_the_app_recalls_by_meaning_with_an_embedder_configured(
-    make_settings: MakeSettings, app_factory: Callable[..., Any], llm: FakeOpenAI, stub: Embeddings,
+    make_settings: MakeSettings, app_factory: Callable[..., Any], llm: FakeOpenAI, stub: EmbeddingsServer,
     redis_url: str, redis_prefix: str, tmp_path: Path,
 ) -> None:
     import tomli_w
@@ -364,7 +332,7 @@ async def test_the_app_recalls_by_meaning_with_an_embedder_configured(
 
 
 async def test_recall_dense_follows_the_config(
-    make_settings: MakeSettings, app_factory: Callable[..., Any], stub: Embeddings
+    make_settings: MakeSettings, app_factory: Callable[..., Any], stub: EmbeddingsServer
 ) -> None:
     knowledge = {"enabled": False, "embedding_url": stub.url, "embedding_model": "concepts"}
     for setting, embedder, dense in (("auto", True, True), ("auto", False, False), (False, True, False)):
@@ -379,7 +347,7 @@ async def test_recall_dense_follows_the_config(
 
 
 async def test_knowledge_and_memory_share_one_embedder(
-    make_settings: MakeSettings, app_factory: Callable[..., Any], stub: Embeddings
+    make_settings: MakeSettings, app_factory: Callable[..., Any], stub: EmbeddingsServer
 ) -> None:
     knowledge = {"enabled": True, "embedding_url": stub.url, "embedding_model": "concepts"}
     app: App = await app_factory(make_settings(knowledge=knowledge))

@@ -6,12 +6,8 @@ import hashlib
 import json
 import logging
 import re
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -28,39 +24,9 @@ from tests.knowledge.test_ingest import STORY, story
 from tests.knowledge.test_lookup import ingest, wukong
 from tests.real_model.llama import LlamaServer
 from tests.support.cli import run_bot
+from tests.support.embeddings_server import EmbeddingsServer
 
 SECRET = "sk-embed-secret-123"
-
-
-class Stub:
-    """An embeddings server on 127.0.0.1 whose answers the test sets: letter counts as vectors by default."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.body: str | None = None  # None: real vectors
-        self.delay = 0.0
-        self.requests: list[tuple[dict[str, Any], str]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append((payload, self.headers.get("Authorization", "")))
-                time.sleep(stub.delay)
-                body = stub.body if stub.body is not None else json.dumps(
-                    {"object": "list", "data": [{"index": i, "embedding": letters(t)} for i, t in enumerate(payload["input"])]}
-                )
-                self.send_response(stub.status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def letters(text: str) -> list[float]:
@@ -69,11 +35,10 @@ def letters(text: str) -> list[float]:
 
 
 @pytest.fixture
-def stub() -> Iterator[Stub]:
-    s = Stub()
+def stub() -> Iterator[EmbeddingsServer]:
+    s = EmbeddingsServer(letters)
     yield s
-    s.server.shutdown()
-    s.server.server_close()
+    s.close()
 
 
 def test_real_server_gives_unit_vectors_in_order(embedding_server: LlamaServer) -> None:
@@ -107,7 +72,7 @@ def test_keys_follow_server_and_model() -> None:
         e.close()
 
 
-def test_server_faults_are_one_line_errors_without_the_key(stub: Stub) -> None:
+def test_server_faults_are_one_line_errors_without_the_key(stub: EmbeddingsServer) -> None:
     e = HttpEmbedder(stub.url, "bge-m3", SECRET, timeout=0.5)
     assert e.encode(["abc", "b"]) and stub.requests[-1] == ({"model": "bge-m3", "input": ["abc", "b"]}, f"Bearer {SECRET}")
     faults = [
@@ -131,7 +96,7 @@ def test_server_faults_are_one_line_errors_without_the_key(stub: Stub) -> None:
 
 
 async def test_lookup_uses_bm25_while_the_server_is_down(
-    tmp_path: Path, stub: Stub, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, stub: EmbeddingsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = tmp_path / "kb"
     embedder = HttpEmbedder(stub.url, "letters")
@@ -156,7 +121,7 @@ async def test_lookup_uses_bm25_while_the_server_is_down(
     embedder.close()
 
 
-async def test_an_index_is_never_queried_with_another_embedder(tmp_path: Path, stub: Stub) -> None:
+async def test_an_index_is_never_queried_with_another_embedder(tmp_path: Path, stub: EmbeddingsServer) -> None:
     root = tmp_path / "kb"
     built, other = HttpEmbedder(stub.url, "model-a"), HttpEmbedder(stub.url, "model-b")
     ingest(root, [story(tmp_path)], built)
@@ -207,7 +172,7 @@ def test_config_names_the_embedder(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert SECRET in settings.secrets() and SECRET not in repr(settings.knowledge)
 
 
-async def test_doctor_reports_the_embedder(make_settings: MakeSettings, stub: Stub, embedding_server: LlamaServer) -> None:
+async def test_doctor_reports_the_embedder(make_settings: MakeSettings, stub: EmbeddingsServer, embedding_server: LlamaServer) -> None:
     from memory.knowledge import knowledge_check
 
     up = make_settings(knowledge={"enabled": True, "embedding_url": embedding_server.base_url, "embedding_model": SERVER_MODEL})
@@ -220,7 +185,7 @@ async def test_doctor_reports_the_embedder(make_settings: MakeSettings, stub: St
 
 
 def test_ingest_command_with_a_server_and_without_an_embedder(
-    tmp_path: Path, stub: Stub, embedding_server: LlamaServer
+    tmp_path: Path, stub: EmbeddingsServer, embedding_server: LlamaServer
 ) -> None:
     def work(**knowledge: str) -> Path:
         lines = [f'[bot]\ndata_dir = "{tmp_path / "data"}"', f'[personas]\ndirs = ["{ROOT / "persona"}"]',
