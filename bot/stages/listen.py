@@ -71,11 +71,13 @@ class Listen:
         if clip is None or ex.text.strip():
             return ex  # a caption or typed text says it already
         card = ex.persona.card
-        data = await fetch_audio(clip, self.transcriber.cfg.stt_max_bytes, self.client)
+        available = self.transcriber.available  # with no transcription server, nothing is downloaded
+        data = await fetch_audio(clip, self.transcriber.cfg.stt_max_bytes, self.client) if available else None
         heard = await self.transcriber.transcribe(data, language=self.transcriber.cfg.stt_language) if data else None
         if isinstance(heard, Heard) and heard.text.strip():
             return replace(ex, text=in_language(SPOKEN, card.language) + heard.text.strip())
-        why = heard.reason if heard is not None and not isinstance(heard, Heard) else "unreachable"
+        why = heard.reason if heard is not None and not isinstance(heard, Heard) else (
+            "unreachable" if available else "no [voice] stt_url")
         log.info("voice message from %s:%s not heard (%s)", ex.incoming.platform, ex.incoming.user_id, why)
         msg, persona = ex.incoming, ex.persona
         lines = card.lines.not_heard or in_language(NOT_HEARD, card.language)
