@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from bench.load import (
     write_config,
 )
 from tests.qq.onebot_impl import OneBotImpl, text
+from tests.support.ports import free_port, wait_listening
 
 TOKEN = "bench-token"
 SELF_ID = "10000"
@@ -113,10 +113,6 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def run(
@@ -128,7 +124,7 @@ async def run(
         folder = Path(tmp)
         ingest(folder / "data")
         config = write_config(folder, model.base_url, prefix, concurrency, qq={"enabled": True})
-        port = _free_port()
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
         env |= {"BOT_QQ__PORT": str(port), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
         log = folder / "bot.log"
@@ -138,7 +134,10 @@ async def run(
                 cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
             )
         try:
-            await _listening(port, proc, log)
+            try:
+                await wait_listening(port, proc, log, timeout=60.0)
+            except RuntimeError as exc:
+                raise SystemExit(f"error: {exc}") from None
             impl = Implementation(f"ws://127.0.0.1:{port}/onebot/v11/ws")
             await impl.open()
             try:
@@ -156,18 +155,6 @@ async def run(
     return _numbers(tally, impl.sent, messages, started, capacity, rss, cpu)
 
 
-async def _listening(port: int, proc: asyncio.subprocess.Process, log: Path, timeout: float = 60.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if proc.returncode is not None:
-                raise SystemExit(f"error: the bot exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.1)
-                continue
-            writer.close()
-            return
 
 
 async def _push(impl: Implementation, tally: Tally, groups: int, messages: int, rate: float) -> float:

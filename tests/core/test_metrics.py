@@ -13,12 +13,7 @@ from bot.app import App
 from core.messages import Incoming
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -24,6 +23,7 @@ from memory.turns import SessionKey
 from tests.conftest import ROOT
 from tests.qq.onebot_impl import OneBotImpl, text
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.ports import free_port, wait_listening
 
 TOKEN = "onebot-test-token"
 SELF_ID = "10000"
@@ -43,24 +43,8 @@ class Running:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-async def _listening(port: int, proc: asyncio.subprocess.Process, log: Path, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if proc.returncode is not None:
-                raise AssertionError(f"bot exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.1)
-                continue
-            writer.close()
-            return
 
 
 def _write_config(folder: Path, llm: FakeOpenAI, redis_url: str, prefix: str) -> Settings:
@@ -91,7 +75,7 @@ async def bot_process(
     folder = tmp_path_factory.mktemp("qq-process")
     prefix = f"rptest:{uuid.uuid4().hex[:10]}"
     settings = _write_config(folder, llm_server, redis_url, prefix)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     env |= {"BOT_QQ__PORT": str(port), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     log = folder / "bot.log"
@@ -102,7 +86,7 @@ async def bot_process(
         )
     running = Running(f"ws://127.0.0.1:{port}/onebot/v11/ws", settings, proc, log)
     try:
-        await _listening(port, proc, log)
+        await wait_listening(port, proc, log, timeout=30.0)
         yield running
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 15) == 0, running.output()

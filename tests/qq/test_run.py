@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 async def _run(config: Path, *args: str, **env: str) -> tuple[int, str]:
@@ -44,8 +38,8 @@ async def test_failures_end_the_process_with_one_line_and_nonzero_status(make_se
     )
     # no network here means a DNS error; with network the fake token is refused: DiscordStartError either way
     both, no_cards = await asyncio.gather(
-        _run(good.source, BOT_DISCORD__TOKEN="MTIz.fake.token", BOT_QQ__PORT=str(_free_port())),
-        _run(broken, "--platform", "qq", BOT_QQ__PORT=str(_free_port())),
+        _run(good.source, BOT_DISCORD__TOKEN="MTIz.fake.token", BOT_QQ__PORT=str(free_port())),
+        _run(broken, "--platform", "qq", BOT_QQ__PORT=str(free_port())),
     )
     code, out = both
     assert code == 1, out

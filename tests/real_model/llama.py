@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.support.ports import free_port
 
 _PREFIX = re.compile(r"Llama\.generate: (\d+) prefix-match hit, remaining (\d+) prompt tokens to eval")
 _RUNS = re.compile(r"llama_perf_context_print:\s+eval time =.*?/\s*(\d+) runs")
@@ -27,10 +28,6 @@ def find_gguf(python: Path) -> Path:
     return found[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -41,7 +38,7 @@ class LlamaServer:
     model: Path
     n_ctx: int
     log: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     extra_args: tuple[str, ...] = ()  # e.g. ("--embedding", "true") for /v1/embeddings
 

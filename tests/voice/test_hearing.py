@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import socket
 import struct
 import sys
 import wave
@@ -17,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from core.config import VoiceConfig
+from tests.support.ports import free_port
 from tests.support.stt_server import FakeTranscriber, sniff
 from voice.hearing import Heard, NotHeard, Transcriber, audio_format, silk_to_wav
 
@@ -55,10 +55,6 @@ def opus(seconds: float = 1.0) -> bytes:
     return out.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
