@@ -111,9 +111,8 @@ class App:
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
         conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)
         chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono)
-        initiative = Initiative(settings.initiative, store, conversations, clocks.wall)
-        initiative.chain = chain
-        chain.on_seen = lambda msg, s: initiative.seen(msg, s.initiative)
+        initiative = Initiative(settings.initiative, store, chain, clocks.wall)
+        chain.on_seen = initiative.seen
         chain.on_spoke = initiative.spoke
         app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, clocks)
         exporter: metrics.Exporter | None = None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.chain import Chain
-from bot.conversations import Conversations
+from bot.exchange import ChannelSettings
 from bot.stages.guard import in_language
 from core.config import InitiativeConfig
 from core.conversation import Conversation
@@ -66,25 +66,25 @@ class Initiative:
         self,
         cfg: InitiativeConfig,
         store: ConversationStore,
-        conversations: Conversations,
+        chain: Chain,
         wall: Callable[[], float] = time.time,
     ):
         self.cfg = cfg
         self.store = store
-        self.conversations = conversations
+        self.chain = chain
+        self.conversations = chain.conversations
         self.wall = wall
         self.zone = zoneinfo.ZoneInfo(cfg.timezone) if cfg.timezone else None
         self.posters: dict[str, Poster] = {}
         self.watched: dict[str, Watch] = {}
-        self.chain: Chain | None = None
         self._last_tick = wall()
 
-    def seen(self, msg: Incoming, opted_in: bool) -> None:
+    def seen(self, msg: Incoming, settings: ChannelSettings) -> None:
         """Every message of a group (called by the chain): who spoke last, and when."""
         if msg.is_direct or msg.unprompted:
             return
         key = msg.conversation.key
-        if not opted_in:
+        if not settings.initiative:
             self.watched.pop(key, None)
             return
         self.watched[key] = Watch(msg.conversation, msg.bot_id, self.wall(), mine=msg.is_self)
@@ -161,7 +161,6 @@ class Initiative:
             if reply.mode == "model" and reply.text:
                 await post(where, watch.bot_id, reply.text)
 
-        assert self.chain is not None, "Initiative.chain is set when the app is built"
         reply = await self.chain.handle(msg, send=send)
         if reply is None or reply.mode != "model":
             return False  # the model is down: an example line out of the blue would be odd
