@@ -18,6 +18,7 @@ from typing import Literal
 import httpx
 
 from core.config import LLMConfig
+from core.fetch import FetchError, fetch_limited
 
 MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 FETCH_TIMEOUT = 10.0  # seconds to download one image: the reply waits for it
@@ -147,20 +148,9 @@ class ImageGate:
     async def fetch(self, url: str) -> bytes:
         """The file at `url`, read no further than `max_image_bytes`; ImageError when it can't be had."""
         try:
-            async with self._http.stream("GET", url) as resp:
-                if resp.status_code != 200:
-                    raise ImageError("unreachable", f"HTTP {resp.status_code} from {_host(url)}")
-                length = resp.headers.get("content-length", "")
-                if length.isdigit() and int(length) > self.max_bytes:
-                    raise ImageError("too_large", f"{length} bytes (the limit is {self.max_bytes})")
-                body = bytearray()
-                async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise ImageError("too_large", f"over {self.max_bytes} bytes")
-                return bytes(body)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise ImageError("unreachable", f"{type(exc).__name__} fetching from {_host(url)}") from exc
+            return await fetch_limited(self._http, url, self.max_bytes)
+        except FetchError as exc:
+            raise ImageError(exc.reason, str(exc)) from exc
 
     def _checked_bytes(self, data: bytes) -> Image:
         if len(data) > self.max_bytes:
@@ -187,8 +177,3 @@ def _data_url_bytes(url: str, max_bytes: int) -> bytes:
         raise ImageError("bad_url", "a data: URL whose base64 is broken") from exc
 
 
-def _host(url: str) -> str:
-    try:
-        return httpx.URL(url).host or url[:60]
-    except httpx.InvalidURL:
-        return url[:60]

@@ -17,6 +17,7 @@ import httpx
 
 from bot.exchange import Exchange
 from bot.stages.guard import in_language, pick
+from core.fetch import FetchError, fetch_limited
 from core.messages import Attachment, Reply
 from voice.hearing import Heard, Transcriber
 
@@ -45,15 +46,8 @@ async def fetch_audio(where: Attachment, max_bytes: int, client: httpx.AsyncClie
             path = Path(url.removeprefix("file://"))
             return path.read_bytes() if path.is_file() and path.stat().st_size <= max_bytes else None
         if url.startswith(("http://", "https://")):
-            data = bytearray()
-            async with client.stream("GET", url) as response:
-                response.raise_for_status()
-                async for block in response.aiter_bytes():
-                    data += block
-                    if len(data) > max_bytes:
-                        return None
-            return bytes(data)
-    except (httpx.HTTPError, OSError, ValueError) as exc:
+            return await fetch_limited(client, url, max_bytes)
+    except (FetchError, OSError, ValueError) as exc:
         log.info("voice message not fetched (%s): %s", url[:80], exc)
     return None
 
