@@ -21,8 +21,6 @@ from core.sanitize import clean_text
 from memory.store import StoreError
 from plugins.roleplay.config import Config
 from plugins.roleplay.fronts import Front, front_for
-from plugins.roleplay.react import onebot_react
-from plugins.roleplay.speak_first import onebot_poster
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +72,8 @@ async def _chat(bot: Bot, event: Event) -> None:
     if front is None or msg is None or msg.is_self:
         return
     app = holder.get()
-    if front.react is onebot_react and "qq" not in app.initiative.posters:
-        app.initiative.posters["qq"] = onebot_poster(app.settings.qq)
+    if front.poster is not None and "qq" not in app.initiative.posters:
+        app.initiative.posters["qq"] = front.poster(app.settings.qq)
 
     delivered = False
 

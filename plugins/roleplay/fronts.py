@@ -9,13 +9,16 @@ from typing import Any
 from nonebot.adapters import Bot, Event
 
 from bot.app import App
+from bot.initiative import Poster
+from core.config import QQConfig
 from core.messages import Incoming, Reply
 from plugins.roleplay.react import official_react, onebot_react
+from plugins.roleplay.speak_first import onebot_poster
 
 
 @dataclass(frozen=True, slots=True)
 class Front:
-    """What the matchers need from one adapter: convert, check permission, answer, deliver, voice, react."""
+    """What the matchers need from one adapter: convert, check permission, answer, deliver, voice, react, post."""
 
     incoming: Callable[[Any, Any], Incoming | None]
     is_admin: Callable[[Any, Any, list[str]], Awaitable[bool]]
@@ -23,6 +26,7 @@ class Front:
     deliver: Callable[[Any, Any, Reply, App], Awaitable[None]]
     voice: Callable[[Any, Any, Reply, App], Awaitable[None]]
     react: Callable[[Any, Any, Reply], Awaitable[None]]
+    poster: Callable[[QQConfig], Poster] | None = None  # speaking first; the official API cannot start a talk
 
 
 def front_for(bot: Bot, event: Event) -> Front | None:
@@ -33,7 +37,8 @@ def front_for(bot: Bot, event: Event) -> Front | None:
     if isinstance(bot, OneBot) and isinstance(event, OneBotMessage):
         from plugins.roleplay import onebot
 
-        return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice, onebot_react)
+        return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice, onebot_react,
+                     onebot_poster)
     try:  # the official adapter is optional in a host project
         from nonebot.adapters.qq import Bot as OfficialBot
         from nonebot.adapters.qq import MessageEvent as OfficialMessage
