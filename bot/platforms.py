@@ -10,6 +10,7 @@ never imports the plugin package (nonebot must be the one to load that).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import sys
@@ -17,13 +18,13 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from bot.app import App
+from bot.onebot_guard import guard_nonebot
 from core.config import Settings
 
 if TYPE_CHECKING:
     import uvicorn
 
 log = logging.getLogger(__name__)
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class AppHolder:
@@ -67,9 +68,31 @@ class AppHolder:
 holder = AppHolder()
 
 
+def is_local(host: str) -> bool:
+    """Only this machine can reach a listener on `host` (a loopback address or localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[] ")).is_loopback
+    except ValueError:
+        return False
+
+
+def listener_problem(settings: Settings) -> str:
+    """Why the QQ listener must not start as configured ("" when it may): beyond this machine it needs a token."""
+    cfg = settings.qq
+    if cfg.access_token.get_secret_value() or is_local(cfg.host):
+        return ""
+    return (f"QQ: [qq] host {cfg.host!r} lets other machines connect, so OneBot needs an access token: "
+            "set BOT_QQ__ACCESS_TOKEN (environment or .env) and the same token in the OneBot implementation")
+
+
 def serve(settings: Settings, *, discord: bool, qq: bool) -> int:
     """Start the platform front-ends that are on; the exit status for the CLI."""
     if qq:
+        if problem := listener_problem(settings):
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         return _serve_qq(settings, discord=discord)
     if discord:
         try:
@@ -182,8 +205,7 @@ def init_nonebot(settings: Settings) -> Any:
         from nonebot.adapters.qq import Adapter as OfficialAdapter
 
         driver.register_adapter(OfficialAdapter)
-    if not settings.qq.access_token.get_secret_value() and settings.qq.host not in LOCAL_HOSTS:
-        log.warning("QQ: no BOT_QQ__ACCESS_TOKEN while listening on %s: anyone who reaches it can connect", settings.qq.host)
+    guard_nonebot()  # every OneBot route, reverse HTTP included, proves the token (the adapter checks only its WebSocket)
     return driver
 
 

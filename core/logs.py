@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 REDACTED = "***"
+# a query parameter's value (?access_token=..., &sig=...): uvicorn logs each WebSocket handshake's
+# path with its query string, and a client may put its token there
+QUERY_VALUE = re.compile(r"([?&][^\s=&?#\"'/]+=)[^\s&#\"']+")
 
 
 def _variants(secret: str) -> list[str]:
@@ -31,7 +35,7 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The record's text with secrets replaced."""
-        text = super().format(record)
+        text = QUERY_VALUE.sub(rf"\g<1>{REDACTED}", super().format(record))
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
         return text

@@ -72,7 +72,7 @@ class Front:
         self.client = client
         self.cfg = app.settings.discord
         self.hooks = WebhookPool() if self.cfg.webhooks else None
-        self.tree = build_tree(client, Commands(app))
+        self.tree = build_tree(client, Commands(app), self.cfg.answers_guild)
         self.arrivals = Arrivals()
 
     async def setup(self) -> None:
@@ -99,6 +99,8 @@ class Front:
         me = self.client.user
         if me is None or message.author.id == me.id or message.type not in CHAT_TYPES:
             return
+        if not self.cfg.answers_guild(message.guild.id if message.guild else None):
+            return  # a server [discord] guilds leaves out: nothing said there is answered or stored
         ticket = self.arrivals.arrive(message.channel.id)  # before anything is awaited
         try:
             await self._handle(message, me, ticket)

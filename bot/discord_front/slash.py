@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 import discord
@@ -16,6 +17,10 @@ from bot.split import split_text
 from core.messages import Incoming
 
 log = logging.getLogger(__name__)
+
+NOT_SERVED = "This server is not on the bot's list ([discord] guilds): commands do nothing here."
+Serves = Callable[[int | None], bool]
+
 
 def incoming_of(interaction: discord.Interaction) -> Incoming:
     """The conversation a command acts on: the channel (or thread), or the user's DM."""
@@ -57,10 +62,13 @@ def _annotation(param: Param) -> Any:
     return str
 
 
-def _slash(command: Command, commands: Commands, name: str) -> app_commands.Command[Any, ..., None]:
+def _slash(command: Command, commands: Commands, name: str, serves: Serves) -> app_commands.Command[Any, ..., None]:
     """One slash command drawn from the table: its options, permission and answer as everywhere else."""
 
     async def callback(interaction: discord.Interaction, **options: Any) -> None:
+        if not serves(interaction.guild_id):
+            await interaction.response.send_message(NOT_SERVED, ephemeral=True)
+            return
         raw = [str(options[p.name]) for p in command.params if options.get(p.name) is not None]
         user = options.get("user")
         access = Access(admin=may_manage(interaction),
@@ -86,13 +94,16 @@ def _slash(command: Command, commands: Commands, name: str) -> app_commands.Comm
     return app_commands.Command(name=name, description=command.help[:100], callback=callback)
 
 
-def build_tree(client: discord.Client, commands: Commands) -> app_commands.CommandTree[discord.Client]:
-    """The command tree: every command of the table, a two-word name as a group and its subcommand."""
+def build_tree(
+    client: discord.Client, commands: Commands, serves: Serves = lambda _: True
+) -> app_commands.CommandTree[discord.Client]:
+    """The command tree: every command of the table, a two-word name as a group and its subcommand;
+    in a server that `serves` refuses, each says so to its caller only and does nothing."""
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     groups: dict[str, app_commands.Group] = {}
     for command in TABLE:
         head, _, leaf = command.name.partition(" ")
-        slash = _slash(command, commands, leaf or head)
+        slash = _slash(command, commands, leaf or head, serves)
         if "persona" in (p.name for p in command.params):
             slash.autocomplete("persona")(_persona_ids(commands))
         if leaf:

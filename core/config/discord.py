@@ -14,6 +14,7 @@ class DiscordConfig(Section):
     shard_count: int = Field(0, ge=0)
     shard_ids: list[int] = Field(default_factory=list)
     sync_guilds: list[int] = Field(default_factory=list)
+    guilds: list[int] = Field(default_factory=list)
     stream_edits: bool = False
     webhooks: bool = False
 
@@ -24,6 +25,10 @@ class DiscordConfig(Section):
         if wrong:
             raise ValueError(f"shard_ids {wrong} must each be below shard_count ({self.shard_count})")
         return self
+
+    def answers_guild(self, guild_id: int | None) -> bool:
+        """Is this server served? Direct messages (no guild) always are; an empty list serves all."""
+        return guild_id is None or not self.guilds or guild_id in self.guilds
 
     @property
     def configured(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from core.config.core import Section
 
@@ -15,6 +15,7 @@ class QQConfig(Section):
     port: int = Field(8080, ge=1, le=65535)
     access_token: SecretStr = SecretStr("")
     superusers: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
     official_app_id: str = ""
     official_secret: SecretStr = SecretStr("")
     official_sandbox: bool = False
@@ -22,6 +23,18 @@ class QQConfig(Section):
     message_chars: int = Field(500, ge=50)
     forward_over_chars: int = Field(600, ge=0)
     voice_wait_seconds: float = Field(120.0, gt=0.0)
+
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: object) -> object:
+        """Group numbers may be written as numbers or strings; they are compared as text."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
+    def answers_group(self, group: str) -> bool:
+        """Is this group (number, official group openid or guild id) served? An empty list serves all."""
+        return not self.groups or group in self.groups
 
     @property
     def configured(self) -> bool:

@@ -14,6 +14,7 @@ from nonebot.plugin import PluginMetadata
 from bot import metrics
 from bot.command_table import TABLE, Access, find, help_text, invoke, usage_of
 from bot.commands import Commands
+from bot.onebot_guard import guard_nonebot
 from bot.platforms import holder
 from core.config import Settings, load_config
 from core.messages import Incoming, Reply
@@ -36,6 +37,8 @@ __plugin_meta__ = PluginMetadata(
 plugin_config = get_plugin_config(Config)
 _PRIORITY = plugin_config.roleplay_priority
 _driver = get_driver()
+if not holder.hosted:  # in someone else's nonebot project, its OneBot routes get the door ours have
+    guard_nonebot()
 
 
 def _settings() -> Settings:

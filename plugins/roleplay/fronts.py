@@ -10,6 +10,7 @@ from nonebot.adapters import Bot, Event
 
 from bot.app import App
 from bot.initiative import Poster
+from bot.platforms import holder
 from core.config import QQConfig
 from core.messages import Incoming, Reply
 from plugins.roleplay.react import official_react, onebot_react
@@ -30,7 +31,19 @@ class Front:
 
 
 def front_for(bot: Bot, event: Event) -> Front | None:
-    """The front for this adapter's message events; None for anything else."""
+    """The front for this adapter's message events; None for anything else, and for a group that
+    [qq] groups leaves out (so nothing said there is answered, obeyed or stored)."""
+    found = _front(bot, event)
+    if found is None:
+        return None
+    front, group = found
+    if group and not holder.get().settings.qq.answers_group(group):
+        return None
+    return front
+
+
+def _front(bot: Bot, event: Event) -> tuple[Front, str] | None:
+    """The adapter's front and the group the event comes from ("" for a private chat)."""
     from nonebot.adapters.onebot.v11 import Bot as OneBot
     from nonebot.adapters.onebot.v11 import MessageEvent as OneBotMessage
 
@@ -38,7 +51,7 @@ def front_for(bot: Bot, event: Event) -> Front | None:
         from plugins.roleplay import onebot
 
         return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice, onebot_react,
-                     onebot_poster)
+                     onebot_poster), onebot.group_of(event)
     try:  # the official adapter is optional in a host project
         from nonebot.adapters.qq import Bot as OfficialBot
         from nonebot.adapters.qq import MessageEvent as OfficialMessage
@@ -48,5 +61,5 @@ def front_for(bot: Bot, event: Event) -> Front | None:
         from plugins.roleplay import official
 
         return Front(official.incoming, official.is_admin, official.answer, official.deliver, official.voice,
-                     official_react)
+                     official_react), official.group_of(event)
     return None

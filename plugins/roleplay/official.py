@@ -65,6 +65,15 @@ def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
     return None
 
 
+def group_of(event: MessageEvent) -> str:
+    """The group (openid) or guild a message comes from ("" in a private chat), as [qq] groups lists it."""
+    if isinstance(event, GroupAtMessageCreateEvent):
+        return event.group_openid
+    if isinstance(event, AtMessageCreateEvent):
+        return str(event.guild_id)
+    return ""
+
+
 async def is_admin(bot: Bot, event: MessageEvent, superusers: list[str]) -> bool:
     """Superusers everywhere; group owner/admin in groups; anyone in their own private chat."""
     if event.get_user_id() in superusers or await SUPERUSER(bot, event):

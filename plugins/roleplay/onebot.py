@@ -58,6 +58,11 @@ def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
     )
 
 
+def group_of(event: MessageEvent) -> str:
+    """The group a message comes from ("" in a private chat), as [qq] groups lists it."""
+    return str(event.group_id) if isinstance(event, GroupMessageEvent) else ""
+
+
 async def is_admin(bot: Bot, event: MessageEvent, superusers: list[str]) -> bool:
     """May this user change group-level settings? Private chats: always (their own chat)."""
     if str(event.user_id) in superusers or await SUPERUSER(bot, event):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import tomli_w
 
 from tests.conftest import ROOT
@@ -69,6 +70,13 @@ async def test_plugin_opens_its_app_in_a_host_project_and_answers(tmp_path: Path
         sent: dict[str, Any] = await impl.next_action("send_msg")
         assert sent["message"] == [{"type": "text", "data": {"text": "汝好。"}}]
         assert (ours / "data" / "memory.sqlite3").is_file()
+        # the host's reverse-HTTP route wants its token too (the adapter alone checks only a signature)
+        forged = impl.private_message("/reset", user_id=42, message_id=2)
+        async with httpx.AsyncClient() as http:
+            for headers, status in (({}, 401), ({"Authorization": "Bearer host-token"}, 204)):
+                response = await http.post(f"http://127.0.0.1:{port}/onebot/v11/", json=forged,
+                                           headers={"X-Self-ID": "10000", **headers})
+                assert response.status_code == status
     finally:
         await impl.close()
         proc.terminate()

@@ -118,3 +118,15 @@ async def test_official_pictures_and_voice_messages_reach_the_pipeline(
         files.server_close()
     texts = [t.text for t in await qq.store.recent(SessionKey("horo", "qq", "dm", "USER-9"), 10)]
     assert texts == ["[图片] 看", "好看。", "（语音）晚饭吃什么", "吃苹果。"]
+
+
+async def test_a_group_left_off_the_list_is_not_heard(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:
+    """[qq] groups names official groups by their openid; others are neither answered nor remembered."""
+    qq = await qq_app(qq={"groups": ["G2"]})
+    event, command = _group_at(" 你好", mid="m-20"), _group_at("/voice on", role="owner", mid="m-21")
+    async with app.test_matcher() as ctx:
+        bot = _bot(ctx)
+        ctx.receive_event(bot, event)
+        ctx.receive_event(bot, command)  # no send expected: nonebug fails on any unexpected call
+    assert llm.requests == [] and await qq.store.recent(SessionKey("horo", "qq", "group", "G1"), 10) == []
+    assert ChannelSettings.parse(await qq.store.settings(Conversation("qq", "group", "G1"))).voice is not True

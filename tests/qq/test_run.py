@@ -52,3 +52,18 @@ async def test_failures_end_the_process_with_one_line_and_nonzero_status(make_se
     assert last.startswith("error: could not start: no persona cards found"), out
     assert str(tmp_path / "no-cards") in last
     assert "Traceback" not in out
+
+
+async def test_a_listener_beyond_this_machine_needs_a_token(make_settings: Any) -> None:
+    """[qq] host 0.0.0.0 (or ::) with no BOT_QQ__ACCESS_TOKEN: no server, one line saying what to set."""
+    settings = make_settings(qq={"enabled": True}, llm={"base_url": "http://127.0.0.1:9/v1"})
+    assert settings.source is not None
+    hosts = ("0.0.0.0", "::")
+    results = await asyncio.gather(*(
+        _run(settings.source, "--platform", "qq", BOT_QQ__HOST=host, BOT_QQ__PORT=str(free_port())) for host in hosts
+    ))
+    for host, (code, out) in zip(hosts, results, strict=True):
+        assert code == 2, out
+        last = out.strip().splitlines()[-1]
+        assert last.startswith(f"error: QQ: [qq] host '{host}' ") and "set BOT_QQ__ACCESS_TOKEN" in last, out
+        assert "Uvicorn running" not in out and "Traceback" not in out
