@@ -19,16 +19,20 @@ and nothing listens. Metric names (counters get `_total` on the wire):
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from core.config import MetricsConfig
+from core.config.core import is_local_host
 from core.slots import Slots
 from memory.store import StoreError
 
@@ -70,6 +74,7 @@ class Metrics:
         self.store_up.set_function(lambda: 1.0)
 
 
+WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 _on: Metrics | None = None  # built by the first `serve`; kept for the process (counters never go back)
 
 
@@ -95,6 +100,29 @@ class Exporter:
             _on.store_up.set_function(lambda: 1.0)
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: scrapes every few seconds are noise, and a URL may carry anything."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _guarded(app: WSGIApp, token: str) -> WSGIApp:
+    """`app` behind `Authorization: Bearer <token>` (no check when there is no token: localhost only)."""
+    if not token:
+        return app
+    want = f"Bearer {token}".encode()
+
+    def check(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
+        if hmac.compare_digest(given, want):
+            return app(environ, start_response)
+        start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
+        return [b"a bearer token is required\n"]
+
+    return check
+
+
 def serve(cfg: MetricsConfig, slots: Slots | None = None, store_available: Callable[[], bool] | None = None) -> Exporter:
     """Start counting and serve /metrics on [metrics] host:port; raise OSError naming the address."""
     global _on
@@ -104,10 +132,17 @@ def serve(cfg: MetricsConfig, slots: Slots | None = None, store_available: Calla
         on.queue.set_function(lambda: float(slots.queued))
     if store_available is not None:
         on.store_up.set_function(lambda: float(store_available()))
+    token = cfg.token.get_secret_value()
+    if not token and not is_local_host(cfg.host):
+        raise OSError(f"[metrics] host {cfg.host!r} lets other machines scrape it, so it needs a token: "
+                      "set BOT_METRICS__TOKEN (environment or .env) and the same bearer token in the scraper")
     try:
-        server, thread = start_http_server(cfg.port, cfg.host, registry=on.registry)
+        server = make_server(cfg.host, cfg.port, _guarded(make_wsgi_app(on.registry), token), ThreadingWSGIServer,
+                             handler_class=_QuietHandler)
     except OSError as exc:
         raise OSError(f"[metrics] cannot listen on {cfg.host}:{cfg.port} ({exc.strerror or exc}); set another port") from None
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
     log.info("metrics: Prometheus exporter on http://%s:%d/metrics", cfg.host, cfg.port)
     return Exporter(server, thread)
 

@@ -10,7 +10,6 @@ never imports the plugin package (nonebot must be the one to load that).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bot.app import App
 from bot.onebot_guard import guard_nonebot
 from core.config import Settings
+from core.config.core import is_local_host
 
 if TYPE_CHECKING:
     import uvicorn
@@ -68,20 +68,10 @@ class AppHolder:
 holder = AppHolder()
 
 
-def is_local(host: str) -> bool:
-    """Only this machine can reach a listener on `host` (a loopback address or localhost)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[] ")).is_loopback
-    except ValueError:
-        return False
-
-
 def listener_problem(settings: Settings) -> str:
     """Why the QQ listener must not start as configured ("" when it may): beyond this machine it needs a token."""
     cfg = settings.qq
-    if cfg.access_token.get_secret_value() or is_local(cfg.host):
+    if cfg.access_token.get_secret_value() or is_local_host(cfg.host):
         return ""
     return (f"QQ: [qq] host {cfg.host!r} lets other machines connect, so OneBot needs an access token: "
             "set BOT_QQ__ACCESS_TOKEN (environment or .env) and the same token in the OneBot implementation")

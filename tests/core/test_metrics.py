@@ -94,3 +94,16 @@ async def test_off_by_default_and_a_taken_port_is_one_line(make_settings: MakeSe
         busy = taken.getsockname()[1]
         with pytest.raises(OSError, match=rf"^\[metrics\] cannot listen on 127.0.0.1:{busy} \(.+\); set another port$"):
             await app_factory(make_settings(llm={"provider": "offline"}, metrics={"enabled": True, "port": busy}))
+
+
+async def test_a_token_guards_the_exporter_and_a_public_host_needs_one(make_settings: MakeSettings, app_factory: Any) -> None:
+    with pytest.raises(OSError, match=r"^\[metrics\] host '0.0.0.0' .* set BOT_METRICS__TOKEN"):
+        await app_factory(make_settings(llm={"provider": "offline"}, metrics={"enabled": True, "host": "0.0.0.0"}))
+    port = free_port()
+    await app_factory(make_settings(llm={"provider": "offline"},
+                                    metrics={"enabled": True, "port": port, "token": "s3cret-scrape-token"}))
+    url = f"http://127.0.0.1:{port}/metrics"
+    assert httpx.get(url, timeout=5).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer wrong"}, timeout=5).status_code == 401
+    ok = httpx.get(url, headers={"Authorization": "Bearer s3cret-scrape-token"}, timeout=5)
+    assert ok.status_code == 200 and "bot_messages_in_total" in ok.text
