@@ -27,6 +27,7 @@ from bot.stages.recall import Recall
 from bot.stages.speak import Speak
 from core.background import Background
 from core.config import Settings
+from core.fetch import FetchPolicy
 from core.images import ImageGate
 from core.knowledge import Knowledge
 from core.llm import ChatModel, OpenAIChat
@@ -105,8 +106,9 @@ class App:
         voice = voice or await open_voice(settings, model)
         background = Background()
         dense = open_dense(settings.memory, settings.knowledge, settings.bot.data_dir, background, clocks.mono, embedder)
-        listen = Listen(Transcriber(settings.voice))
-        look = Look(ImageGate(settings.llm), model.profile, model.probe if isinstance(model, OpenAIChat) else None) \
+        policy = FetchPolicy.configured(settings.fetch)  # one policy for all a message makes the bot fetch
+        listen = Listen(Transcriber(settings.voice), policy)
+        look = Look(ImageGate(settings.llm, policy), model.profile, model.probe if isinstance(model, OpenAIChat) else None) \
             if model else None
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
         conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)

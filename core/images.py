@@ -2,9 +2,10 @@
 
 An `Image` is an http(s) URL or a file's bytes. `ImageGate.prepare` applies the [llm] limits
 (`max_images`, `max_image_bytes`, png/jpeg/webp/gif told by magic bytes, never by a file name) and
-returns the images to send plus a typed reason for each one left out. URLs go to the server as
-they are (every server the bot knows fetches http(s) images itself); with `inline_images = true`
-they are downloaded here and sent as data: URLs, for a server that can't reach the image host.
+the fetch policy ([fetch]), and returns the images to send plus a typed reason for each one left
+out. A URL goes to the server as it is once the policy passes it (every server the bot knows
+fetches http(s) images itself); with `inline_images = true`, and for a file in a folder [fetch]
+allows, it is read here and sent as a data: URL.
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import httpx
 
 from core.config import LLMConfig
-from core.fetch import FetchError, fetch_limited
+from core.fetch import Fetcher, FetchError, FetchPolicy, kind_of
 
 MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-FETCH_TIMEOUT = 10.0  # seconds to download one image: the reply waits for it
-Reason = Literal["too_many", "too_large", "not_an_image", "bad_url", "unreachable"]
+Reason = Literal["too_many", "too_large", "not_an_image", "bad_url", "refused", "unreachable", "too_slow"]
 
 
 def sniff(data: bytes) -> str:
@@ -94,24 +94,19 @@ class ImageError(Exception):
 
 
 class ImageGate:
-    """Checks pictures against the [llm] limits and downloads those that must go inline."""
+    """Checks pictures against the [llm] limits and the fetch policy; downloads those that must go inline."""
 
     def __init__(
         self,
         cfg: LLMConfig,
+        policy: FetchPolicy | None = None,
         *,
-        timeout: float = FETCH_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.max_images = cfg.max_images
         self.max_bytes = cfg.max_image_bytes
         self.inline = cfg.inline_images
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
-            follow_redirects=True,
-            max_redirects=3,
-            transport=transport,
-        )
+        self.fetcher = Fetcher(policy, transport)
 
     async def prepare(self, images: Sequence[Image]) -> Prepared:
         """The images that pass the limits (at most `max_images`), and the reason for each other one."""
@@ -133,8 +128,10 @@ class ImageGate:
             image = Image.of_bytes(_data_url_bytes(image.url, self.max_bytes))
         if image.data:
             return self._checked_bytes(image.data)
-        scheme = image.url.split(":", 1)[0].lower()
-        if scheme not in ("http", "https"):
+        kind = kind_of(image.url)
+        if kind == "local":  # only from a folder [fetch] allow_dirs lists; the server can't read it anyway
+            return self._checked_bytes(await self.fetch(image.url))
+        if kind != "http":
             raise ImageError("bad_url", f"not an http(s) image URL: {image.url[:80]!r}")
         if image.size > self.max_bytes:
             raise ImageError("too_large", f"{image.size} bytes (the limit is {self.max_bytes})")
@@ -142,13 +139,20 @@ class ImageGate:
         if declared and declared not in MIME_TYPES:
             raise ImageError("not_an_image", f"declared as {declared}; png, jpeg, webp or gif only")
         if not self.inline:
-            return image
+            return replace(image, url=await self.handed_on(image.url))
         return self._checked_bytes(await self.fetch(image.url))
+
+    async def handed_on(self, url: str) -> str:
+        """The URL as the model server may be given it: checked by the same rules as a download."""
+        try:
+            return await self.fetcher.check(url)
+        except FetchError as exc:
+            raise ImageError(exc.reason, str(exc)) from exc
 
     async def fetch(self, url: str) -> bytes:
         """The file at `url`, read no further than `max_image_bytes`; ImageError when it can't be had."""
         try:
-            return await fetch_limited(self._http, url, self.max_bytes)
+            return await self.fetcher.get(url, self.max_bytes)
         except FetchError as exc:
             raise ImageError(exc.reason, str(exc)) from exc
 
@@ -162,7 +166,7 @@ class ImageGate:
 
     async def close(self) -> None:
         """Release connections."""
-        await self._http.aclose()
+        await self.fetcher.close()
 
 
 def _data_url_bytes(url: str, max_bytes: int) -> bytes:

@@ -8,16 +8,12 @@ one of the character's "I couldn't hear that" lines instead of a model reply.
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import replace
-from pathlib import Path
-
-import httpx
 
 from bot.exchange import Exchange
 from bot.stages.guard import in_language, pick
-from core.fetch import FetchError, fetch_limited
+from core.fetch import Fetcher, FetchError, FetchPolicy, host_of
 from core.messages import Attachment, Reply
 from voice.hearing import Heard, Transcriber
 
@@ -36,28 +32,21 @@ def voice_of(ex: Exchange) -> Attachment | None:
     return next((a for a in ex.incoming.attachments if a.kind in ("voice", "audio")), None)
 
 
-async def fetch_audio(where: Attachment, max_bytes: int, client: httpx.AsyncClient) -> bytes | None:
-    """The audio's bytes from an http(s) URL, a base64:// payload or a local file:// path; None if out of reach."""
-    url = where.url
+async def fetch_audio(where: Attachment, max_bytes: int, fetcher: Fetcher) -> bytes | None:
+    """The audio's bytes (http(s), base64://, or a file in a folder [fetch] allows); None if out of reach."""
     try:
-        if url.startswith("base64://"):
-            return base64.b64decode(url.removeprefix("base64://"), validate=True)
-        if url.startswith("file://") or url.startswith("/"):
-            path = Path(url.removeprefix("file://"))
-            return path.read_bytes() if path.is_file() and path.stat().st_size <= max_bytes else None
-        if url.startswith(("http://", "https://")):
-            return await fetch_limited(client, url, max_bytes)
-    except (FetchError, OSError, ValueError) as exc:
-        log.info("voice message not fetched (%s): %s", url[:80], exc)
+        return await fetcher.get(where.url, max_bytes)
+    except FetchError as exc:
+        log.info("voice message not fetched (%s, from %s): %s", exc.reason, host_of(where.url), exc)
     return None
 
 
 class Listen:
     """Transcribes the voice messages the character is about to answer."""
 
-    def __init__(self, transcriber: Transcriber, client: httpx.AsyncClient | None = None):
+    def __init__(self, transcriber: Transcriber, policy: FetchPolicy | None = None):
         self.transcriber = transcriber
-        self.client = client or httpx.AsyncClient(timeout=30.0, follow_redirects=True)
+        self.fetcher = Fetcher(policy)
 
     async def __call__(self, ex: Exchange) -> Exchange:
         """The exchange with the transcript as its text, or a canned "couldn't hear" reply."""
@@ -66,7 +55,7 @@ class Listen:
             return ex  # a caption or typed text says it already
         card = ex.persona.card
         available = self.transcriber.available  # with no transcription server, nothing is downloaded
-        data = await fetch_audio(clip, self.transcriber.cfg.stt_max_bytes, self.client) if available else None
+        data = await fetch_audio(clip, self.transcriber.cfg.stt_max_bytes, self.fetcher) if available else None
         heard = await self.transcriber.transcribe(data, language=self.transcriber.cfg.stt_language) if data else None
         if isinstance(heard, Heard) and heard.text.strip():
             return replace(ex, text=in_language(SPOKEN, card.language) + heard.text.strip())
@@ -83,6 +72,6 @@ class Listen:
 
     async def close(self) -> None:
         """Release the HTTP clients."""
-        await self.client.aclose()
+        await self.fetcher.close()
         await self.transcriber.close()
 

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.config.core import BotConfig, LLMConfig, MemoryConfig, PersonasConfig
 from core.config.discord import DiscordConfig
+from core.config.fetch import FetchConfig
 from core.config.initiative import InitiativeConfig
 from core.config.knowledge import KnowledgeConfig
 from core.config.metrics import MetricsConfig
@@ -31,6 +32,7 @@ __all__ = [
     "BotConfig",
     "ConfigError",
     "DiscordConfig",
+    "FetchConfig",
     "InitiativeConfig",
     "KnowledgeConfig",
     "LLMConfig",
@@ -65,6 +67,7 @@ class Settings(BaseSettings):
     personas: PersonasConfig = PersonasConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
     voice: VoiceConfig = VoiceConfig()
+    fetch: FetchConfig = FetchConfig()
     discord: DiscordConfig = DiscordConfig()
     qq: QQConfig = QQConfig()
     training: TrainingConfig = TrainingConfig()
@@ -203,4 +206,5 @@ def _resolve_paths(settings: Settings, root: Path) -> Settings:
             "import_dir": anchor(settings.personas.import_dir, root),
         }
     )
+    settings.fetch = settings.fetch.model_copy(update={"allow_dirs": [anchor(d, root) for d in settings.fetch.allow_dirs]})
     return settings

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from core.config import ConfigError, LLMConfig, load_config
+from core.fetch import FetchPolicy
 from core.images import Image, ImageGate, sniff
 from core.llm import ChatMessage, OpenAIChat, RequestRejected
 from core.serving import MESSAGE_OVERHEAD, ServerProfile
@@ -245,7 +246,8 @@ def test_image_types_are_told_by_magic_bytes() -> None:
 
 
 async def test_limits_on_count_size_and_type() -> None:
-    gate = ImageGate(LLMConfig(max_images=2, max_image_bytes=2048))
+    # the operator lists the CDN: a listed name goes to the server as it is (nothing resolves names here)
+    gate = ImageGate(LLMConfig(max_images=2, max_image_bytes=2048), FetchPolicy.allowing("cdn.example.com"))
     big = PNG + b"\x00" * 4096
     prepared = await gate.prepare(
         [
@@ -275,7 +277,7 @@ async def test_no_images_at_all_when_max_images_is_zero() -> None:
 
 
 async def test_inline_images_are_downloaded_and_checked(pictures: str) -> None:
-    gate = ImageGate(LLMConfig(inline_images=True, max_image_bytes=2048))
+    gate = ImageGate(LLMConfig(inline_images=True, max_image_bytes=2048), FetchPolicy.allowing("127.0.0.1"))
     prepared = await gate.prepare(
         [
             Image(url=f"{pictures}/cat.png"),

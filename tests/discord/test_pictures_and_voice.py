@@ -47,7 +47,8 @@ def replies(fake: FakeDiscord) -> list[Any]:
 async def test_a_picture_with_a_mention_reaches_a_model_that_sees(
     connect: Any, discord_server: FakeDiscord, llm: FakeOpenAI
 ) -> None:
-    app, _ = await connect(llm={"vision": True})
+    # the operator lists Discord's CDN: a listed name is handed on unresolved (nothing resolves names here)
+    app, _ = await connect(llm={"vision": True}, fetch={"allow_hosts": ["cdn.discordapp.com"]})
     llm.push(Script(text="A fine wolf."))
     url = "https://cdn.discordapp.com/attachments/1/2/wolf.png"
     picture = {"id": "77", "filename": "wolf.png", "size": 2048, "url": url, "proxy_url": url, "content_type": "image/png"}
@@ -74,7 +75,7 @@ async def test_a_voice_message_is_transcribed_and_answered(
     connect: Any, discord_server: FakeDiscord, llm: FakeOpenAI, cdn: str
 ) -> None:
     with FakeTranscriber(text="are you there") as stt:
-        app, _ = await connect(voice={"stt_url": stt.url})
+        app, _ = await connect(voice={"stt_url": stt.url}, fetch={"allow_hosts": ["127.0.0.1"]})
         llm.push(Script(text="Right here."))
         clip = {"id": "79", "filename": "voice-message.ogg", "size": len(OGG), "url": f"{cdn}/voice.ogg",
                 "proxy_url": f"{cdn}/voice.ogg", "content_type": "audio/ogg", "duration_secs": 1.0, "waveform": "AAAA"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import nonebot
@@ -30,9 +31,11 @@ def stt() -> Iterator[FakeTranscriber]:
         yield server
 
 
-def spoken(data: bytes, message_id: int) -> Any:
+def spoken(data: bytes | str, message_id: int) -> Any:
+    """A private voice message: the audio inline (base64://), or a file reference as the OneBot side gives it."""
     event = private_event("", message_id=message_id)
-    voice = Message(MessageSegment.record("base64://" + base64.b64encode(data).decode()))
+    file = data if isinstance(data, str) else "base64://" + base64.b64encode(data).decode()
+    voice = Message(MessageSegment.record(file))
     return event.model_copy(update={"message": voice, "original_message": voice, "raw_message": str(voice)})
 
 
@@ -81,3 +84,27 @@ async def test_an_unaddressed_voice_message_in_a_group_is_not_transcribed(
     async with app.test_matcher() as ctx:
         ctx.receive_event(_bot(ctx), event)
     assert stt.uploads == [] and llm.requests == []
+
+
+async def test_a_record_naming_a_local_file_is_read_only_from_a_listed_folder(
+    app: NoneBugApp, qq_app: Any, llm: FakeOpenAI, stt: FakeTranscriber, tmp_path: Path
+) -> None:
+    media, private = tmp_path / "napcat", tmp_path / "private"
+    media.mkdir()
+    private.mkdir()
+    (media / "voice.silk").write_bytes(silk(0.5))
+    (private / "call.silk").write_bytes(silk(0.5))  # audio: a transcription server would take it
+    await qq_app(voice={"stt_url": stt.url}, fetch={"allow_dirs": [str(media)]})
+    llm.push(Script(text="去。"))
+    refs = ("file:///etc/passwd", f"file://{private}/call.silk", f"{media}/../private/call.silk")
+    forged = [spoken(ref, 905 + i) for i, ref in enumerate(refs)]
+    listed = spoken(f"file://{media}/voice.silk", 908)
+    async with app.test_matcher() as ctx:
+        bot = _bot(ctx)
+        for i, event in enumerate(forged):
+            ctx.receive_event(bot, event)
+            ctx.should_call_send(event, Message(MessageSegment.text(pick(NOT_HEARD["zh"], f"20001:{905 + i}"))),
+                                 result={"message_id": 5 + i})
+        ctx.receive_event(bot, listed)
+        ctx.should_call_send(listed, Message(MessageSegment.text("去。")), result={"message_id": 8})
+    assert len(stt.uploads) == 1 and stt.uploads[0].filename == "voice.wav"  # only the listed folder's clip

@@ -102,7 +102,9 @@ async def test_official_pictures_and_voice_messages_reach_the_pipeline(
     picture = "https://multimedia.nt.qq.com.cn/download?fileid=p1"
     try:
         with FakeTranscriber(text="晚饭吃什么") as stt:
-            qq = await qq_app(llm={"vision": True}, voice={"stt_url": stt.url})
+            # the operator lists the picture host and the local file server
+            qq = await qq_app(llm={"vision": True}, voice={"stt_url": stt.url},
+                              fetch={"allow_hosts": ["multimedia.nt.qq.com.cn", "127.0.0.1"]})
             llm.push(Script(text="好看。"), Script(text="吃苹果。"))
             seen = _c2c("看", [{"content_type": "image/jpeg", "url": picture, "size": 1000}], "c-2")
             heard = _c2c("", [{"content_type": "voice", "url": f"http://127.0.0.1:{files.server_address[1]}/v.silk"}], "c-3")
