@@ -28,6 +28,7 @@ from bot.stages.speak import Speak
 from core.background import Background
 from core.config import Settings
 from core.fetch import FetchPolicy
+from core.files import private_dir
 from core.images import ImageGate
 from core.knowledge import Knowledge
 from core.llm import ChatModel, OpenAIChat
@@ -36,7 +37,7 @@ from memory.knowledge import open_knowledge
 from memory.knowledge.embedding import open_embedder
 from memory.open import open_store
 from memory.recall_dense import DenseRecall, open_dense
-from memory.store import ConversationStore
+from memory.store import ConversationStore, StoreError
 from memory.summarizer import Summarizer
 from persona.library import PersonaError, PersonaLibrary
 from voice import open_voice
@@ -96,6 +97,10 @@ class App:
         personas = PersonaLibrary.configured(settings.personas)
         if not personas.ids():
             raise PersonaError(f"no persona cards found in {', '.join(str(d) for d in settings.personas.dirs)}")
+        try:
+            private_dir(settings.bot.data_dir)  # 0700 when made here: memory, logs and voice clips are private
+        except OSError as exc:
+            raise StoreError(f"{settings.bot.data_dir}: cannot create the data folder: {exc.strerror}") from None
         store = await open_store(settings.memory)
         model: ChatModel | None = None
         if settings.llm.provider == "openai":

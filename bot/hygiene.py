@@ -93,19 +93,33 @@ def whole_sentences(text: str) -> str:
 
 
 class ReplyCheck:
-    """Cleans a reply as it streams; `shown()` gives the text that may be displayed so far."""
+    """Cleans a reply as it streams; `feed` and `finish` give the text that may be displayed so far.
+
+    Each check reads the whole reply so far, so checks come after the reply has grown by an eighth
+    since the last one (or by one character while it is short): the checks of a whole stream cost a
+    bounded multiple of its length, however small its pieces.
+    """
 
     HOLD = 24  # characters kept back until a leak or an invented turn through them is ruled out
+    GROWTH = 8  # check again once the reply has grown by 1/GROWTH
 
     def __init__(self, persona: Persona, hidden: Hidden, message: str, speakers: Sequence[str]):
         self.persona = persona
         self.hidden = hidden
         self.message = message
         self.speakers = [s for s in speakers if s and s not in (persona.name, *persona.card.nickname)]
-        self.raw = ""
+        self._pieces: list[str] = []
+        self._size = self._checked = 0  # characters received, and received at the last check
         self.released = 0
         self.stopped = False  # the rest of the stream is not wanted (another speaker, or a leak)
         self.leaked = False
+
+    @property
+    def raw(self) -> str:
+        """The reply as received so far."""
+        if len(self._pieces) > 1:
+            self._pieces[:] = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
 
     def text(self, final: bool = False) -> str:
         """The cleaned reply so far."""
@@ -119,9 +133,13 @@ class ReplyCheck:
 
     def feed(self, delta: str) -> str:
         """Take a delta; return the newly releasable text."""
-        if self.stopped:
+        if self.stopped or not delta:
             return ""
-        self.raw += delta
+        self._pieces.append(delta)
+        self._size += len(delta)
+        if self._size - self._checked < max(1, self._checked // self.GROWTH):
+            return ""
+        self._checked = self._size
         return self._release(final=False)
 
     def finish(self) -> str:

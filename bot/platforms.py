@@ -173,9 +173,16 @@ def nonebot_options(settings: Settings) -> dict[str, Any]:
 
 
 def _to_logging(message: Any) -> None:
-    """A loguru sink that hands nonebot's records to `logging` (where secrets are redacted)."""
+    """A loguru sink that hands nonebot's records to `logging` (where secrets are redacted).
+
+    nonebot's handle_event logs each received message, text and all, at SUCCESS: that goes to
+    DEBUG, so what people write stays out of INFO logs.
+    """
     record = message.record
-    logging.getLogger(record["name"] or "nonebot").log(record["level"].no, "%s", str(message).rstrip("\n"))
+    level = record["level"].no
+    if (record["module"], record["function"]) == ("message", "handle_event") and level < logging.WARNING:
+        level = logging.DEBUG
+    logging.getLogger(record["name"] or "nonebot").log(level, "%s", str(message).rstrip("\n"))
 
 
 def init_nonebot(settings: Settings) -> Any:

@@ -15,25 +15,30 @@ def split_text(text: str, limit: int = LIMIT) -> list[str]:
     """Parts of at most `limit` characters, cut at paragraphs, lines, sentences, then spaces.
 
     A code fence open at a cut is closed at the end of the part and reopened (same language line)
-    at the start of the next one, so every part renders on its own.
+    at the start of the next one, so every part renders on its own. Each cut looks only at the
+    next `limit` characters, so the whole split takes time linear in the text.
     """
     text = text.strip()
     parts: list[str] = []
     opener = ""  # the fence line to reopen in the next part; "" outside a fence
-    while text:
+    pos = 0  # where the rest of the text starts
+    while pos < len(text):
         head = opener + "\n" if opener else ""
-        if len(head) + len(text) <= limit:
-            parts.append(head + text)
+        if len(head) + len(text) - pos <= limit:
+            parts.append(head + text[pos:])
             break
         # room for a closing fence only where one may be needed
-        fenced = opener or FENCE in text[: limit - len(head)]
+        fenced = opener or text.find(FENCE, pos, pos + limit - len(head)) >= 0
         budget = limit - len(head) - (len(CLOSE) if fenced else 0)
-        cut = _cut_point(text, budget)
-        chunk, text = text[:cut].rstrip(), text[cut:]
+        window = text[pos : pos + budget + 1]
+        cut = _cut_point(window, budget)
+        chunk = window[:cut].rstrip()
+        pos += cut
         opener = _fence_after(opener, chunk)
         parts.append(head + chunk + (CLOSE if opener else ""))
         # Inside a fence the indentation of the next line is content; outside, whitespace is not.
-        text = text.lstrip("\n") if opener else text.lstrip()
+        while pos < len(text) and (text[pos] == "\n" if opener else text[pos].isspace()):
+            pos += 1
         if opener and len(opener) > limit // 4:
             opener = FENCE  # an absurd info string is not worth repeating
     return parts
@@ -41,7 +46,7 @@ def split_text(text: str, limit: int = LIMIT) -> list[str]:
 
 def _cut_point(text: str, budget: int) -> int:
     """Where to cut: the latest good boundary within `budget` characters (never 0)."""
-    window = text[: budget + 1]
+    window = text[: budget + 1]  # `text` may itself be no longer than this window
     for sep, floor in (("\n\n", budget // 2), ("\n", budget // 3)):
         at = window.rfind(sep, 0, budget)
         if at >= floor:

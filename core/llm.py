@@ -2,7 +2,9 @@
 
 One small HTTP client (httpx, server-sent events) behind the `ChatModel` interface. Every request
 carries a reply cap the server honours (`max_tokens`), streams (so an abandoned request is closed
-and the server stops generating), and waits for a slot: replies before background work.
+and the server stops generating), and waits for a slot: replies before background work. A server
+that ignores the cap is cut off by the client: past `reply_chars(max_tokens)` characters, or a
+stream line longer than `LONGEST_LINE`, the stream is closed whatever the server goes on sending.
 
 A message may carry images: to a server that can see (`profile.vision`) its content goes in
 OpenAI's list form, a text part then `image_url` parts; otherwise, and for every message without
@@ -31,9 +33,16 @@ from core.config import LLMConfig
 from core.images import Image
 from core.serving import ServerProfile, count_with, probe_server
 from core.slots import Priority, Slots
+from core.sse import LineTooLong, head, lines
 
 log = logging.getLogger(__name__)
 PROBE_EVERY = 30.0  # seconds between attempts to learn about a server that did not answer
+# generous on purpose, so an honest server's reply is never cut: Chinese runs 1-2 characters a
+# token, English about 4, runs of spaces or symbols more
+CHARS_PER_TOKEN = 8
+MAX_REPLY_CHARS = 16_000  # whatever max_tokens says
+LONGEST_LINE = 256 * 1024  # characters in one stream line (one event: a whole reply fits, JSON-escaped)
+ERROR_BODY = 64 * 1024  # bytes of an error answer read for its message
 _MAX_CONTEXT = re.compile(r"maximum context length is (\d+)")
 _PROMPT_TOKENS = re.compile(r"(\d+) in the messages|(\d+) in your prompt|has (\d+) input tokens|(\d+) prompt tokens")
 
@@ -72,6 +81,11 @@ class ChatMessage:
     role: Literal["system", "user", "assistant"]
     content: str
     images: tuple[Image, ...] = ()
+
+
+def reply_chars(max_tokens: int) -> int:
+    """The most characters a reply capped at `max_tokens` may carry, whatever the server sends."""
+    return min(MAX_REPLY_CHARS, max(1, max_tokens) * CHARS_PER_TOKEN)
 
 
 class ChatModel(Protocol):
@@ -168,9 +182,10 @@ class OpenAIChat:
     ) -> AsyncGenerator[str, None]:
         """Yield the reply text as it is generated (closing the iterator closes the request)."""
         await self.probe()
-        body = self.body(messages, max_tokens or self.cfg.max_tokens, None)
+        cap = max_tokens or self.cfg.max_tokens
+        body = self.body(messages, cap, None)
         async with self.slots.take(priority):
-            async for delta in self._sse(body, self._estimate(messages)):
+            async for delta in self._sse(body, self._estimate(messages), reply_chars(cap)):
                 yield delta
 
     async def complete(
@@ -185,7 +200,7 @@ class OpenAIChat:
         await self.probe()
         body = self.body(messages, max_tokens, temperature)
         async with self.slots.take(priority):
-            return "".join([d async for d in self._sse(body, self._estimate(messages))])
+            return "".join([d async for d in self._sse(body, self._estimate(messages), reply_chars(max_tokens))])
 
     async def count(self, text: str) -> int | None:
         """Tokens in `text` by the server's own tokenizer, or None when it has no tokenizer endpoint."""
@@ -201,14 +216,22 @@ class OpenAIChat:
             return 0
         return sum(self.profile.count_message(m.content) for m in messages)
 
-    async def _sse(self, body: dict[str, Any], estimate: int) -> AsyncIterator[str]:
+    async def _sse(self, body: dict[str, Any], estimate: int, chars: int) -> AsyncIterator[str]:
+        """The reply's text, at most `chars` characters; past that the stream is closed."""
         got_data = finished = opened = done = False
+        lines_left = chars + 1024  # events and comments: an honest stream has fewer than it has characters
         try:
             async with self._http.stream("POST", "chat/completions", json=body) as resp:
                 if resp.status_code >= 400:
-                    raise _http_error(resp.status_code, (await resp.aread()).decode("utf-8", "replace"))
+                    raise _http_error(resp.status_code, await head(resp, ERROR_BODY))
                 opened = True
-                async for line in resp.aiter_lines():
+                async for line in lines(resp, LONGEST_LINE):
+                    if not line:
+                        continue
+                    lines_left -= 1
+                    if lines_left < 0:
+                        _went_on(body)
+                        return  # leaving the block closes the connection: the server stops generating
                     if done or not line.startswith("data:"):
                         continue  # comments (": ping"), separators; after [DONE], read to the end to reuse the connection
                     data = line[5:].strip()
@@ -218,8 +241,16 @@ class OpenAIChat:
                     got_data = True
                     delta, done = self._delta(data, estimate)
                     finished = finished or done
+                    if len(delta) > chars:  # the server ignored max_tokens
+                        if chars:
+                            yield delta[:chars]
+                        _went_on(body)
+                        return
                     if delta:
+                        chars -= len(delta)
                         yield delta
+        except LineTooLong as exc:
+            raise BrokenStream(str(exc)) from None
         except httpx.HTTPError as exc:
             if got_data:
                 raise BrokenStream(f"stream cut: {_brief(exc)}") from exc
@@ -245,13 +276,14 @@ class OpenAIChat:
         probe.pop("max_completion_tokens", None)
         for tries_left in (1, 0):
             try:  # the failed stream may have left a dead pooled connection: one retry
-                resp = await self._http.post("chat/completions", json=probe)
+                async with self._http.stream("POST", "chat/completions", json=probe) as resp:
+                    status, text = resp.status_code, await head(resp, ERROR_BODY)
                 break
             except httpx.TransportError as exc:
                 if not tries_left:
                     return LLMError(f"{what}; then {_brief(exc)}")
-        if resp.status_code >= 400:
-            err = _http_error(resp.status_code, resp.text)
+        if status >= 400:
+            err = _http_error(status, text)
             return err if isinstance(err, ContextOverflow) else LLMError(f"{what}; then {err}")
         return LLMError(what)
 
@@ -310,6 +342,11 @@ def _http_error(status: int, text: str) -> LLMError:
     if 400 <= status < 500 and status not in (408, 429):
         return RequestRejected(brief)
     return LLMError(brief)
+
+
+def _went_on(body: dict[str, Any]) -> None:
+    cap = body.get("max_tokens", body.get("max_completion_tokens"))
+    log.warning("the model server went on past the reply cap (max_tokens %s); the reply was cut and the stream closed", cap)
 
 
 def _brief(exc: BaseException) -> str:

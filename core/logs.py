@@ -1,4 +1,4 @@
-"""Logging set-up with secret redaction: tokens and keys never reach a log line."""
+"""Logging set-up with secret redaction: tokens and keys never reach a log line; no line is longer than LINE_CHARS."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.files import private_file
+
 REDACTED = "***"
 # a query parameter's value (?access_token=..., &sig=...): uvicorn logs each WebSocket handshake's
 # path with its query string, and a client may put its token there
 QUERY_VALUE = re.compile(r"([?&][^\s=&?#\"'/]+=)[^\s&#\"']+")
+LINE_CHARS = 4000  # a longer log line is cut, saying how much was left out
+RECORD_CHARS = 64_000  # likewise one whole record (a traceback spans lines)
 
 
 def _variants(secret: str) -> list[str]:
@@ -27,7 +31,7 @@ def _variants(secret: str) -> list[str]:
 
 
 class RedactingFormatter(logging.Formatter):
-    """Formats as usual, then replaces every known secret."""
+    """Formats as usual, then replaces every known secret and cuts what is too long."""
 
     def __init__(self, fmt: str, secrets: Iterable[str]):
         super().__init__(fmt)
@@ -38,15 +42,29 @@ class RedactingFormatter(logging.Formatter):
         text = QUERY_VALUE.sub(rf"\g<1>{REDACTED}", super().format(record))
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
+        return capped(text)
+
+
+def capped(text: str, line: int = LINE_CHARS, whole: int = RECORD_CHARS) -> str:
+    """`text` with each line, and the whole, cut to a bound (marker included)."""
+    if len(text) <= line and "\n" not in text:
         return text
+    text = "\n".join(_cut(part, line) for part in text.split("\n"))
+    return _cut(text, whole)
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    keep = limit - len(f" …[{len(text)} characters cut]")  # the count said is never longer than this one
+    return f"{text[:keep]} …[{len(text) - keep} characters cut]"
 
 
 def setup_logging(level: str, secrets: Iterable[str], file: Path | None = None) -> None:
     """Log to stderr (stdout stays for replies), or to `file`, with redaction; quiet chatty libraries."""
     handler: logging.Handler = logging.StreamHandler(sys.stderr)
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(file, encoding="utf-8")
+        handler = logging.FileHandler(private_file(file), encoding="utf-8")
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.conversation import Conversation
+from core.files import private_file
 from memory.store import FactChange, StoreError
 from memory.turns import Fact, FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
@@ -67,9 +68,9 @@ class SQLiteStore:
         archive_days: float = 0.0,
     ):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(path)  # 0600, and SQLite gives its -wal and -shm files the same mode
         except OSError as exc:
-            raise StoreError(f"{path.parent}: cannot create the data folder: {exc.strerror}") from None
+            raise StoreError(f"{path}: cannot create the memory file: {exc.strerror}") from None
         self.path = path
         self._max = max_turns
         self._ttl = ttl

@@ -10,6 +10,7 @@ from core.conversation import Conversation, Platform, Scope
 
 Role = Literal["user", "assistant"]
 SCHEMA = 1
+TURN_CHARS = 16_000  # text kept of one stored turn; messages and replies are cut shorter before this
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +51,10 @@ class Turn:
     partial: bool = False
 
     def dumps(self) -> str:
-        """Serialize with the schema version."""
+        """Serialize with the schema version; text past TURN_CHARS is cut, ending in "…"."""
         data = asdict(self)
+        if len(self.text) > TURN_CHARS:
+            data["text"] = self.text[: TURN_CHARS - 1] + "…"
         data["v"] = SCHEMA
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 

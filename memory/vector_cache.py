@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.files import private_file
+
 SCHEMA = 1
 _TABLES = """
 CREATE TABLE IF NOT EXISTS embedders (key TEXT PRIMARY KEY, model TEXT NOT NULL, dim INTEGER NOT NULL);
@@ -44,7 +46,7 @@ class VectorCache:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # vectors say something of what was said; SQLite's -wal/-shm take this mode
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
         self._lock = threading.Lock()
         with self._lock:

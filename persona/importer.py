@@ -15,6 +15,7 @@ from typing import Any
 import tomli_w
 from pydantic import ValidationError
 
+from core.files import write_private
 from persona.card import Card, LoreEntry
 from persona.library import ID_PATTERN, PersonaError
 
@@ -165,8 +166,5 @@ def import_card(path: Path, dest_root: Path, pid: str | None = None, force: bool
     if target.exists() and not force:
         raise PersonaError(f"{target} exists (use --force to replace it, or --id for another id)")
     text = tomli_w.dumps(card.model_dump(by_alias=True, mode="json", exclude_none=True), multiline_strings=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    write_private(target, text.encode("utf-8"))
     return target

@@ -9,6 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from core.files import private_dir
+
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = "v1"
@@ -52,7 +54,7 @@ class ClipCache:
         if not self.enabled or len(data) > self.max_bytes:
             return
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
             fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

@@ -15,7 +15,9 @@ from core.config import QQConfig
 from core.messages import Clip, Reply
 
 log = logging.getLogger(__name__)
-
+# messages, or nodes of one merged-forward message, for one reply: QQ bounds a forward's nodes, and
+# a flood of messages is risk-controlled; replies are capped long before this in practice
+MAX_PARTS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,7 @@ class Plan:
 
 def plan(text: str, cfg: QQConfig, pacing: Pacing | None = None) -> Plan:
     """Past `forward_over_chars` (when > 0) a merged-forward message, else `pieces`."""
-    chunks = tuple(split_text(text, cfg.message_chars))
+    chunks = bounded(tuple(split_text(text, cfg.message_chars)), cfg.message_chars)
     if cfg.forward_over_chars and len(text) > cfg.forward_over_chars and len(chunks) > 1:
         return Plan("forward", chunks)
     return Plan("messages", pieces(text, cfg, pacing) if pacing is not None else chunks)
@@ -36,7 +38,17 @@ def plan(text: str, cfg: QQConfig, pacing: Pacing | None = None) -> Plan:
 
 def pieces(text: str, cfg: QQConfig, pacing: Pacing) -> tuple[str, ...]:
     """The paced parts of a reply, each cut again to `message_chars` where it is longer."""
-    return tuple(chunk for part in pacing.parts(text) for chunk in split_text(part, cfg.message_chars))
+    parts = tuple(chunk for part in pacing.parts(text) for chunk in split_text(part, cfg.message_chars))
+    return bounded(parts, cfg.message_chars)
+
+
+def bounded(chunks: tuple[str, ...], limit: int) -> tuple[str, ...]:
+    """At most MAX_PARTS chunks; the last one kept ends in "…" where the rest was left out."""
+    if len(chunks) <= MAX_PARTS:
+        return chunks
+    log.warning("a reply of %d parts was cut to %d", len(chunks), MAX_PARTS)
+    last = chunks[MAX_PARTS - 1]
+    return (*chunks[: MAX_PARTS - 1], (last if len(last) < limit else last[: limit - 1]).rstrip() + "…")
 
 
 def waited(sent_at: object, wall: Callable[[], float]) -> float:

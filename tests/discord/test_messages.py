@@ -109,7 +109,7 @@ async def _texts_include(app: Any, text: str) -> list[Any]:
 async def test_long_replies_are_split_and_no_part_can_ping_everyone(connect: Any, discord_server: FakeDiscord, llm: FakeOpenAI) -> None:
     paragraph = "@everyone 咱说了很长的一段话。" * 60  # ~1,100 characters per paragraph
     llm.push(Script(text="\n\n".join([paragraph] * 4), chunk_size=500))
-    await connect()
+    await connect(llm={"max_tokens": 4000})  # a reply this long needs that many tokens
     msg = discord_server.message(f"{MENTION} 讲个故事", mentions=[BOT_USER])
     await discord_server.dispatch("MESSAGE_CREATE", msg)
     sent = await discord_server.wait_for(lambda: len(replies(discord_server)) >= 4 and replies(discord_server))

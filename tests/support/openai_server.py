@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -228,17 +228,20 @@ class _Handler(BaseHTTPRequestHandler):
             return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
 
         text, size = script.text, max(1, script.chunk_size)
-        pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
-        events = [chunk(choice({"role": "assistant", "content": pieces[0]}))]
-        if script.garbled:
-            events.append('{"choices": [{"delta": {"content": "x"')
-        events += [chunk(choice({"content": p})) for p in pieces[1:]]
-        events.append(chunk(choice({}, script.finish_reason)))
-        if with_usage:
-            events.append(chunk([], _usage(body, text)))
-        events.append("[DONE]")
-        if script.empty_stream:
-            events = []
+
+        def events() -> Iterator[str]:  # made as they are sent, as a server generating tokens does
+            if script.empty_stream:
+                return
+            yield chunk(choice({"role": "assistant", "content": text[:size]}))
+            if script.garbled:
+                yield '{"choices": [{"delta": {"content": "x"'
+            for i in range(size, len(text), size):
+                yield chunk(choice({"content": text[i : i + size]}))
+            yield chunk(choice({}, script.finish_reason))
+            if with_usage:
+                yield chunk([], _usage(body, text))
+            yield "[DONE]"
+
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -246,15 +249,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         stop, gap = self.server.owner._stop, script.chunk_delay
-        for i, event in enumerate(events):
-            if script.fail_after_chunks is not None and i >= script.fail_after_chunks:
-                return self._drop()
-            if i and gap > 0 and stop.wait(gap):
-                return self._drop()
-            data = f"data: {event}\n\n".encode()
-            self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+        sent = 0
+        try:
+            for i, event in enumerate(events()):
+                if script.fail_after_chunks is not None and i >= script.fail_after_chunks:
+                    return self._drop()
+                if i and gap > 0 and stop.wait(gap):
+                    return self._drop()
+                data = f"data: {event}\n\n".encode()
+                self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                sent += len(data)
+            self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client hung up mid-stream
+            self.server.owner._streamed(sent, whole=False)
+            raise
+        self.server.owner._streamed(sent, whole=True)
 
 
 class FakeOpenAI:
@@ -277,6 +288,9 @@ class FakeOpenAI:
         # Chat-completion request bodies and their headers (lowercased keys), in order.
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        # Bytes of each stream sent, in order, and how many streams the client closed before their end.
+        self.stream_bytes: list[int] = []
+        self.hung_up = 0
         # Chat requests being processed now, and the most ever processed at once.
         self.in_flight = 0
         self.max_in_flight = 0
@@ -307,6 +321,8 @@ class FakeOpenAI:
             self.requests.clear()
             self.headers.clear()
             self.images.clear()
+            self.stream_bytes.clear()
+            self.hung_up = 0
             self.max_in_flight = self.in_flight
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -321,6 +337,19 @@ class FakeOpenAI:
             self.requests.append(body)
             self.headers.append(headers)
             self._cond.notify_all()
+
+    def _streamed(self, sent: int, whole: bool) -> None:
+        with self._cond:
+            self.stream_bytes.append(sent)
+            self.hung_up += not whole
+            self._cond.notify_all()
+
+    def wait_for_streams(self, n: int, timeout: float = 5.0) -> list[int]:
+        """Block until at least n streams ended (sent whole or cut by the client); their sizes in bytes."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.stream_bytes) >= n, timeout):
+                raise TimeoutError(f"{len(self.stream_bytes)} of {n} streams ended within {timeout}s")
+            return list(self.stream_bytes)
 
     def _check_parts(self, body: dict[str, Any]) -> str | None:
         """Validate and record list-form content parts; the first problem found, or None."""
