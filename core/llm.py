@@ -2,7 +2,9 @@
 
 One small HTTP client (httpx, server-sent events) behind the `ChatModel` interface. Every request
 carries a reply cap the server honours (`max_tokens`), streams (so an abandoned request is closed
-and the server stops generating), and waits for a slot: replies before background work.
+and the server stops generating), and waits for a slot: replies before background work, replies of
+different conversations in turn. The caller learns when its request leaves the queue (`on_sent`):
+the server is only judged on the time after that.
 
 A message may carry images: to a server that can see (`profile.vision`) its content goes in
 OpenAI's list form, a text part then `image_url` parts; otherwise, and for every message without
@@ -21,7 +23,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -81,9 +83,18 @@ class ChatModel(Protocol):
     profile: ServerProfile
 
     def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None, priority: Priority = "reply"
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        priority: Priority = "reply",
+        queue: str = "",
+        on_sent: Callable[[], None] | None = None,
     ) -> AsyncGenerator[str, None]:
-        """Yield the reply text as it is generated (closing the generator ends the request)."""
+        """Yield the reply text as it is generated (closing the generator ends the request).
+
+        `queue` names the conversation whose turn it waits for; `on_sent` is called once the request
+        has its slot, just before it goes to the server (what it raises cancels the request)."""
         ...
 
     async def complete(
@@ -164,12 +175,20 @@ class OpenAIChat:
         return text + [{"type": "image_url", "image_url": {"url": i.content_url}} for i in m.images]
 
     async def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None, priority: Priority = "reply"
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        priority: Priority = "reply",
+        queue: str = "",
+        on_sent: Callable[[], None] | None = None,
     ) -> AsyncGenerator[str, None]:
         """Yield the reply text as it is generated (closing the iterator closes the request)."""
         await self.probe()
         body = self.body(messages, max_tokens or self.cfg.max_tokens, None)
-        async with self.slots.take(priority):
+        async with self.slots.take(priority, queue):
+            if on_sent is not None:
+                on_sent()
             async for delta in self._sse(body, self._estimate(messages)):
                 yield delta
 
