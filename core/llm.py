@@ -184,11 +184,11 @@ class OpenAIChat:
         on_sent: Callable[[], None] | None = None,
     ) -> AsyncGenerator[str, None]:
         """Yield the reply text as it is generated (closing the iterator closes the request)."""
-        await self.probe()
-        body = self.body(messages, max_tokens or self.cfg.max_tokens, None)
         async with self.slots.take(priority, queue):
             if on_sent is not None:
                 on_sent()
+            await self.probe()  # talking to the server: timed like the request itself
+            body = self.body(messages, max_tokens or self.cfg.max_tokens, None)
             async for delta in self._sse(body, self._estimate(messages)):
                 yield delta
 
