@@ -154,6 +154,8 @@ class Generate:
             async with asyncio.timeout(None) as limit:
                 limit.reschedule(_loop_time(arrived + self.max_queue_seconds, self.clock))
                 async for delta in stream:
+                    if sent_at is None:  # a model that never said when it sent: it has, by now
+                        sent()
                     assert sent_at is not None
                     if not got_first:
                         got_first = True
