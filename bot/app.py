@@ -117,7 +117,8 @@ class App:
             if model else None
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
         conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)
-        chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono)
+        chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono,
+                      settings.bot.busy_notice_seconds)
         initiative = Initiative(settings.initiative, store, chain, clocks.wall)
         chain.on_seen = initiative.seen
         chain.on_spoke = initiative.spoke
@@ -171,7 +172,8 @@ def build_pipeline(
         Recall(settings.memory, store, knowledge, clocks.wall, dense=dense),
         compose,
         # the offline responder answers when no model is configured, and stands in when the model fails
-        Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap) if model else offline,
+        Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap,
+                 settings.bot.max_queue_seconds) if model else offline,
         Finish(store, summarizer, offline, settings.memory.facts_every, clocks.wall),
         Speak(voice, settings.voice.enabled, background),
     ]

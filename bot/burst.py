@@ -18,6 +18,10 @@ class Bursts:
         """Note a message that is about to wait for its conversation."""
         self._queues.setdefault(key, []).append(msg)
 
+    def queued(self, key: str) -> tuple[Incoming, ...]:
+        """The conversation's messages still waiting to be taken, oldest first."""
+        return tuple(self._queues.get(key, ()))
+
     def drop(self, key: str, msg: Incoming) -> None:
         """Forget a waiting message (a duplicate delivery); nothing if it was merged already."""
         queue = [m for m in self._queues.get(key, []) if m is not msg]

@@ -13,7 +13,9 @@ from bot import metrics
 from bot.burst import Bursts
 from bot.conversations import Conversations
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
+from bot.stages.gate import addressed
 from bot.stages.guard import MOMENT, in_language, pick
+from bot.waits import BUSY, Waits
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
 from memory.store import ConversationStore
@@ -57,6 +59,7 @@ class Chain:
         conversations: Conversations,
         merge_bursts: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        busy_notice_seconds: float = 0.0,
     ):
         self.stages = list(stages)
         self.store = store
@@ -64,6 +67,7 @@ class Chain:
         self.locks = SessionLocks()
         self.bursts = Bursts(merge_bursts)
         self.clock = clock
+        self.waits = Waits(busy_notice_seconds, clock, self._busy_line)
         # observers (the initiative scheduler): every message with its settings; every reply sent
         self.on_seen: Callable[[Incoming, ChannelSettings], None] | None = None
         self.on_spoke: Callable[[Conversation], None] | None = None
@@ -89,6 +93,7 @@ class Chain:
         # the message's place in its conversation is taken before anything is awaited: a store call
         # here would let a later message that got its answer sooner take the conversation first
         self.bursts.arrive(key, msg)
+        self.waits.arrive(key, msg, arrived, send)
         if placed is not None:
             placed()  # the front may now hand over the conversation's next message
         async with self.locks.hold(key):
@@ -96,43 +101,65 @@ class Chain:
                 fresh = not msg.message_id or await self.store.claim(where, msg.bot_id, msg.message_id, SEEN_TTL)
             except BaseException:
                 self.bursts.drop(key, msg)
+                self.waits.over(key, [msg])
                 raise
             if not fresh:
                 self.bursts.drop(key, msg)
+                self.waits.over(key, [msg])
                 log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
                 return None
+            queued = self.bursts.queued(key)
             taken = self.bursts.take(key, msg)
             if taken is None:
+                self.waits.over(key, [msg])
                 return None
-            msg = taken
-            persona, settings, session = await self.conversations.here(msg)
-            if self.on_seen is not None:
-                self.on_seen(msg, settings)
-            start = Exchange(
-                incoming=msg,
-                persona=persona,
-                session=session,
-                settings=settings,
-                text=msg.text,
-                sink=sink,
-                arrived=arrived,
-            )
+            left = {id(m) for m in self.bursts.queued(key)}
+            run = [m for m in queued if id(m) not in left]  # the messages answered together
             try:
-                ex = await self._stages(start)
-            except Exception as exc:  # one bad message harms no one: the user hears back, the log names it
-                log.warning("message %s in %s could not be handled (%s: %s); asked to wait",
-                            msg.message_id or "-", key, type(exc).__name__, exc)
-                ex = self._moment(start)
-            if ex is None:
-                return None
-            reply = ex.reply
-            if reply is not None:
-                metrics.reply(reply.mode, self.clock() - arrived)
-            if reply is not None and send is not None:
-                await send(reply)
-            if reply is not None and self.on_spoke is not None and reply.mode != "reaction":
-                self.on_spoke(where)
-            return reply
+                return await self._answer(taken, run, arrived, sink, send)
+            finally:
+                self.waits.over(key, run)
+
+    async def _answer(
+        self,
+        msg: Incoming,
+        run: list[Incoming],
+        arrived: float,
+        sink: Sink | None,
+        send: Callable[[Reply], Awaitable[object]] | None,
+    ) -> Reply | None:
+        """The stages for one (merged) message, inside its conversation's turn; the reply is posted here."""
+        where = msg.conversation
+        persona, settings, session = await self.conversations.here(msg)
+        if self.on_seen is not None:
+            self.on_seen(msg, settings)
+        start = Exchange(
+            incoming=msg,
+            persona=persona,
+            session=session,
+            settings=settings,
+            text=msg.text,
+            sink=sink,
+            arrived=arrived,
+            on_sent=lambda: self.waits.over(where.key, run),
+        )
+        try:
+            ex = await self._stages(start)
+        except Exception as exc:  # one bad message harms no one: the user hears back, the log names it
+            log.warning("message %s in %s could not be handled (%s: %s); asked to wait",
+                        msg.message_id or "-", where.key, type(exc).__name__, exc)
+            ex = self._moment(start)
+        self.waits.over(where.key, run)  # its answer is ready: no busy notice for it any more
+        if ex is None:
+            return None
+        reply = ex.reply
+        if reply is not None:
+            metrics.reply(reply.mode, self.clock() - arrived)
+        if reply is not None and send is not None:
+            await send(reply)
+        if reply is not None and self.on_spoke is not None and reply.mode != "reaction":
+            self.on_spoke(where)
+        return reply
 
     async def _stages(self, ex: Exchange) -> Exchange | None:
         current: Exchange | None = ex
@@ -144,6 +171,16 @@ class Chain:
             if current.reply is not None and current.reply.mode in ("canned", "reaction"):
                 break  # the guard answered with one of the character's own lines or an emoji: no model call
         return current
+
+    async def _busy_line(self, msg: Incoming) -> Reply | None:
+        """The character's short "busy, one moment" line quoting a waiting message it will answer."""
+        persona, _, _ = await self.conversations.here(msg)
+        if not addressed(msg, msg.text, persona):
+            return None  # a remark the character may never answer gets no notice either
+        card = persona.card
+        line = pick(card.lines.busy or in_language(BUSY, card.language), f"{msg.user_id}:{msg.message_id}")
+        text = persona.render(line, msg.display_name or None)
+        return Reply(text, persona.id, persona.name, "canned", reply_to=msg.message_id)
 
     def _moment(self, ex: Exchange) -> Exchange:
         """The character's "give me a moment" line, when a message could not be handled."""

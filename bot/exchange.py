@@ -66,7 +66,8 @@ class Exchange:
     text: str
     sink: Sink | None = None
     images: tuple[Image, ...] = ()  # pictures the model will see with the message (never stored)
-    arrived: float = 0.0  # monotonic time the message arrived (timeouts count from here)
+    arrived: float = 0.0  # monotonic time the message arrived (its wait, and max_queue_seconds, count from here)
+    on_sent: Callable[[], None] | None = None  # told when its model request leaves the queue (its wait is over)
     history: tuple[Turn, ...] = ()
     unsummarized: tuple[Turn, ...] = ()
     summary: Summary = field(default_factory=Summary)

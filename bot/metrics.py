@@ -8,10 +8,14 @@ and nothing listens. Metric names (counters get `_total` on the wire):
     bot_replies{mode}                replies by how they were made: model, offline, fallback, canned, reaction
     bot_messages_lost{platform}      messages dropped because of an error; must stay 0
     bot_first_token_seconds          a message's arrival to the model's first token (queueing included)
+    bot_queue_seconds                a message's arrival to its model request being sent (the bot's own queue)
     bot_reply_seconds                a message's arrival to its finished reply
     bot_model_errors{kind}           model requests with no usable reply: server, overflow, rejected,
                                      broken_stream, first_token_timeout, stall_timeout
     bot_model_breaker_open           1 while the model is skipped after a failure (`retry_after`)
+    bot_model_breaker_openings       times the breaker opened (from closed)
+    bot_messages_shed                messages answered with an example line after `max_queue_seconds` waiting
+    bot_busy_notices                 in-character "busy" lines posted to waiting conversations
     bot_model_queue_depth            replies waiting for a model slot
     bot_store_errors                 store failures that cost a message
     bot_store_available              0 while the store is away and exchanges wait in memory
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 _REPLY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
+_QUEUE_BUCKETS = (0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 180.0)
 _ERROR_KINDS = {"ContextOverflow": "overflow", "RequestRejected": "rejected", "BrokenStream": "broken_stream"}
 
 
@@ -58,6 +63,12 @@ class Metrics:
         self.reply_seconds = Histogram(
             "bot_reply_seconds", "From a message's arrival to its finished reply", buckets=_REPLY_BUCKETS, registry=r
         )
+        self.queue_seconds = Histogram(
+            "bot_queue_seconds", "From a message's arrival to its model request being sent", buckets=_QUEUE_BUCKETS, registry=r
+        )
+        self.openings = Counter("bot_model_breaker_openings", "Times the breaker opened", registry=r)
+        self.shed = Counter("bot_messages_shed", "Messages answered without the model after the queue limit", registry=r)
+        self.busy = Counter("bot_busy_notices", "Busy lines posted to waiting conversations", registry=r)
         self.model_errors = Counter("bot_model_errors", "Model requests with no usable reply", ["kind"], registry=r)
         self.breaker = Gauge("bot_model_breaker_open", "1 while the model is skipped after a failure", registry=r)
         self.queue = Gauge("bot_model_queue_depth", "Replies waiting for a model slot", registry=r)
@@ -166,6 +177,24 @@ def first_token(seconds: float) -> None:
         _on.first_token.observe(max(0.0, seconds))
 
 
+def queued(seconds: float) -> None:
+    """A message's model request was sent `seconds` after the message arrived."""
+    if _on is not None:
+        _on.queue_seconds.observe(max(0.0, seconds))
+
+
+def shed() -> None:
+    """A message reached the queue limit and was answered without the model."""
+    if _on is not None:
+        _on.shed.inc()
+
+
+def busy_notice() -> None:
+    """A waiting conversation was told the character is busy."""
+    if _on is not None:
+        _on.busy.inc()
+
+
 def model_error(error: BaseException | None, timed_out: str = "") -> None:
     """A model request gave no usable reply: an LLMError, or a timeout ("no first token ..." / "stall ...")."""
     if _on is None:
@@ -177,10 +206,12 @@ def model_error(error: BaseException | None, timed_out: str = "") -> None:
     _on.model_errors.labels(kind).inc()
 
 
-def breaker_opened(seconds: float) -> None:
-    """The model is skipped for the next `seconds`."""
+def breaker_opened(seconds: float, counted: bool = True) -> None:
+    """The model is skipped for the next `seconds` (`counted`: it was closed until now)."""
     if _on is not None:
         _on.breaker_until = time.monotonic() + seconds
+        if counted:
+            _on.openings.inc()
 
 
 def breaker_closed() -> None:

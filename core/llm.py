@@ -2,9 +2,11 @@
 
 One small HTTP client (httpx, server-sent events) behind the `ChatModel` interface. Every request
 carries a reply cap the server honours (`max_tokens`), streams (so an abandoned request is closed
-and the server stops generating), and waits for a slot: replies before background work. A server
-that ignores the cap is cut off by the client: past `reply_chars(max_tokens)` characters, or a
-stream line longer than `LONGEST_LINE`, the stream is closed whatever the server goes on sending.
+and the server stops generating), and waits for a slot: replies before background work, replies of
+different conversations in turn. The caller learns when its request leaves the queue (`on_sent`):
+the server is only judged on the time after that. A server that ignores the cap is cut off by the
+client: past `reply_chars(max_tokens)` characters, or a stream line longer than `LONGEST_LINE`, the
+stream is closed whatever the server goes on sending.
 
 A message may carry images: to a server that can see (`profile.vision`) its content goes in
 OpenAI's list form, a text part then `image_url` parts; otherwise, and for every message without
@@ -23,7 +25,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -95,9 +97,18 @@ class ChatModel(Protocol):
     profile: ServerProfile
 
     def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None, priority: Priority = "reply"
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        priority: Priority = "reply",
+        queue: str = "",
+        on_sent: Callable[[], None] | None = None,
     ) -> AsyncGenerator[str, None]:
-        """Yield the reply text as it is generated (closing the generator ends the request)."""
+        """Yield the reply text as it is generated (closing the generator ends the request).
+
+        `queue` names the conversation whose turn it waits for; `on_sent` is called once the request
+        has its slot, just before it goes to the server (what it raises cancels the request)."""
         ...
 
     async def complete(
@@ -178,13 +189,21 @@ class OpenAIChat:
         return text + [{"type": "image_url", "image_url": {"url": i.content_url}} for i in m.images]
 
     async def stream(
-        self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None, priority: Priority = "reply"
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        priority: Priority = "reply",
+        queue: str = "",
+        on_sent: Callable[[], None] | None = None,
     ) -> AsyncGenerator[str, None]:
         """Yield the reply text as it is generated (closing the iterator closes the request)."""
-        await self.probe()
-        cap = max_tokens or self.cfg.max_tokens
-        body = self.body(messages, cap, None)
-        async with self.slots.take(priority):
+        async with self.slots.take(priority, queue):
+            if on_sent is not None:
+                on_sent()
+            await self.probe()  # talking to the server: timed like the request itself
+            cap = max_tokens or self.cfg.max_tokens
+            body = self.body(messages, cap, None)
             async for delta in self._sse(body, self._estimate(messages), reply_chars(cap)):
                 yield delta
 

@@ -52,6 +52,7 @@ class Lines(_Strict):
     no_pictures: list[str] = Field(default_factory=list)  # someone sends only a picture
     moment: list[str] = Field(default_factory=list)  # a message could not be handled: "give me a moment"
     not_heard: list[str] = Field(default_factory=list)  # a voice message could not be transcribed
+    busy: list[str] = Field(default_factory=list)  # a message waits its turn: "one moment" (the answer follows)
 
 
 class KnowledgeSpec(_Strict):

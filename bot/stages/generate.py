@@ -1,4 +1,9 @@
-"""Stage 5, generate: the model, streamed and checked, with timeouts; the offline responder when it can't answer."""
+"""Stage 5, generate: the model, streamed and checked, with timeouts; the offline responder when it can't answer.
+
+Time a message spends waiting for a model slot is the bot's own queue, never the server's fault: the
+first-token timeout and the deadline count from the moment the request is sent. A message whose wait
+reaches `[bot] max_queue_seconds` is answered with an example line instead (shed: counted and logged).
+"""
 
 from __future__ import annotations
 
@@ -28,15 +33,22 @@ class Attempt:
     shown: bool = False
     error: LLMError | None = None
     timed_out: str = ""  # "first token" or "deadline" or "stall"
+    shed: bool = False  # still waiting for a slot at the queue limit
+    skipped: bool = False  # the breaker opened while it waited for a slot
     partial: bool = False
     unusable: str = ""  # why the text was thrown away
+
+
+class _BreakerOpen(Exception):
+    """The breaker opened while the request waited for its slot: it is not sent."""
 
 
 class Generate:
     """Streams the model's reply into ex.draft; falls back to offline lines on failure.
 
-    The circuit breaker opens only for the server's own faults (refused, 5xx, timeouts, broken
-    streams), never for a request that was too long or malformed.
+    The circuit breaker opens only for the server's own faults (refused, 5xx, timeouts after the
+    request was sent, broken streams), never for a request that was too long or malformed, nor for
+    time spent in the bot's own queue.
     """
 
     def __init__(
@@ -47,6 +59,7 @@ class Generate:
         clock: Callable[[], float] = time.monotonic,
         recompose: Recompose | None = None,
         reply_cap: Callable[[], int] | None = None,
+        max_queue_seconds: float = 180.0,
     ):
         self.cfg = cfg
         self.model = model
@@ -54,6 +67,7 @@ class Generate:
         self.clock = clock
         self.recompose = recompose
         self.reply_cap = reply_cap or (lambda: cfg.max_tokens)
+        self.max_queue_seconds = max_queue_seconds
         self._down_until = float("-inf")
         self._hidden: dict[str, tuple[Persona, Hidden]] = {}
 
@@ -70,7 +84,13 @@ class Generate:
         while True:
             if self.clock() < self._down_until:
                 return await self._offline(ex, "fallback")
+            if ex.arrived and self.clock() - ex.arrived >= self.max_queue_seconds:
+                return await self._shed(ex)  # waited its limit behind its conversation's earlier messages
             attempt = await self._attempt(ex, self.model)
+            if attempt.shed:
+                return await self._shed(ex)
+            if attempt.skipped:
+                return await self._offline(ex, "fallback")
             if isinstance(attempt.error, ContextOverflow) and not overflowed and self.recompose:
                 metrics.model_error(attempt.error)
                 overflowed = True
@@ -91,11 +111,7 @@ class Generate:
                     log.warning("model stopped mid-reply (%s); keeping the whole sentences", _reason(attempt))
                     return replace(ex, draft=attempt.text, mode="model", partial=True)
                 if attempt.error is None or attempt.error.server_fault:
-                    self._down_until = self.clock() + self.cfg.retry_after
-                    metrics.breaker_opened(self.cfg.retry_after)
-                    log.warning(
-                        "model failed (%s); answering offline for %.0fs", _reason(attempt), self.cfg.retry_after
-                    )
+                    self._open_breaker(attempt)
                 else:
                     log.warning("model refused the request (%s); answering offline", _reason(attempt))
                 return await self._offline(ex, "fallback")
@@ -116,18 +132,35 @@ class Generate:
         speakers += [t.name for r in ex.recalled for t in (r.before, r.turn, r.after) if t and t.role == "user"]
         check = ReplyCheck(ex.persona, self.hidden(ex.persona), ex.text, speakers)
         attempt = Attempt()
-        started = self.clock()
-        first_by = (ex.arrived or started) + self.cfg.first_token_timeout
-        stream = model.stream(ex.prompt, max_tokens=self.reply_cap())
+        arrived = ex.arrived or self.clock()
+        sent_at: float | None = None
+        got_first = False
+
+        def sent() -> None:
+            """The request has its slot: from now on the server is timed; the message waits no more."""
+            nonlocal sent_at
+            if self.clock() < self._down_until:
+                raise _BreakerOpen
+            sent_at = self.clock()
+            metrics.queued(sent_at - arrived)
+            limit.reschedule(_loop_time(sent_at + self.cfg.first_token_timeout, self.clock))
+            if ex.on_sent is not None:
+                ex.on_sent()
+
+        stream = model.stream(
+            ex.prompt, max_tokens=self.reply_cap(), queue=ex.incoming.conversation.key, on_sent=sent
+        )
         try:
             async with asyncio.timeout(None) as limit:
-                limit.reschedule(_loop_time(first_by, self.clock))
-                got_first = False
+                limit.reschedule(_loop_time(arrived + self.max_queue_seconds, self.clock))
                 async for delta in stream:
+                    if sent_at is None:  # a model that never said when it sent: it has, by now
+                        sent()
+                    assert sent_at is not None
                     if not got_first:
                         got_first = True
-                        metrics.first_token(self.clock() - (ex.arrived or started))
-                    stall_by = min(started + self.cfg.deadline, self.clock() + self.cfg.request_timeout)
+                        metrics.first_token(self.clock() - arrived)
+                    stall_by = min(sent_at + self.cfg.deadline, self.clock() + self.cfg.request_timeout)
                     limit.reschedule(_loop_time(stall_by, self.clock))
                     shown = check.feed(delta)
                     if shown and ex.sink:
@@ -136,11 +169,18 @@ class Generate:
                     if check.stopped:
                         break
         except TimeoutError:
-            attempt.timed_out = "stall or deadline" if got_first else "no first token in time"
+            if sent_at is None:
+                attempt.shed = True
+            else:
+                attempt.timed_out = "stall or deadline" if got_first else "no first token in time"
+        except _BreakerOpen:
+            attempt.skipped = True
         except LLMError as exc:
             attempt.error = exc
         finally:
             await stream.aclose()  # closes the HTTP request, so the server stops generating
+        if attempt.shed or attempt.skipped:
+            return attempt
         if attempt.error is None and not attempt.timed_out:
             rest = check.finish()
             if rest and ex.sink:
@@ -170,6 +210,24 @@ class Generate:
             "prompt too long for the server (%s > %d tokens); shrinking it and retrying once",
             err.requested or f"about {sent}", profile.context,
         )
+
+    def _open_breaker(self, attempt: Attempt) -> None:
+        """Skip the model for `retry_after`; a failure while it is open already only extends it."""
+        was_open = self.clock() < self._down_until
+        self._down_until = self.clock() + self.cfg.retry_after
+        metrics.breaker_opened(self.cfg.retry_after, counted=not was_open)
+        if was_open:
+            log.info("model failed (%s) while answering offline", _reason(attempt))
+        else:
+            log.warning("model failed (%s); answering offline for %.0fs", _reason(attempt), self.cfg.retry_after)
+
+    async def _shed(self, ex: Exchange) -> Exchange:
+        """The message waited `max_queue_seconds` without getting to the model: an example line answers."""
+        waited = self.clock() - (ex.arrived or self.clock())
+        metrics.shed()
+        log.warning("%s: message %s waited %.1f s for the model (max_queue_seconds %g); answered with an example line",
+                    ex.incoming.conversation.key, ex.incoming.message_id or "-", waited, self.max_queue_seconds)
+        return await self._offline(ex, "fallback")
 
     async def _offline(self, ex: Exchange, mode: str, shown: bool = False) -> Exchange:
         return await self.offline.answer(ex, "fallback", shown)

@@ -85,24 +85,29 @@ async def answer(bot: Bot, event: MessageEvent, text: str) -> None:
 
 
 async def deliver(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
-    """Send the reply's text: delay, then paced messages (only the first quotes and @s) or one merged-forward."""
+    """Send the reply's text: delay, then paced messages or a merged-forward; in a group the first
+    message quotes and @s the one it answers."""
     cfg = app.settings.qq
     pacing = Pacing(app.settings.pacing, app.clocks.sleep)
     await pause(cfg, app.clocks.chance, app.clocks.sleep)
     cut = plan(reply.text, cfg, pacing)
+    chunks, quoted = cut.chunks, False
     # OneBot's `time` is whole seconds: the first part's delay counts the time since the message was sent
     spent = waited(event.time, app.clocks.wall)
     if cut.kind == "forward":
         await pacing.wait(reply.text, spent)
-        if await _forward(bot, event, reply, cut.chunks):
+        spent = float("inf")  # already waited: what follows goes at once, then paced
+        if isinstance(event, GroupMessageEvent):  # a merged-forward cannot quote: the first part goes ahead, quoting
+            await bot.send(event, _head(event) + MessageSegment.text(" " + chunks[0]))
+            chunks, quoted = chunks[1:], True
+        if len(chunks) > 1 and await _forward(bot, event, reply, chunks):
             return
-        spent = float("inf")  # already waited: the fallback pieces follow at once, then paced
 
     async def send(i: int, chunk: str) -> None:
-        head = _head(event) if i == 0 else Message()
+        head = _head(event) if i == 0 and not quoted else Message()
         await bot.send(event, head + MessageSegment.text((" " if head else "") + chunk))
 
-    await pacing.send(cut.chunks, send, spent=spent)
+    await pacing.send(chunks, send, spent=spent)
 
 
 async def voice(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:

@@ -78,16 +78,19 @@ async def test_long_reply_is_split_into_several_messages(app: NoneBugApp, qq_app
         ctx.should_call_send(event, Message(MessageSegment.text(second)), result={"message_id": 904})
 
 
-async def test_reply_past_the_threshold_goes_out_as_merged_forward(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:
+async def test_reply_past_the_threshold_goes_out_as_merged_forward_after_a_quoting_first_part(
+    app: NoneBugApp, qq_app: Any, llm: FakeOpenAI
+) -> None:
     await qq_app(qq={"message_chars": 60, "forward_over_chars": 80})
-    first, second = "甲" * 50 + "。", "乙" * 50 + "。"
-    llm.push(Script(text=f"{first}\n\n{second}"))
+    first, second, third = "甲" * 50 + "。", "乙" * 50 + "。", "丙" * 50 + "。"
+    llm.push(Script(text=f"{first}\n\n{second}\n\n{third}"))
     event = group_event("讲个长故事", to_me=True)
     nodes = [
-        MessageSegment.node_custom(int(SELF_ID), "赫萝", Message(MessageSegment.text(t))) for t in (first, second)
+        MessageSegment.node_custom(int(SELF_ID), "赫萝", Message(MessageSegment.text(t))) for t in (second, third)
     ]
     async with app.test_matcher() as ctx:
         ctx.receive_event(_bot(ctx), event)
+        ctx.should_call_send(event, _quoted(event, " " + first), result={"message_id": 904})  # a forward cannot quote
         ctx.should_call_api("send_group_forward_msg", {"group_id": 30001, "messages": nodes}, {"message_id": 905})
 
 

@@ -82,16 +82,17 @@ async def test_a_short_reply_is_one_message(app: NoneBugApp, qq_app: Any, llm: F
     assert slept == []  # five seconds already passed: no wait
 
 
-async def test_a_merged_forward_stays_one_message_after_one_delay(
+async def test_a_merged_forward_follows_its_quoting_first_part_after_one_delay(
     app: NoneBugApp, qq_app: Any, llm: FakeOpenAI
 ) -> None:
     event = group_event("讲个长故事", to_me=True)
     slept = await _paced(qq_app, event.time, qq={"message_chars": 60, "forward_over_chars": 80})
-    first, second = "甲" * 50 + "。", "乙" * 50 + "。"
-    llm.push(Script(text=f"{first}\n\n{second}"))
-    nodes = [MessageSegment.node_custom(int(SELF_ID), "赫萝", Message(MessageSegment.text(t))) for t in (first, second)]
+    first, second, third = "甲" * 50 + "。", "乙" * 50 + "。", "丙" * 50 + "。"
+    llm.push(Script(text=f"{first}\n\n{second}\n\n{third}"))
+    nodes = [MessageSegment.node_custom(int(SELF_ID), "赫萝", Message(MessageSegment.text(t))) for t in (second, third)]
     async with app.test_matcher() as ctx:
         ctx.receive_event(_bot(ctx), event)
+        ctx.should_call_send(event, _quoted(event, " " + first), result={"message_id": 4})
         ctx.should_call_api("send_group_forward_msg", {"group_id": 30001, "messages": nodes}, {"message_id": 5})
     assert slept == pytest.approx([2.0])
 
