@@ -28,6 +28,9 @@ Kind = Literal["text", "chapter", "percent", "switch", "which", "persona"]
 NOT_ALLOWED = "Only admins can change that here: the group owner, admins or the bot's superusers on QQ, Manage Server on Discord."
 NOT_FOR_OTHERS = ("Only admins can make the character forget someone else: the group owner, admins or the bot's "
                   "superusers on QQ (only superusers in a private chat), Manage Server on Discord.")
+SENT_PRIVATELY = "I sent you the answer in a private message."
+PRIVATE_ONLY = ("That answer is for you alone and I cannot send you a private message from here: "
+                "ask me in a private chat.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,10 @@ class Command:
     run: Handler
     params: tuple[Param, ...] = ()
     who: Who = "anyone"
-    private: bool = False  # only the asker sees the answer where the platform allows (Discord)
+    # about a person: only the asker sees the answer (Discord: ephemeral; a QQ group: a private
+    # message, else a refusal and nothing more); never posted where others read
+    private: bool = False
+    quiet: bool = False  # only the asker needs it: Discord shows it to them alone, elsewhere it goes where asked
     names_user: bool = False  # may name another user; then only admins over others may use it
     rest: bool = False  # the last argument takes the rest of the line (a query)
     slow: bool = False  # may take a while: Discord shows "thinking…" first
@@ -86,15 +92,15 @@ class Command:
 
 # each handler: (commands, message, checked arguments, another user named) -> the answer
 TABLE: tuple[Command, ...] = (
-    Command("persona list", "Every character this bot can be", lambda c, m, a, t: c.personas(), private=True),
+    Command("persona list", "Every character this bot can be", lambda c, m, a, t: c.personas(), quiet=True),
     Command("persona set", "Switch the character here (admins)", lambda c, m, a, t: c.set_persona(m, a[0]),
             (Param("persona", "persona", "persona id, e.g. horo"),), who="admin"),
     Command("reset", "Forget this conversation for everyone (admins; anyone in a direct chat)",
             lambda c, m, a, t: c.reset(m), who="admin"),
     Command("voice", "Voice clips after replies here, on or off (admins)", lambda c, m, a, t: c.voice(m, a[0]),
             (Param("state", "switch", "on or off"),), who="admin"),
-    Command("lore", "What the character recalls about something (only you see it)", lambda c, m, a, t: c.lore(m, a[0]),
-            (Param("query", "text", "what to look up"),), private=True, rest=True, slow=True),
+    Command("lore", "What the character recalls about something", lambda c, m, a, t: c.lore(m, a[0]),
+            (Param("query", "text", "what to look up"),), quiet=True, rest=True, slow=True),
     Command("spoiler", f"Limit what the character knows to chapters up to N (1-{MAX_CHAPTER}); off or 0 lifts it (admins)",
             lambda c, m, a, t: c.spoiler(m, a[0]),
             (Param("chapter", "chapter", "last chapter the character may know; 0 or off for no limit"),), who="admin"),
@@ -106,14 +112,14 @@ TABLE: tuple[Command, ...] = (
     Command("initiative", "Whether the character may speak first here after a quiet spell (admins)",
             lambda c, m, a, t: c.initiative(m, a[0]), (Param("state", "switch", "on or off"),), who="admin"),
     Command("stats", "Which character, how much it remembers, which model answers", lambda c, m, a, t: c.stats(m),
-            private=True),
+            quiet=True),
     Command("memory", "What the character remembers about you (only you see it)", lambda c, m, a, t: c.memory(m),
             private=True),
     Command("forget", "Remove facts the character remembers: N from /memory, or all (admins: about someone else)",
             lambda c, m, a, t: c.forget(m, a[0], t), (Param("which", "which", "a number /memory shows, or all"),),
             private=True, names_user=True),
-    Command("why", "Which memories, facts, lore and passages the last reply was given", lambda c, m, a, t: c.why(m),
-            private=True),
+    Command("why", "Which memories, facts, lore and passages the last reply was given (only you see it)",
+            lambda c, m, a, t: c.why(m), private=True),
 )
 BY_NAME = {c.name: c for c in TABLE}
 GROUPS = sorted({c.name.split()[0] for c in TABLE if " " in c.name})  # "persona": typed as /persona list|set ID

@@ -231,7 +231,10 @@ class Commands:
         return Answer(f"{persona.name} forgot {what} about {whose}.")
 
     async def why(self, msg: Incoming) -> Answer:
-        """Which memories, facts, lore entries and passages the last reply here was given."""
+        """Which memories, facts, lore entries and passages the last reply here was given.
+
+        Facts are shown only to the person that reply answered.
+        """
         persona, key = await self._here(msg)
         last = await self.app.store.last_context(key)
         if last is None:
@@ -240,12 +243,19 @@ class Commands:
         head = f"The last reply (to {last.name or last.user_id or 'someone'}, {when})"
         if last.mode != "model":
             return Answer(f"{head} was one of {persona.name}'s example lines; no model was asked, so it was given nothing.")
-        if not last.cited:
+        # facts are about the person the reply answered: nobody else sees them
+        cited = [c for c in last.cited if c.kind != "fact" or last.user_id == msg.user_id]
+        withheld = len(last.cited) - len(cited)
+        if not cited:
+            if withheld:
+                return Answer(f"{head} was given only the recent conversation and facts about them, which only they may see.")
             return Answer(f"{head} was given only the recent conversation: no memories, facts, lore or passages.")
         lines = [f"{head} was given:"]
         for kind, title in WHY_KINDS:
-            items = [c for c in last.cited if c.kind == kind]
+            items = [c for c in cited if c.kind == kind]
             if items:
                 lines.append(f"{title}:")
                 lines += [f"- {f'[{c.source}] ' if c.source else ''}{_shown(c.text, CITED_CHARS)}" for c in items]
+        if withheld:
+            lines.append("(and facts about them, which only they may see)")
         return Answer("\n".join(lines))

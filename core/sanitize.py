@@ -1,4 +1,5 @@
-"""Text from outside, made safe to read, store and show: no lone surrogates, controls or invisibles."""
+"""Text from outside, made safe to read, store and show: no lone surrogates, controls, invisibles or
+chat-template control tokens."""
 
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # variation selectors after a symbol, keycap base or (the ideographic ones) a CJK character
 _JOINERS = re.compile("[\u200c\u200d\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 _LINES = re.compile("\r\n?|[\u2028\u2029\x85]")
+# Control tokens of the chat templates a model may be served with; typed by a user they would open
+# or close a turn of another role. None contains a blank, so a blank put where one was cut cannot
+# complete a new one (see _untokened). Every alternative is bounded: one pass is linear.
+_TOKENS = re.compile(
+    r"<[|\uff5c][^\s|\uff5c<>]{1,64}[|\uff5c]>"  # ChatML, InternLM2, Llama 3, Qwen, Phi, GLM: <|...|>; DeepSeek <｜...｜>
+    r"|\[/?(?:INST|SYS|SYSTEM_PROMPT|TOOL_CALLS|AVAILABLE_TOOLS|TOOL_RESULTS|TOOL_CONTENT|THINK|IMG(?:_BREAK|_END)?)\]"
+    r"|\[[gs]?MASK\]|<</?SYS>>"  # Mistral above; GLM's masks and Llama 2's system markers
+    r"|</?(?:s|bos|eos|unk|pad|sop|eop|eoh|eoa|eosys|think|tool_call|tool_response|tools)>"
+    r"|<(?:start|end)_of_(?:turn|image|audio)>|<(?:reserved|unused)_?\d{1,4}>",  # Gemma; Baichuan's role tokens
+    re.IGNORECASE,
+)
+_TOKEN_START = re.compile(r"[<\[]")
 _SPACES = re.compile(r"\s+")
 
 
@@ -69,15 +82,29 @@ def _joiners(text: str) -> str:
     return "".join(ch for i, ch in enumerate(text) if not _JOINERS.fullmatch(ch) or _keep_joiner(text, i))
 
 
-def clean_text(text: str) -> str:
-    """Drop lone surrogates, controls, bidi and tag characters and other invisibles; keep line breaks.
+def _untokened(text: str) -> str:
+    """The text without chat-template control tokens, in two passes at most (linear time).
 
-    Tabs become spaces and every line-break form becomes "\\n". Idempotent.
+    Cutting a token can join its neighbours into a new one (`<|im_<|x|>start|>`): then every token
+    is replaced by a blank instead, which no token can span.
+    """
+    if not _TOKEN_START.search(text):
+        return text
+    cut = _TOKENS.sub("", text)
+    return cut if cut == text or not _TOKENS.search(cut) else _TOKENS.sub(" ", text)
+
+
+def clean_text(text: str) -> str:
+    """Drop lone surrogates, controls, bidi and tag characters, other invisibles and chat-template
+    control tokens; keep line breaks.
+
+    Tabs become spaces and every line-break form becomes "\\n". Idempotent, linear in the text.
     """
     if _SURROGATE.search(text):
         text = _pair_surrogates(text)
     text = _LINES.sub("\n", text).replace("\t", " ")
-    return _joiners(_DROP.sub("", text))
+    # tokens last: an invisible inside a token (`<|im_\u200bstart|>`) must not hide it
+    return _untokened(_joiners(_DROP.sub("", text)))
 
 
 def clean_name(name: str, limit: int = NAME_CHARS) -> str:

@@ -88,6 +88,21 @@ class Fact:
     seq: int = 0  # that message's turn in the conversation
 
 
+def shown_in(learned: str, here: str, shared: bool) -> bool:
+    """Whether a fact learned in conversation `learned` may be shown in `here` ("group:<id>", "dm:<id>").
+
+    Its own conversation; when facts are shared, other conversations too, except that what someone
+    said in a private chat never reaches a group (their private chat shows them only to themselves).
+    A fact from rp:v1 kept no origin and may have been said in private: private chats alone show it.
+    """
+    if learned == here:
+        return True
+    private_here = here.startswith("dm:")
+    if not learned:
+        return private_here
+    return shared and (private_here or not learned.startswith("dm:"))
+
+
 @dataclass(frozen=True, slots=True)
 class FactBook:
     """Every fact about one user (per persona and platform), and how far each conversation was read."""
@@ -96,8 +111,8 @@ class FactBook:
     noted: dict[str, int] = field(default_factory=dict)  # conversation -> last seq read for facts
 
     def visible(self, conversation: str, shared: bool) -> list[Fact]:
-        """The facts shown in `conversation`: its own and those from rp:v1; every one when shared."""
-        return [f for f in self.facts if shared or f.conversation in ("", conversation)]
+        """The facts shown in `conversation` (see `shown_in`)."""
+        return [f for f in self.facts if shown_in(f.conversation, conversation, shared)]
 
     def dumps(self) -> str:
         """JSON for the store."""

@@ -16,6 +16,7 @@ import tomli_w
 from pydantic import ValidationError
 
 from core.files import write_private
+from core.sanitize import clean_text
 from persona.card import Card, LoreEntry
 from persona.library import ID_PATTERN, PersonaError
 
@@ -80,8 +81,9 @@ def card_from_json(data: dict[str, Any], path: Path) -> Card:
     body = data.get("data") if spec in ("chara_card_v2", "chara_card_v3") else data
     if not isinstance(body, dict):
         raise PersonaError(f"{path}: 'data' is not an object")
-    fields = {k: body[k] for k in _V2_FIELDS if body.get(k) is not None}
-    nick = body.get("nickname")
+    # a card comes from anyone: its text is cleaned like a message (controls, template tokens)
+    fields = {k: _clean(body[k]) for k in _V2_FIELDS if body.get(k) is not None}
+    nick = _clean(body.get("nickname"))
     if isinstance(nick, str) and nick.strip():
         fields["nickname"] = [nick.strip()]
     book = body.get("character_book") or {}
@@ -101,11 +103,20 @@ def card_from_json(data: dict[str, Any], path: Path) -> Card:
         raise PersonaError(f"{path}: {key}: {err['msg']}") from None
 
 
+def _clean(value: Any) -> Any:
+    """A card value with its text cleaned: a string, or each string of a list; anything else as it is."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [clean_text(v) if isinstance(v, str) else v for v in value]
+    return value
+
+
 def _words(entry: dict[str, Any], name: str) -> list[str]:
     value = entry.get(name) or []
     if not isinstance(value, list):
         raise ValueError(f"{name} must be a list of strings")
-    return [str(k) for k in value]
+    return [clean_text(str(k)) for k in value]
 
 
 def _int(entry: dict[str, Any], name: str, default: int) -> int:
@@ -134,7 +145,7 @@ def _lore(entry: dict[str, Any]) -> LoreEntry:
     return LoreEntry(
         keys=_words(entry, "keys"),
         secondary_keys=_words(entry, "secondary_keys"),
-        content=str(entry.get("content") or ""),
+        content=clean_text(str(entry.get("content") or "")),
         enabled=bool(entry.get("enabled", True)),
         insertion_order=_int(entry, "insertion_order", 100),
         case_sensitive=bool(entry.get("case_sensitive") or False),
@@ -143,7 +154,7 @@ def _lore(entry: dict[str, Any]) -> LoreEntry:
         constant=bool(entry.get("constant") or False),
         position="before_char" if entry.get("position") == "before_char" else "after_char",
         priority=_int(entry, "priority", 10),
-        comment=str(entry.get("comment") or entry.get("name") or ""),
+        comment=clean_text(str(entry.get("comment") or entry.get("name") or "")),
         chapter=_chapter(entry, ext),
     )
 

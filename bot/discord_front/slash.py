@@ -74,10 +74,11 @@ def _slash(command: Command, commands: Commands, name: str, serves: Serves) -> a
         access = Access(admin=may_manage(interaction),
                         over_others=interaction.guild_id is not None and interaction.permissions.manage_guild)
         target = str(user.id) if user is not None else ""
+        alone = command.private or command.quiet  # an ephemeral answer: only the asker sees it
         if command.slow:
-            await interaction.response.defer(ephemeral=command.private, thinking=True)
+            await interaction.response.defer(ephemeral=alone, thinking=True)
         result = await invoke(commands, incoming_of(interaction), command, raw, access, target)
-        await answer(interaction, result, ephemeral=command.private, deferred=command.slow)
+        await answer(interaction, result, ephemeral=alone, deferred=command.slow)
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     params = [inspect.Parameter("interaction", kind, annotation=discord.Interaction)]

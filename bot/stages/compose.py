@@ -15,6 +15,7 @@ from core.text import truncate_tokens
 from memory.episodes import Recollection
 from memory.episodes import heading as remember_heading
 from memory.episodes import render as render_memories
+from memory.quoting import FENCE, THEM, attributed, quote
 from memory.turns import SessionKey, Turn
 from persona.card import Persona
 from persona.prompt import headings, stable_prompt
@@ -110,7 +111,8 @@ class Compose:
         persona, group = ex.persona, not ex.incoming.is_direct
         who = ex.incoming.display_name or persona.card.user_alias
         stable = self.stable(persona)
-        reminder = persona.render(persona.card.post_history_instructions.strip(), who)
+        # the character's rules name no member: a display name is anyone's text, shown only as data
+        reminder = persona.render(persona.card.post_history_instructions.strip())
         left = self.room() - count(stable) - MESSAGE_OVERHEAD
         if reminder:
             left -= count(reminder) + MESSAGE_OVERHEAD
@@ -149,36 +151,51 @@ class Compose:
                        recalled=tuple(recalled))
 
     def _note(self, ex: Exchange, budget: int, in_window: set[int], seen: Note) -> tuple[Note, list[Recollection]]:
-        """This message's context within `budget` tokens, without what `seen` shows; the memories it holds."""
+        """This message's context within `budget` tokens, without what `seen` shows; the memories it holds.
+
+        What people said, and what was learned from them (summary, facts, memories), is fenced and
+        quoted line by line with who said it: data for the character, never its rules.
+        """
         count = self.profile.count
         persona = ex.persona
         h = headings(persona)
+        lang = "zh" if persona.card.language.startswith("zh") else "en"
         who = ex.incoming.display_name or persona.card.user_alias
+        head, tail = FENCE[lang]
+        quoted: list[str] = []
         parts: list[str] = []
         left = budget - MESSAGE_OVERHEAD
+        fence = count(head) + count(tail) + 4
+        if ex.summary.text or ex.facts or ex.memories:
+            left -= fence
 
-        def block(title: str, body: str) -> None:
+        def block(title: str, body: str, into: list[str]) -> None:
             nonlocal left
             if body and left > 0:
                 text = truncate_tokens(f"【{title}】\n{body}", left, count)
-                parts.append(text)
+                into.append(text)
                 left -= count(text) + 2
 
         summary = "" if f"s:{ex.summary.text}" in seen.keys else ex.summary.text
-        block(h[4], truncate_tokens(summary, max(0, min(self.memory.summary_tokens, left)), count))
-        named = [(rec.text if rec else line, line)
+        summary = quote(truncate_tokens(summary, max(0, min(self.memory.summary_tokens, left)), count))
+        block(h[4], summary, quoted)
+        named = [(rec.text if rec else line, attributed(who, rec, line))
                  for rec, line in zip((*ex.fact_records, *[None] * len(ex.facts)), ex.facts, strict=False)]
-        facts = "\n".join(f"- {line}" for fact, line in named if f"f:{fact}" not in seen.keys)
-        block(h[5].format(who=who), truncate_tokens(facts, max(0, min(left // 4, 400)), count))
+        facts = "\n".join(line for fact, line in named if f"f:{fact}" not in seen.keys)
+        block(h[5].format(who=THEM[lang]), truncate_tokens(facts, max(0, min(left // 4, 400)), count), quoted)
         title = remember_heading(persona.card.language)
         remembered, recalled = render_memories(
             ex.memories, max(0, min(self.memory.recall_tokens, left - count(title) - 8)), count,
             persona.name, persona.card.language, in_window | seen.memories,
         )
-        block(title, remembered)
-        block(h[6], self._pack(ex.lore, min(self.lore_tokens, left), seen.keys))
-        block(h[7], self._pack(ex.passages, min(self.passage_tokens, left), seen.keys))
-        block(h[8].format(char=persona.name), self._pack(ex.scenes, min(self.passage_tokens // 2, left), seen.keys))
+        block(title, quote(remembered), quoted)
+        if quoted:
+            parts = [head, *quoted, tail]
+        elif ex.summary.text or ex.facts or ex.memories:
+            left += fence
+        block(h[6], self._pack(ex.lore, min(self.lore_tokens, left), seen.keys), parts)
+        block(h[7], self._pack(ex.passages, min(self.passage_tokens, left), seen.keys), parts)
+        block(h[8].format(char=persona.name), self._pack(ex.scenes, min(self.passage_tokens // 2, left), seen.keys), parts)
         text = "\n\n".join(parts)
         if not text:
             return Note(), []

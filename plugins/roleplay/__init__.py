@@ -12,7 +12,7 @@ from nonebot.params import CommandArg
 from nonebot.plugin import PluginMetadata
 
 from bot import metrics
-from bot.command_table import TABLE, Access, find, help_text, invoke, usage_of
+from bot.command_table import PRIVATE_ONLY, TABLE, Access, find, help_text, invoke, usage_of
 from bot.commands import Commands
 from bot.onebot_guard import guard_nonebot
 from bot.platforms import holder
@@ -21,7 +21,7 @@ from core.messages import Incoming, Reply
 from core.sanitize import clean_text
 from memory.store import StoreError
 from plugins.roleplay.config import Config
-from plugins.roleplay.fronts import Front, front_for
+from plugins.roleplay.fronts import Front, answer_command, front_for
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +138,16 @@ def _matcher(head: str) -> None:
             await front.answer(bot, event, f"Usage: {usage_of(head)}")
             return
         command, args = found
+        if command.private and not msg.is_direct and front.answer_privately is None:
+            await front.answer(bot, event, PRIVATE_ONLY)  # nothing runs that could not be answered
+            return
         target = ""
         if command.names_user:
             target, args = _named_user(arg, args)
             if not target and len(args) > len(command.params):
                 target, args = args[-1], args[:-1]
         answer = await invoke(Commands(holder.get()), msg, command, args, await _access(front, bot, event, msg), target)
-        await front.answer(bot, event, answer.text)
+        await answer_command(front, bot, event, msg, answer.text, command.private)
 
 
 for _head in dict.fromkeys(c.name.split()[0] for c in TABLE):

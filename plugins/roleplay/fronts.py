@@ -9,6 +9,7 @@ from typing import Any
 from nonebot.adapters import Bot, Event
 
 from bot.app import App
+from bot.command_table import PRIVATE_ONLY, SENT_PRIVATELY
 from bot.initiative import Poster
 from bot.platforms import holder
 from core.config import QQConfig
@@ -28,6 +29,21 @@ class Front:
     voice: Callable[[Any, Any, Reply, App], Awaitable[None]]
     react: Callable[[Any, Any, Reply], Awaitable[None]]
     poster: Callable[[QQConfig], Poster] | None = None  # speaking first; the official API cannot start a talk
+    # a private message to the asker of a group message; False when it could not be sent. None: the
+    # platform cannot message a group member privately at all (the official API)
+    answer_privately: Callable[[Any, Any, str], Awaitable[bool]] | None = None
+
+
+async def answer_command(front: Front, bot: Any, event: Any, msg: Incoming, text: str, private: bool) -> None:
+    """A command's answer where it was asked; a private command's from a group only to the asker, privately.
+
+    When that cannot be sent, the group is told so and sees nothing of the answer.
+    """
+    if not private or msg.is_direct:
+        await front.answer(bot, event, text)
+        return
+    sent = front.answer_privately is not None and await front.answer_privately(bot, event, text)
+    await front.answer(bot, event, SENT_PRIVATELY if sent else PRIVATE_ONLY)
 
 
 def front_for(bot: Bot, event: Event) -> Front | None:
@@ -51,7 +67,7 @@ def _front(bot: Bot, event: Event) -> tuple[Front, str] | None:
         from plugins.roleplay import onebot
 
         return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice, onebot_react,
-                     onebot_poster), onebot.group_of(event)
+                     onebot_poster, onebot.answer_privately), onebot.group_of(event)
     try:  # the official adapter is optional in a host project
         from nonebot.adapters.qq import Bot as OfficialBot
         from nonebot.adapters.qq import MessageEvent as OfficialMessage

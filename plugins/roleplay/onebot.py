@@ -11,6 +11,7 @@ from nonebot.adapters.onebot.v11 import (
     Message,
     MessageEvent,
     MessageSegment,
+    NetworkError,
     PrivateMessageEvent,
 )
 from nonebot.permission import SUPERUSER
@@ -82,6 +83,23 @@ def _head(event: MessageEvent) -> Message:
 async def answer(bot: Bot, event: MessageEvent, text: str) -> None:
     """A command answer: always a text segment, so nothing in it is read as a CQ code."""
     await bot.send(event, _head(event) + MessageSegment.text((" " if _head(event) else "") + text))
+
+
+async def answer_privately(bot: Bot, event: MessageEvent, text: str) -> bool:
+    """A command answer as a private message to the asker; False when the implementation refused it.
+
+    From a group, `group_id` asks for a temporary session with a member who is no friend of the
+    bot's account (go-cqhttp's extension, which several implementations keep); one without it refuses.
+    """
+    params: dict[str, object] = {"user_id": event.user_id, "message": Message(MessageSegment.text(text))}
+    if isinstance(event, GroupMessageEvent):
+        params["group_id"] = event.group_id
+    try:
+        await bot.call_api("send_private_msg", **params)
+    except (ActionFailed, NetworkError) as exc:  # a timeout may have sent it; saying it did not is the safe side
+        log.info("private answer to %s not sent: %s", event.user_id, exc)
+        return False
+    return True
 
 
 async def deliver(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:

@@ -69,8 +69,11 @@ def test_apply_ops_leaves_facts_changed_meanwhile_and_keeps_the_limit_per_conver
 
 def test_visible_facts_are_per_conversation_unless_shared() -> None:
     facts = book(Fact(1, "a", conversation="group:g1"), Fact(2, "b", conversation="dm:u1"), Fact(3, "c", conversation=""))
-    assert [f.text for f in facts.visible("group:g1", False)] == ["a", "c"]
+    assert [f.text for f in facts.visible("group:g1", False)] == ["a"]
+    assert [f.text for f in facts.visible("dm:u1", False)] == ["b", "c"]
     assert [f.text for f in facts.visible("dm:u1", True)] == ["a", "b", "c"]
+    # what was said in private (or may have been: rp:v1 kept no origin) never reaches a group
+    assert [f.text for f in facts.visible("group:g2", True)] == ["a"]
 
 
 def group(text: str, uid: str = "u1", name: str = "阿青", channel: str = "g1", mid: str = "") -> Incoming:
@@ -139,7 +142,7 @@ async def test_a_contradicted_fact_is_updated_not_kept_beside_the_new_one(facts_
     now[0] += 2 * DAY
     await app.chain.handle(group("赫萝，还记得我住哪儿吗", mid="5"))
     prompt = system_text(replies(llm.requests)[-1])
-    assert "住在北京（两天前）" in prompt and "住在杭州" not in prompt.split("【你记得的往事】")[0]
+    assert "> 阿青, 两天前: 住在北京" in prompt and "住在杭州" not in prompt.split("【你记得的往事】")[0]
 
 
 async def test_facts_stay_in_their_conversation_unless_shared(facts_app: Any, llm: FakeOpenAI) -> None:

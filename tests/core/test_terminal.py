@@ -85,5 +85,5 @@ def test_prompt_and_words_on_stdout_logs_in_the_data_folder(tmp_path: Path, llm:
     assert "INFO" not in words and "HTTP Request" not in words
     log = (tmp_path / "data" / "logs" / "chat.log").read_text(encoding="utf-8")
     assert "reply by model test-model" in log
-    facts = [b for b in llm.requests if "说的话里" in b["messages"][0]["content"]]
-    assert facts and "从下面用户说的话里" in facts[0]["messages"][0]["content"]  # not the login name
+    facts = [b for b in llm.requests if "【说话的人】" in b["messages"][-1]["content"]]
+    assert facts and facts[0]["messages"][-1]["content"].startswith("【说话的人】用户\n")  # not the login name

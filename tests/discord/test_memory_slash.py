@@ -63,3 +63,21 @@ async def test_why_after_a_reply(connect: Any, discord_server: FakeDiscord, llm:
     await discord_server.wait_for(lambda: discord_server.sent("POST", f"/channels/{CHANNEL_ID}/messages"))
     after = await run(discord_server, "why")
     assert after["data"]["content"].startswith("The last reply (to ")
+
+
+async def test_why_asked_by_someone_else_shows_none_of_the_facts_about_the_person_answered(
+    connect: Any, discord_server: FakeDiscord, llm: FakeOpenAI
+) -> None:
+    app, _ = await connect()
+    await plant(app, ALICE, "是护士", "住在北京")
+    llm.push(Script(text="辛苦了。"))
+    await discord_server.dispatch("MESSAGE_CREATE", discord_server.message("赫萝，今天好累"))
+    await discord_server.wait_for(lambda: discord_server.sent("POST", f"/channels/{CHANNEL_ID}/messages"))
+    data = discord_server.interaction("why")
+    data["member"]["user"] = user(BOB, "bob")
+    await discord_server.dispatch("INTERACTION_CREATE", data)
+    by_bob = (await discord_server.wait_for(lambda: discord_server.sent("POST", f"/interactions/{data['id']}/")))[0].body
+    assert by_bob["data"]["flags"] == EPHEMERAL and by_bob["data"]["content"].startswith("The last reply (to ")
+    assert "是护士" not in by_bob["data"]["content"] and "住在北京" not in by_bob["data"]["content"]
+    by_alice = await run(discord_server, "why")
+    assert "是护士" in by_alice["data"]["content"] and by_alice["data"]["flags"] == EPHEMERAL

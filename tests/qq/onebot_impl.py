@@ -18,10 +18,11 @@ from websockets.asyncio.client import ClientConnection, connect
 class OneBotImpl:
     """One connected bot account (X-Self-ID), answering `get_msg` from the messages it has seen."""
 
-    def __init__(self, url: str, self_id: str, token: str):
+    def __init__(self, url: str, self_id: str, token: str, refuse: frozenset[str] = frozenset()):
         self.url = url
         self.self_id = self_id
         self.token = token
+        self.refuse = refuse  # actions this implementation answers as failed (e.g. no temporary sessions)
         self.actions: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.messages: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(5000)
@@ -52,6 +53,8 @@ class OneBotImpl:
     def _answer(self, call: dict[str, Any]) -> dict[str, Any]:
         action, params = call["action"], call.get("params", {})
         data: Any = None
+        if action in self.refuse:
+            return {"status": "failed", "retcode": 100, "data": None, "message": "not supported", "echo": call.get("echo")}
         if action == "get_login_info":
             data = {"user_id": int(self.self_id), "nickname": "bot"}
         elif action == "get_msg":

@@ -1,14 +1,15 @@
-"""/memory, /forget and /why through the QQ matchers (nonebug): own facts, admins for anyone else."""
+"""/memory, /forget and /why through the QQ matchers (nonebug): own facts, admins for anyone else, answered
+privately (a group sees only that the answer went to a private chat)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import nonebot
-from nonebot.adapters.onebot.v11 import Adapter, Bot, Message, MessageSegment
+from nonebot.adapters.onebot.v11 import ActionFailed, Adapter, Bot, Message, MessageSegment
 from nonebug import App as NoneBugApp
 
-from bot.command_table import NOT_FOR_OTHERS
+from bot.command_table import NOT_FOR_OTHERS, PRIVATE_ONLY, SENT_PRIVATELY
 from memory.turns import Fact, FactBook
 from tests.qq.conftest import SELF_ID, group_event, private_event
 from tests.support.openai_server import FakeOpenAI, Script
@@ -27,6 +28,18 @@ async def plant(app: Any, uid: int, *texts: str) -> None:
     await app.store.change_facts("horo", "qq", str(uid), lambda _: FactBook(facts))
 
 
+def _privately(ctx: Any, event: Any, text: str, mid: int, refused: bool = False) -> None:
+    """The answer goes to the asker as a private message (a temporary session from the group); the group
+    is told only that, or that it could not be sent."""
+    params = {"user_id": event.user_id, "group_id": event.group_id, "message": Message(MessageSegment.text(text))}
+    if refused:
+        ctx.should_call_api("send_private_msg", params, exception=ActionFailed(retcode=100, status="failed"))
+    else:
+        ctx.should_call_api("send_private_msg", params, result={"message_id": mid})
+    notice = PRIVATE_ONLY if refused else SENT_PRIVATELY
+    ctx.should_call_send(event, _quoted(event, " " + notice), result={"message_id": mid + 1})
+
+
 async def test_memory_and_forget_your_own_facts(app: NoneBugApp, qq_app: Any) -> None:
     qq = await qq_app()
     await plant(qq, 20001, "喜欢苹果", "住在北京")
@@ -36,10 +49,21 @@ async def test_memory_and_forget_your_own_facts(app: NoneBugApp, qq_app: Any) ->
         ctx.receive_event(bot, shown)
         listing = "What 赫萝 remembers about 小明:\n1. 喜欢苹果\n2. 住在北京\n\nStory so far: (no summary yet)\n\n" \
                   "/forget N or /forget all removes facts."
-        ctx.should_call_send(shown, _quoted(shown, " " + listing), result={"message_id": 1})
+        _privately(ctx, shown, listing, 1)
         ctx.receive_event(bot, forget)
-        ctx.should_call_send(forget, _quoted(forget, " 赫萝 forgot fact 2 about you."), result={"message_id": 2})
+        _privately(ctx, forget, "赫萝 forgot fact 2 about you.", 3)
     assert await qq.store.facts("horo", "qq", "20001") == ["喜欢苹果"]
+
+
+async def test_a_private_answer_the_implementation_refuses_is_not_posted_to_the_group(app: NoneBugApp, qq_app: Any) -> None:
+    qq = await qq_app()
+    await plant(qq, 20001, "喜欢苹果")
+    shown = group_event("/memory", message_id=705)
+    async with app.test_matcher() as ctx:
+        ctx.receive_event(_bot(ctx), shown)
+        listing = "What 赫萝 remembers about 小明:\n1. 喜欢苹果\n\nStory so far: (no summary yet)\n\n" \
+                  "/forget N or /forget all removes facts."
+        _privately(ctx, shown, listing, 1, refused=True)
 
 
 async def test_forgetting_another_member_needs_an_admin(app: NoneBugApp, qq_app: Any) -> None:
@@ -51,13 +75,12 @@ async def test_forgetting_another_member_needs_an_admin(app: NoneBugApp, qq_app:
     async with app.test_matcher() as ctx:
         bot = _bot(ctx)
         ctx.receive_event(bot, by_member)
-        refusal = " " + NOT_FOR_OTHERS
-        ctx.should_call_send(by_member, _quoted(by_member, refusal), result={"message_id": 3})
+        _privately(ctx, by_member, NOT_FOR_OTHERS, 3)
     assert await qq.store.facts("horo", "qq", "20077") == ["是程序员"]
     async with app.test_matcher() as ctx:
         bot = _bot(ctx)
         ctx.receive_event(bot, by_admin)
-        ctx.should_call_send(by_admin, _quoted(by_admin, " 赫萝 forgot 1 fact about that user."), result={"message_id": 4})
+        _privately(ctx, by_admin, "赫萝 forgot 1 fact about that user.", 5)
     assert await qq.store.facts("horo", "qq", "20077") == []
 
 

@@ -9,10 +9,10 @@ from nonebot.adapters.qq.config import BotInfo
 from nonebot.adapters.qq.models import FriendAuthor, GroupMemberAuthor
 from nonebug import App as NoneBugApp
 
-from bot.command_table import NOT_ALLOWED
+from bot.command_table import NOT_ALLOWED, PRIVATE_ONLY
 from bot.exchange import ChannelSettings
 from core.conversation import Conversation
-from memory.turns import SessionKey
+from memory.turns import Fact, FactBook, SessionKey
 from tests.support.openai_server import FakeOpenAI, Script
 
 
@@ -53,6 +53,20 @@ async def test_group_settings_need_owner_or_admin_role(app: NoneBugApp, qq_app: 
         ctx.receive_event(bot, owner)
         ctx.should_call_send(owner, MessageSegment.text("Voice on."), result=None)
     assert ChannelSettings.parse(await qq.store.settings(Conversation("qq", "group", "G1"))).voice is True
+
+
+async def test_a_private_command_in_a_group_is_refused_and_does_nothing(app: NoneBugApp, qq_app: Any) -> None:
+    qq = await qq_app()
+    book = FactBook((Fact(1, "喜欢苹果", 0.0, "group:G1"),))
+    await qq.store.change_facts("horo", "qq", "OPENID-7", lambda _: book)
+    memory, forget = _group_at("/memory", mid="m-4"), _group_at("/forget all", mid="m-5")
+    async with app.test_matcher() as ctx:  # the official API cannot write to a member privately
+        bot = _bot(ctx)
+        ctx.receive_event(bot, memory)
+        ctx.should_call_send(memory, MessageSegment.text(PRIVATE_ONLY), result=None)
+        ctx.receive_event(bot, forget)
+        ctx.should_call_send(forget, MessageSegment.text(PRIVATE_ONLY), result=None)
+    assert await qq.store.facts("horo", "qq", "OPENID-7") == ["喜欢苹果"]
 
 
 async def test_c2c_message_is_a_direct_chat(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:
