@@ -1,4 +1,4 @@
-"""The chain: per-session ordering around the literal list of pipeline stages."""
+"""The chain: per-session ordering around the literal list of pipeline stages, and a stop that loses nothing."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from bot import metrics
-from bot.burst import Bursts
+from bot.burst import Bursts, merge
 from bot.conversations import Conversations
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
+from bot.ledger import Ledger
 from bot.stages.guard import MOMENT, in_language, pick
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
+from memory.journal import Route
 from memory.store import ConversationStore
 
 log = logging.getLogger(__name__)
-SEEN_TTL = 24 * 3600.0  # a platform retry arriving later than this is answered again
+Send = Callable[[Reply], Awaitable[object]]
+SEND_GRACE = 5.0  # seconds a reply already going out may take to finish when the chain stops
 
 
 class SessionLocks:
@@ -57,6 +60,7 @@ class Chain:
         conversations: Conversations,
         merge_bursts: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ):
         self.stages = list(stages)
         self.store = store
@@ -64,6 +68,9 @@ class Chain:
         self.locks = SessionLocks()
         self.bursts = Bursts(merge_bursts)
         self.clock = clock
+        self.ledger = Ledger(store.journal, wall)
+        self.accepting = True  # false once `drain` began: messages are journaled, not answered
+        self._running: set[asyncio.Future[Reply | None]] = set()
         # observers (the initiative scheduler): every message with its settings; every reply sent
         self.on_seen: Callable[[Incoming, ChannelSettings], None] | None = None
         self.on_spoke: Callable[[Conversation], None] | None = None
@@ -74,65 +81,145 @@ class Chain:
         sink: Sink | None = None,
         send: Callable[[Reply], Awaitable[object]] | None = None,
         placed: Callable[[], None] | None = None,
+        route: Route | None = None,
     ) -> Reply | None:
         """The character's reply to one message, or None when it stays silent.
 
         Messages a user sends while their conversation is busy are answered together, once; the
         later calls return None. `send`, when given, posts the reply while the conversation is
         still held, so replies in one conversation go out in order. `placed` is called once the
-        message has its place in the conversation, before anything is awaited.
+        message has its place in the conversation, before anything is awaited. A message with an
+        id is journaled as it arrives (with `route`, how its front reaches it after a restart) and
+        marked done once answered; one still unanswered when the chain stops stays journaled, and
+        this call returns None.
         """
         arrived = self.clock()
         metrics.message_in(msg.platform)
         where = msg.conversation
         key = where.key
-        # the message's place in its conversation is taken before anything is awaited: a store call
-        # here would let a later message that got its answer sooner take the conversation first
-        self.bursts.arrive(key, msg)
-        if placed is not None:
-            placed()  # the front may now hand over the conversation's next message
-        async with self.locks.hold(key):
-            try:
-                fresh = not msg.message_id or await self.store.claim(where, msg.bot_id, msg.message_id, SEEN_TTL)
-            except BaseException:
-                self.bursts.drop(key, msg)
-                raise
-            if not fresh:
-                self.bursts.drop(key, msg)
-                log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
-                return None
-            taken = self.bursts.take(key, msg)
-            if taken is None:
-                return None
-            msg = taken
-            persona, settings, session = await self.conversations.here(msg)
-            if self.on_seen is not None:
-                self.on_seen(msg, settings)
-            start = Exchange(
-                incoming=msg,
-                persona=persona,
-                session=session,
-                settings=settings,
-                text=msg.text,
-                sink=sink,
-                arrived=arrived,
-            )
-            try:
-                ex = await self._stages(start)
-            except Exception as exc:  # one bad message harms no one: the user hears back, the log names it
-                log.warning("message %s in %s could not be handled (%s: %s); asked to wait",
-                            msg.message_id or "-", key, type(exc).__name__, exc)
-                ex = self._moment(start)
-            if ex is None:
-                return None
-            reply = ex.reply
-            if reply is not None:
-                metrics.reply(reply.mode, self.clock() - arrived)
-            if reply is not None and send is not None:
-                await send(reply)
-            if reply is not None and self.on_spoke is not None and reply.mode != "reaction":
-                self.on_spoke(where)
-            return reply
+        if msg.message_id and not self.ledger.arrive(msg, route):
+            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
+            return None
+        if not self.accepting:
+            work: asyncio.Future[Reply | None] = asyncio.ensure_future(self._shelve(msg))
+        else:
+            # the message's place in its conversation is taken before anything is awaited: a store call
+            # here would let a later message that got its answer sooner take the conversation first
+            self.bursts.arrive(key, msg)
+            if placed is not None:
+                placed()  # the front may now hand over the conversation's next message
+            work = asyncio.ensure_future(self._answer(msg, sink, send, arrived))
+        # the work runs in a task of the chain's own, so a stop cancels it without cancelling the caller
+        self._running.add(work)
+        work.add_done_callback(self._running.discard)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if work.cancelled() and (task is None or not task.cancelling()):
+                return None  # stopped by `drain`: the message stays journaled for the next run
+            raise
+
+    @property
+    def in_hand(self) -> int:
+        """Messages being answered (or journaled) right now."""
+        return len(self._running)
+
+    async def drain(self, seconds: float, force: Callable[[], bool] = lambda: False) -> int:
+        """Stop taking messages (new ones are only journaled), give those in hand `seconds` to be
+        answered (less when `force()` turns true), then stop the rest; how many were stopped."""
+        self.accepting = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self._running and not force() and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._running), timeout=min(left, 0.2))
+        stopped = [t for t in self._running if not t.done()]
+        for task in stopped:
+            task.cancel()
+        if stopped:
+            await asyncio.wait(stopped, timeout=SEND_GRACE + 1)
+        return len(stopped)
+
+    async def _shelve(self, msg: Incoming) -> None:
+        if msg.message_id:
+            await self.ledger.shelve(msg)
+
+    async def _answer(self, msg: Incoming, sink: Sink | None, send: Send | None, arrived: float) -> Reply | None:
+        key = msg.conversation.key
+        try:
+            async with self.locks.hold(key):
+                return await self._turn(msg, sink, send, arrived)
+        except asyncio.CancelledError:
+            self.bursts.drop(key, msg)
+            self.ledger.let_go([msg])
+            raise
+
+    async def _turn(self, msg: Incoming, sink: Sink | None, send: Send | None, arrived: float) -> Reply | None:
+        """With the conversation held: the message (and its burst) answered, then marked done."""
+        where, key = msg.conversation, msg.conversation.key
+        if not self.bursts.holds(key, msg):
+            return None  # answered with an earlier message of the same burst
+        if not await self.ledger.answers(msg):
+            self.bursts.drop(key, msg)
+            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
+            return None
+        run = self.bursts.take(key, msg)
+        if run is None:
+            return None
+        run = [m for m in run if m is msg or await self.ledger.answers(m)]
+        try:
+            whole = (lambda r: self._send_whole(send, r, run)) if send is not None else None
+            reply = await self._reply(merge(run), sink, whole, arrived)
+        except asyncio.CancelledError:
+            self.ledger.let_go(run)
+            raise
+        except BaseException:
+            await self.ledger.done(run)  # a message that failed would fail again: not kept for later
+            raise
+        await self.ledger.done(run)
+        return reply
+
+    async def _send_whole(self, send: Send, reply: Reply, run: list[Incoming]) -> None:
+        """Send the reply; a stop that arrives meanwhile lets it finish and marks the messages done
+        (a reply cut off halfway would be said again after the restart)."""
+        sending = asyncio.ensure_future(send(reply))
+        try:
+            await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            await asyncio.wait({sending}, timeout=SEND_GRACE)
+            await self.ledger.done(run)
+            raise
+
+    async def _reply(self, msg: Incoming, sink: Sink | None, send: Send | None, arrived: float) -> Reply | None:
+        where = msg.conversation
+        persona, settings, session = await self.conversations.here(msg)
+        if self.on_seen is not None:
+            self.on_seen(msg, settings)
+        start = Exchange(
+            incoming=msg,
+            persona=persona,
+            session=session,
+            settings=settings,
+            text=msg.text,
+            sink=sink,
+            arrived=arrived,
+        )
+        try:
+            ex = await self._stages(start)
+        except Exception as exc:  # one bad message harms no one: the user hears back, the log names it
+            log.warning("message %s in %s could not be handled (%s: %s); asked to wait",
+                        msg.message_id or "-", where.key, type(exc).__name__, exc)
+            ex = self._moment(start)
+        if ex is None:
+            return None
+        reply = ex.reply
+        if reply is not None:
+            metrics.reply(reply.mode, self.clock() - arrived)
+        if reply is not None and send is not None:
+            await send(reply)
+        if reply is not None and self.on_spoke is not None and reply.mode != "reaction":
+            self.on_spoke(where)
+        return reply
 
     async def _stages(self, ex: Exchange) -> Exchange | None:
         current: Exchange | None = ex

@@ -29,6 +29,8 @@ class BotConfig(Section):
     reply_cooldown_seconds: float = Field(60.0, ge=0.0)
     answer_bots: bool = False
     bot_reply_limit: int = Field(3, ge=0)
+    drain_seconds: float = Field(20.0, ge=0.0)
+    replay_minutes: float = Field(10.0, ge=0.0)
 
 
 def auto_or_bool(value: object) -> object:
