@@ -12,6 +12,7 @@ from bot.app import App
 from bot.initiative import Poster
 from core.config import QQConfig
 from core.messages import Incoming, Reply
+from memory.journal import Route
 from plugins.roleplay.react import official_react, onebot_react
 from plugins.roleplay.speak_first import onebot_poster
 
@@ -27,6 +28,7 @@ class Front:
     voice: Callable[[Any, Any, Reply, App], Awaitable[None]]
     react: Callable[[Any, Any, Reply], Awaitable[None]]
     poster: Callable[[QQConfig], Poster] | None = None  # speaking first; the official API cannot start a talk
+    route: Callable[[Any, Any], Route] | None = None  # answering after a restart (journal); OneBot only
 
 
 def front_for(bot: Bot, event: Event) -> Front | None:
@@ -36,9 +38,10 @@ def front_for(bot: Bot, event: Event) -> Front | None:
 
     if isinstance(bot, OneBot) and isinstance(event, OneBotMessage):
         from plugins.roleplay import onebot
+        from plugins.roleplay.replay import onebot_route
 
         return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice, onebot_react,
-                     onebot_poster)
+                     onebot_poster, onebot_route)
     try:  # the official adapter is optional in a host project
         from nonebot.adapters.qq import Bot as OfficialBot
         from nonebot.adapters.qq import MessageEvent as OfficialMessage
