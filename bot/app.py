@@ -16,6 +16,7 @@ from bot.conversations import Conversations
 from bot.exchange import Stage
 from bot.initiative import Initiative, running
 from bot.offline import Offline
+from bot.replay import Replay
 from bot.stages.compose import Compose
 from bot.stages.finish import Finish
 from bot.stages.gate import Gate
@@ -70,6 +71,7 @@ class App:
     background: Background
     chain: Chain
     initiative: Initiative
+    replay: Replay
     clocks: Clocks = field(default_factory=Clocks)
 
     @property
@@ -81,6 +83,17 @@ class App:
     def conversations(self) -> Conversations:
         """Each conversation's persona and settings."""
         return self.chain.conversations
+
+    async def drain(self, force: Callable[[], bool] = lambda: False) -> None:
+        """Stop taking messages; those in hand get [bot] drain_seconds to be answered (less once
+        `force()` is true); the rest stay journaled and are answered after the next start."""
+        await self.replay.stop()
+        in_hand = self.chain.in_hand
+        if in_hand:
+            log.info("stopping: answering %d message(s) in hand (up to %g s)", in_hand, self.settings.bot.drain_seconds)
+        stopped = await self.chain.drain(self.settings.bot.drain_seconds, force)
+        if stopped:
+            log.info("stopping: %d message(s) not answered in time stay journaled for the next start", stopped)
 
     @classmethod
     @asynccontextmanager
@@ -117,19 +130,23 @@ class App:
             if model else None
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
         conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)
-        chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono,
+        chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono, clocks.wall,
                       settings.bot.busy_notice_seconds)
         initiative = Initiative(settings.initiative, store, chain, clocks.wall)
         chain.on_seen = initiative.seen
         chain.on_spoke = initiative.spoke
-        app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, clocks)
+        replay = Replay(chain.ledger, settings.bot.replay_minutes, clocks.wall)
+        app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, clocks)
         exporter: metrics.Exporter | None = None
         try:
             if settings.metrics.enabled:
                 slots = model.slots if isinstance(model, OpenAIChat) else None
                 exporter = metrics.serve(settings.metrics, slots, lambda: getattr(store, "available", True))
-            async with running(initiative):
-                yield app
+            async with replay.running(), running(initiative):
+                try:
+                    yield app
+                finally:
+                    await chain.drain(0.0)  # nothing still in hand outlives the clients; it stays journaled
         finally:
             if exporter is not None:
                 exporter.close()

@@ -18,10 +18,6 @@ class Bursts:
         """Note a message that is about to wait for its conversation."""
         self._queues.setdefault(key, []).append(msg)
 
-    def queued(self, key: str) -> tuple[Incoming, ...]:
-        """The conversation's messages still waiting to be taken, oldest first."""
-        return tuple(self._queues.get(key, ()))
-
     def drop(self, key: str, msg: Incoming) -> None:
         """Forget a waiting message (a duplicate delivery); nothing if it was merged already."""
         queue = [m for m in self._queues.get(key, []) if m is not msg]
@@ -30,8 +26,12 @@ class Bursts:
         else:
             self._queues.pop(key, None)
 
-    def take(self, key: str, msg: Incoming) -> Incoming | None:
-        """The message to answer now (merged with its followers), or None if it was merged already."""
+    def holds(self, key: str, msg: Incoming) -> bool:
+        """Whether the message still waits (not taken with an earlier one of its burst)."""
+        return any(m is msg for m in self._queues.get(key, []))
+
+    def take(self, key: str, msg: Incoming) -> list[Incoming] | None:
+        """The messages to answer now (this one and its followers, to `merge`), or None if it was taken already."""
         queue = self._queues.get(key, [])
         at = next((i for i, m in enumerate(queue) if m is msg), None)
         if at is None:
@@ -48,7 +48,7 @@ class Bursts:
             self._queues[key] = rest
         else:
             self._queues.pop(key, None)
-        return merge(run)
+        return run
 
 
 def merge(run: list[Incoming]) -> Incoming:

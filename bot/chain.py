@@ -1,4 +1,4 @@
-"""The chain: per-session ordering around the literal list of pipeline stages."""
+"""The chain: per-session ordering around the literal list of pipeline stages, and a stop that loses nothing."""
 
 from __future__ import annotations
 
@@ -10,18 +10,21 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from bot import metrics
-from bot.burst import Bursts
+from bot.burst import Bursts, merge
 from bot.conversations import Conversations
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
+from bot.ledger import Ledger
 from bot.stages.gate import addressed
 from bot.stages.guard import MOMENT, in_language, pick
 from bot.waits import BUSY, Waits
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
+from memory.journal import Route
 from memory.store import ConversationStore
 
 log = logging.getLogger(__name__)
-SEEN_TTL = 24 * 3600.0  # a platform retry arriving later than this is answered again
+Send = Callable[[Reply], Awaitable[object]]
+SEND_GRACE = 5.0  # seconds a reply already going out may take to finish when the chain stops
 
 
 class SessionLocks:
@@ -59,6 +62,7 @@ class Chain:
         conversations: Conversations,
         merge_bursts: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         busy_notice_seconds: float = 0.0,
     ):
         self.stages = list(stages)
@@ -67,7 +71,10 @@ class Chain:
         self.locks = SessionLocks()
         self.bursts = Bursts(merge_bursts)
         self.clock = clock
+        self.ledger = Ledger(store.journal, wall)
         self.waits = Waits(busy_notice_seconds, clock, self._busy_line)
+        self.accepting = True  # false once `drain` began: messages are journaled, not answered
+        self._running: set[asyncio.Future[Reply | None]] = set()
         # observers (the initiative scheduler): every message with its settings; every reply sent
         self.on_seen: Callable[[Incoming, ChannelSettings], None] | None = None
         self.on_spoke: Callable[[Conversation], None] | None = None
@@ -78,55 +85,120 @@ class Chain:
         sink: Sink | None = None,
         send: Callable[[Reply], Awaitable[object]] | None = None,
         placed: Callable[[], None] | None = None,
+        route: Route | None = None,
     ) -> Reply | None:
         """The character's reply to one message, or None when it stays silent.
 
         Messages a user sends while their conversation is busy are answered together, once; the
         later calls return None. `send`, when given, posts the reply while the conversation is
         still held, so replies in one conversation go out in order. `placed` is called once the
-        message has its place in the conversation, before anything is awaited.
+        message has its place in the conversation, before anything is awaited. A message with an
+        id is journaled as it arrives (with `route`, how its front reaches it after a restart) and
+        marked done once answered; one still unanswered when the chain stops stays journaled, and
+        this call returns None.
         """
         arrived = self.clock()
         metrics.message_in(msg.platform)
         where = msg.conversation
         key = where.key
-        # the message's place in its conversation is taken before anything is awaited: a store call
-        # here would let a later message that got its answer sooner take the conversation first
-        self.bursts.arrive(key, msg)
-        self.waits.arrive(key, msg, arrived, send)
-        if placed is not None:
-            placed()  # the front may now hand over the conversation's next message
-        async with self.locks.hold(key):
-            try:
-                fresh = not msg.message_id or await self.store.claim(where, msg.bot_id, msg.message_id, SEEN_TTL)
-            except BaseException:
-                self.bursts.drop(key, msg)
-                self.waits.over(key, [msg])
-                raise
-            if not fresh:
-                self.bursts.drop(key, msg)
-                self.waits.over(key, [msg])
-                log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
-                return None
-            queued = self.bursts.queued(key)
-            taken = self.bursts.take(key, msg)
-            if taken is None:
-                self.waits.over(key, [msg])
-                return None
-            left = {id(m) for m in self.bursts.queued(key)}
-            run = [m for m in queued if id(m) not in left]  # the messages answered together
-            try:
-                return await self._answer(taken, run, arrived, sink, send)
-            finally:
-                self.waits.over(key, run)
+        if msg.message_id and not self.ledger.arrive(msg, route):
+            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
+            return None
+        if not self.accepting:
+            work: asyncio.Future[Reply | None] = asyncio.ensure_future(self._shelve(msg))
+        else:
+            # the message's place in its conversation is taken before anything is awaited: a store call
+            # here would let a later message that got its answer sooner take the conversation first
+            self.bursts.arrive(key, msg)
+            self.waits.arrive(key, msg, arrived, send)
+            if placed is not None:
+                placed()  # the front may now hand over the conversation's next message
+            work = asyncio.ensure_future(self._answer(msg, sink, send, arrived))
+        # the work runs in a task of the chain's own, so a stop cancels it without cancelling the caller
+        self._running.add(work)
+        work.add_done_callback(self._running.discard)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if work.cancelled() and (task is None or not task.cancelling()):
+                return None  # stopped by `drain`: the message stays journaled for the next run
+            raise
 
-    async def _answer(
-        self,
-        msg: Incoming,
-        run: list[Incoming],
-        arrived: float,
-        sink: Sink | None,
-        send: Callable[[Reply], Awaitable[object]] | None,
+    @property
+    def in_hand(self) -> int:
+        """Messages being answered (or journaled) right now."""
+        return len(self._running)
+
+    async def drain(self, seconds: float, force: Callable[[], bool] = lambda: False) -> int:
+        """Stop taking messages (new ones are only journaled), give those in hand `seconds` to be
+        answered (less when `force()` turns true), then stop the rest; how many were stopped."""
+        self.accepting = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self._running and not force() and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._running), timeout=min(left, 0.2))
+        stopped = [t for t in self._running if not t.done()]
+        for task in stopped:
+            task.cancel()
+        if stopped:
+            await asyncio.wait(stopped, timeout=SEND_GRACE + 1)
+        return len(stopped)
+
+    async def _shelve(self, msg: Incoming) -> None:
+        if msg.message_id:
+            await self.ledger.shelve(msg)
+
+    async def _answer(self, msg: Incoming, sink: Sink | None, send: Send | None, arrived: float) -> Reply | None:
+        key = msg.conversation.key
+        try:
+            async with self.locks.hold(key):
+                return await self._turn(msg, sink, send, arrived)
+        except asyncio.CancelledError:
+            self.bursts.drop(key, msg)
+            self.ledger.let_go([msg])
+            raise
+        finally:
+            self.waits.over(key, [msg])  # answered, merged, a duplicate or stopped: no busy notice for it
+
+    async def _turn(self, msg: Incoming, sink: Sink | None, send: Send | None, arrived: float) -> Reply | None:
+        """With the conversation held: the message (and its burst) answered, then marked done."""
+        where, key = msg.conversation, msg.conversation.key
+        if not self.bursts.holds(key, msg):
+            return None  # answered with an earlier message of the same burst
+        if not await self.ledger.answers(msg):
+            self.bursts.drop(key, msg)
+            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
+            return None
+        run = self.bursts.take(key, msg)
+        if run is None:
+            return None
+        run = [m for m in run if m is msg or await self.ledger.answers(m)]
+        try:
+            whole = (lambda r: self._send_whole(send, r, run)) if send is not None else None
+            reply = await self._reply(merge(run), run, sink, whole, arrived)
+        except asyncio.CancelledError:
+            self.ledger.let_go(run)
+            raise
+        except BaseException:
+            await self.ledger.done(run)  # a message that failed would fail again: not kept for later
+            raise
+        await self.ledger.done(run)
+        return reply
+
+    async def _send_whole(self, send: Send, reply: Reply, run: list[Incoming]) -> None:
+        """Send the reply; a stop that arrives meanwhile lets it finish and marks the messages done
+        (a reply cut off halfway would be said again after the restart)."""
+        sending = asyncio.ensure_future(send(reply))
+        try:
+            await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            await asyncio.wait({sending}, timeout=SEND_GRACE)
+            await self.ledger.done(run)
+            raise
+
+    async def _reply(
+        self, msg: Incoming, run: list[Incoming], sink: Sink | None, send: Send | None, arrived: float
     ) -> Reply | None:
         """The stages for one (merged) message, inside its conversation's turn; the reply is posted here."""
         where = msg.conversation

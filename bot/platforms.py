@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import socket
 import sys
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     import uvicorn
 
 log = logging.getLogger(__name__)
+EVENT_GRACE = 5.0  # seconds a stop waits for events already received to reach the journal
 
 
 class AppHolder:
@@ -96,12 +99,29 @@ def serve(settings: Settings, *, discord: bool, qq: bool) -> int:
 async def _discord_only(settings: Settings) -> int:
     from bot.discord_front import DiscordStartError, serve_discord
 
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         async with App.open(settings) as app:
-            await serve_discord(app)
+            client = asyncio.create_task(serve_discord(app), name="discord")
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({client, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not client.done():
+                stop.clear()  # a second signal cuts the drain short
+                await app.drain(stop.is_set)
+                client.cancel()
+            await asyncio.gather(client, return_exceptions=True)
+            if not client.cancelled():
+                client.result()  # Discord's own reason for stopping, if it stopped by itself
     except DiscordStartError as exc:
         print(f"error: Discord: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
     return 0
 
 
@@ -141,6 +161,19 @@ class Runner:
             log.error("Discord front-end failed", exc_info=exc)
         if self.server is not None:
             self.server.should_exit = True
+
+    async def drain(self) -> None:
+        """Before the server closes its connections: answer what is in hand (replies still go out)."""
+        if holder.app is None:
+            return
+        await holder.app.drain(lambda: self.server is not None and self.server.force_exit)
+        # events nonebot took in and had not yet handed to the plugin reach the stopped chain now,
+        # which journals them for the next start
+        import nonebot
+
+        events = [t for a in nonebot.get_adapters().values() for t in getattr(a, "tasks", ()) if not t.done()]
+        if events:
+            await asyncio.wait(events, timeout=EVENT_GRACE)
 
     async def shutdown(self) -> None:
         """Stop Discord, then close the App."""
@@ -206,6 +239,18 @@ def init_nonebot(settings: Settings) -> Any:
     return driver
 
 
+def _draining_server(config: uvicorn.Config, runner: Runner) -> uvicorn.Server:
+    """uvicorn's server, draining the chain on a stop before it closes the OneBot connections."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await runner.drain()
+            await super().shutdown(sockets)
+
+    return Server(config)
+
+
 def _serve_qq(settings: Settings, *, discord: bool) -> int:
     import nonebot
     import uvicorn
@@ -217,10 +262,13 @@ def _serve_qq(settings: Settings, *, discord: bool) -> int:
     driver.on_shutdown(runner.shutdown)
     nonebot.load_plugin("plugins.roleplay")
     cfg = settings.qq
-    server = uvicorn.Server(
-        uvicorn.Config(nonebot.get_asgi(), host=cfg.host, port=cfg.port, log_config=None, access_log=False)
+    server = _draining_server(
+        uvicorn.Config(nonebot.get_asgi(), host=cfg.host, port=cfg.port, log_config=None, access_log=False), runner
     )
     runner.server = server
+    # a stop before uvicorn listens for signals stops it too; after it, uvicorn sends SIGTERM here
+    # again once it has shut down, which must not end the process with the signal's status
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     log.info("QQ: OneBot v11 implementations connect to ws://%s:%d/onebot/v11/ws", cfg.host, cfg.port)
     try:
         server.run()

@@ -3,38 +3,30 @@
 Shapes (v2): per conversation `s:<key>:turns` (the window, "seq|json" per turn), `:arch` (turns past
 the window, same form, bounded), `:seq`, `:summary`, `:floor` (turns up to it were forgotten),
 `:done`, `:why` (what the last reply was given); `facts:<persona>:<platform>:<user>` (one JSON book
-per user); `settings:...`, `seen:...`, `rate:...` as in v1. `migrate` copies a v1 namespace once.
+per user); `settings:...`, `seen:...`, `rate:...` as in v1; `journal:...` (memory/redis_journal.py).
+`migrate` copies a v1 namespace once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.conversation import Conversation
+from memory.redis_journal import RedisJournal
+from memory.redis_retry import transient
 from memory.store import FactChange, StoreError
 from memory.turns import Fact, FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
-Method = Callable[Concatenate["RedisStore", P], Coroutine[Any, Any, R]]
 
-# Worth another try: refused or reset connections, timeouts, a server still loading its data
-# (BusyLoadingError) and a pool with no free connection are all ConnectionError or TimeoutError.
-TRANSIENT: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
-FIRST_DELAY, MAX_DELAY = 0.05, 0.5
 # a Redis that stops answering fails a call instead of hanging it (the URL's query can override both)
 CONNECT_TIMEOUT, COMMAND_TIMEOUT = 5.0, 10.0
 
@@ -143,42 +135,6 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 """
 
-# Claimed when the key is new, or already holds this call's token (a retry after a lost reply).
-_CLAIM = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
-return 0
-"""
-
-
-def transient(what: str) -> Callable[[Method[P, R]], Method[P, R]]:
-    """Retry the method on transient errors for the store's `retry_seconds`; then StoreError."""
-
-    def wrap(method: Method[P, R]) -> Method[P, R]:
-        @functools.wraps(method)
-        async def call(self: RedisStore, *args: P.args, **kwargs: P.kwargs) -> R:
-            deadline = self.clock() + self.retry_seconds
-            delay = FIRST_DELAY
-            while True:
-                try:
-                    return await method(self, *args, **kwargs)
-                except TRANSIENT as exc:
-                    left = deadline - self.clock()
-                    if left <= 0:
-                        raise StoreError(
-                            f"redis {what} failed: {exc}; check that Redis runs at [memory] redis_url"
-                        ) from exc
-                    log.debug("redis %s: %s; trying again", what, exc)
-                    await asyncio.sleep(min(delay, left))
-                    delay = min(delay * 2, MAX_DELAY)
-                except RedisError as exc:
-                    raise StoreError(f"redis {what} failed: {exc}") from exc
-
-        return call
-
-    return wrap
-
-
 class RedisStore:
     """Production store: shared by every bot process that points at the same Redis."""
 
@@ -227,7 +183,7 @@ class RedisStore:
         self._set_summary = self._r.register_script(_SET_SUMMARY)
         self._reset = self._r.register_script(_RESET)
         self._swap = self._r.register_script(_SWAP)
-        self._claim = self._r.register_script(_CLAIM)
+        self.journal = RedisJournal(self, self._r, prefix)
 
     def _k(self, key: SessionKey, part: str) -> str:
         return f"{self._p}:s:{key}:{part}"
@@ -349,17 +305,6 @@ class RedisStore:
             await self._r.hdel(key, name)
         else:
             await self._r.hset(key, name, value)
-
-    async def claim(self, conversation: Conversation, bot_id: str, message_id: str, ttl: float) -> bool:
-        """True the first time this bot sees the message id in the conversation within `ttl` seconds."""
-        # keys of the old shape (seen:<platform>:<id>) are never read again and expire within a day
-        key = f"{self._p}:seen:{conversation.platform}:{bot_id}:{conversation.place}:{message_id}"
-        return await self._claim_once(key, max(1, int(ttl)), uuid.uuid4().hex)
-
-    @transient("write")
-    async def _claim_once(self, key: str, ttl: int, call_id: str) -> bool:
-        """The claim script; `call_id` is the same on every retry, so a lost reply is not a duplicate."""
-        return bool(await self._claim(keys=[key], args=[call_id, ttl]))
 
     @transient("ping")
     async def ping(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from core.conversation import Conversation
+from memory.resilient_journal import ResilientJournal
 from memory.store import ConversationStore, FactChange, StoreError
 from memory.turns import FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
@@ -45,7 +46,7 @@ class ResilientStore:
         self._down = False
         self._recovery: asyncio.Task[None] | None = None
         self._settings: OrderedDict[str, dict[str, str]] = OrderedDict()
-        self._claims: OrderedDict[str, None] = OrderedDict()
+        self.journal = ResilientJournal(inner.journal, lambda: self._down, self._lost, remember)
 
     @property
     def pending(self) -> int:
@@ -231,20 +232,6 @@ class ResilientStore:
         self._refuse_while_away()
         await self._passing(self.inner.set_setting(conversation, name, value))
         self._settings.pop(conversation.key, None)
-
-    async def claim(self, conversation: Conversation, bot_id: str, message_id: str, ttl: float) -> bool:
-        """The store's answer; while it is away, this process's own memory of recent claims."""
-        if not self._down:
-            try:
-                return await self.inner.claim(conversation, bot_id, message_id, ttl)
-            except StoreError as exc:
-                self._lost(exc)
-        # a redelivery inside the outage is still answered once; one across it may be answered twice
-        key = f"{conversation.platform}:{bot_id}:{conversation.place}:{message_id}"
-        if key in self._claims:
-            return False
-        self._keep(self._claims, key, None)
-        return True
 
     async def rate_hit(self, key: str, window_s: float, limit: int) -> bool:
         """The store's shared count; while it is away, every hit is let through."""

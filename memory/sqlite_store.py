@@ -1,8 +1,9 @@
 """Conversation store in one SQLite file: the embedded default when no Redis answers.
 
-Schema 2 (PRAGMA user_version): the window (`turns`) and the archive of older turns (`archive`),
-a floor per session (turns up to it were forgotten), one JSON fact book per user (`fact_books`) and
-the last reply's context (`last_context`). A schema-1 file is migrated in one transaction on open.
+Schema 3 (PRAGMA user_version): the window (`turns`) and the archive of older turns (`archive`),
+a floor per session (turns up to it were forgotten), one JSON fact book per user (`fact_books`),
+the last reply's context (`last_context`) and the journal of messages not yet answered
+(memory/sqlite_journal.py). An older file is migrated in one transaction on open.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import Any, TypeVar
 
 from core.conversation import Conversation
 from core.files import private_file
+from memory.sqlite_journal import DDL as JOURNAL_DDL
+from memory.sqlite_journal import SQLiteJournal
 from memory.store import FactChange, StoreError
 from memory.turns import Fact, FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # schema 1, as it was: a file of that version has these tables
 _DDL_V1 = """
@@ -85,6 +88,7 @@ class SQLiteStore:
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open: {exc}") from exc
+        self.journal = SQLiteJournal(self._run, clock)
 
     def _migrate(self) -> None:
         """Bring the file to SCHEMA_VERSION in one transaction (a new file goes through schema 1)."""
@@ -110,6 +114,9 @@ class SQLiteStore:
                 db.execute("DROP TABLE facts")
                 if version == 1:
                     log.info("memory: %s migrated from schema 1 to 2 (%d users' facts)", self.path, len(books))
+            if version < 3:
+                for statement in JOURNAL_DDL:
+                    db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -304,18 +311,6 @@ class SQLiteStore:
         else:
             sql, args = "INSERT OR REPLACE INTO settings VALUES (?,?,?)", (channel_key, name, value)
         await self._run(lambda db: db.execute(sql, args))
-
-    async def claim(self, conversation: Conversation, bot_id: str, message_id: str, ttl: float) -> bool:
-        """True the first time this bot sees the message id in the conversation within `ttl` seconds."""
-        # rows of the old shape (<platform>:<id>) are never matched again and expire with the rest
-        key, now = f"{conversation.platform}:{bot_id}:{conversation.place}:{message_id}", self._clock()
-
-        def tx(db: sqlite3.Connection) -> bool:
-            db.execute("DELETE FROM seen WHERE expires<?", (now,))
-            cur = db.execute("INSERT OR IGNORE INTO seen VALUES (?,?)", (key, now + ttl))
-            return cur.rowcount == 1
-
-        return await self._run(tx)
 
     async def ping(self) -> None:
         """Raise StoreError when the store does not answer."""

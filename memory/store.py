@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from core.conversation import Conversation
+from memory.journal import Journal
 from memory.turns import FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
 
 FactChange = Callable[[FactBook], FactBook]
@@ -16,9 +17,14 @@ class StoreError(Exception):
 
 
 class ConversationStore(Protocol):
-    """Where sessions, summaries, user facts and channel settings persist."""
+    """Where sessions, summaries, user facts, channel settings and the journal persist."""
 
     name: str
+
+    @property
+    def journal(self) -> Journal:
+        """Messages received and not yet answered (memory/journal.py)."""
+        ...
 
     async def append(self, key: SessionKey, turns: Sequence[Turn]) -> list[Turn]:
         """Atomically append turns (assigning seq); those past the window's length move to the archive."""
@@ -77,14 +83,6 @@ class ConversationStore(Protocol):
 
     async def set_setting(self, conversation: Conversation, name: str, value: str | None) -> None:
         """Set (or with None, remove) one per-channel setting."""
-        ...
-
-    async def claim(self, conversation: Conversation, bot_id: str, message_id: str, ttl: float) -> bool:
-        """True the first time this bot sees the message id in the conversation within `ttl` seconds.
-
-        Keyed by all three: platforms number messages per conversation (or restart the count), and
-        two bot accounts each answer their own copy of a message.
-        """
         ...
 
     async def ping(self) -> None:

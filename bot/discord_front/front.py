@@ -13,6 +13,7 @@ from bot.commands import Commands
 from bot.discord_front.arrivals import Arrivals, Ticket
 from bot.discord_front.incoming import to_incoming
 from bot.discord_front.outbox import MENTIONS, QUIET, Outbox
+from bot.discord_front.replay import FRONT, DiscordReplayer, discord_route
 from bot.discord_front.slash import build_tree, sync_tree
 from bot.discord_front.webhooks import WebhookPool
 from bot.pacing import Pacing
@@ -79,6 +80,7 @@ class Front:
         """After login, before the gateway: register the slash commands and the way to speak first."""
         await sync_tree(self.tree, list(self.cfg.sync_guilds))
         self.app.initiative.posters["discord"] = self.post
+        self.app.replay.register(FRONT, DiscordReplayer(self.client, self.on_message))
 
     async def post(self, where: Conversation, bot_id: str, text: str) -> None:
         """Something the character says unprompted, into a channel (no ping of anyone)."""
@@ -130,7 +132,7 @@ class Front:
         try:
             # the text is posted inside the conversation's turn: replies in a channel stay in order
             reply = await self.app.chain.handle(msg, outbox.sink, lambda r: self._send(message, outbox, r),
-                                                ticket.placed)
+                                                ticket.placed, discord_route(message))
         except Exception:
             await outbox.discard()  # no half-streamed preview left behind
             raise

@@ -42,6 +42,8 @@ class BotConfig(Section):
     bot_reply_limit: int = Field(3, ge=0)
     busy_notice_seconds: float = Field(20.0, ge=0.0)
     max_queue_seconds: float = Field(180.0, gt=0.0)
+    drain_seconds: float = Field(20.0, ge=0.0)
+    replay_minutes: float = Field(10.0, ge=0.0)
 
 
 def auto_or_bool(value: object) -> object:

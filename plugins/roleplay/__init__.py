@@ -12,6 +12,7 @@ from nonebot.params import CommandArg
 from nonebot.plugin import PluginMetadata
 
 from bot import metrics
+from bot.app import App
 from bot.command_table import PRIVATE_ONLY, TABLE, Access, find, help_text, invoke, usage_of
 from bot.commands import Commands
 from bot.onebot_guard import guard_nonebot
@@ -22,6 +23,7 @@ from core.sanitize import clean_text
 from memory.store import StoreError
 from plugins.roleplay.config import Config
 from plugins.roleplay.fronts import Front, answer_command, front_for
+from plugins.roleplay.replay import FRONT, OneBotReplayer
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,12 @@ def _settings() -> Settings:
 
 @_driver.on_startup
 async def _open_app() -> None:
-    """Open the App from config.toml unless the host (our `python -m bot run`) already did."""
+    """Open the App from config.toml unless the host (our `python -m bot run`) already did; answer
+    the OneBot messages journaled before a restart."""
     if holder.app is None and not holder.hosted:
         await holder.open(_settings())
+    if holder.app is not None:
+        holder.app.replay.register(FRONT, OneBotReplayer(holder.app, _answer))
 
 
 @_driver.on_shutdown
@@ -74,7 +79,14 @@ async def _chat(bot: Bot, event: Event) -> None:
     msg = front.incoming(bot, event) if front else None
     if front is None or msg is None or msg.is_self:
         return
-    app = holder.get()
+    if holder.app is None:  # only while stopping, after the drain (bot/platforms.py): too late to journal
+        log.warning("qq message %s arrived after the bot closed; not answered", msg.message_id)
+        return
+    await _answer(holder.app, front, bot, event, msg)
+
+
+async def _answer(app: App, front: Front, bot: Bot, event: Event, msg: Incoming) -> None:
+    """One message through the chain; the reply's text, then its voice clip (also after a restart)."""
     if front.poster is not None and "qq" not in app.initiative.posters:
         app.initiative.posters["qq"] = front.poster(app.settings.qq)
 
@@ -90,8 +102,9 @@ async def _chat(bot: Bot, event: Event) -> None:
 
     # the text goes out inside the conversation's turn (Chain.handle's `send`), so a random delay
     # cannot reorder replies and a burst is merged; the voice clip follows outside it
+    route = front.route(bot, event) if front.route is not None else None
     try:
-        reply = await app.chain.handle(msg, send=deliver)
+        reply = await app.chain.handle(msg, send=deliver, route=route)
         if reply is not None and reply.text:
             await front.voice(bot, event, reply, app)
     except (ActionFailed, NetworkError, StoreError) as exc:

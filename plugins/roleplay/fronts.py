@@ -14,6 +14,7 @@ from bot.initiative import Poster
 from bot.platforms import holder
 from core.config import QQConfig
 from core.messages import Incoming, Reply
+from memory.journal import Route
 from plugins.roleplay.react import official_react, onebot_react
 from plugins.roleplay.speak_first import onebot_poster
 
@@ -32,6 +33,7 @@ class Front:
     # a private message to the asker of a group message; False when it could not be sent. None: the
     # platform cannot message a group member privately at all (the official API)
     answer_privately: Callable[[Any, Any, str], Awaitable[bool]] | None = None
+    route: Callable[[Any, Any], Route] | None = None  # answering after a restart (journal); OneBot only
 
 
 async def answer_command(front: Front, bot: Any, event: Any, msg: Incoming, text: str, private: bool) -> None:
@@ -65,9 +67,10 @@ def _front(bot: Bot, event: Event) -> tuple[Front, str] | None:
 
     if isinstance(bot, OneBot) and isinstance(event, OneBotMessage):
         from plugins.roleplay import onebot
+        from plugins.roleplay.replay import onebot_route
 
         return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice, onebot_react,
-                     onebot_poster, onebot.answer_privately), onebot.group_of(event)
+                     onebot_poster, onebot.answer_privately, onebot_route), onebot.group_of(event)
     try:  # the official adapter is optional in a host project
         from nonebot.adapters.qq import Bot as OfficialBot
         from nonebot.adapters.qq import MessageEvent as OfficialMessage

@@ -122,3 +122,14 @@ def test_dockerignore_keeps_secrets_and_environments_out() -> None:
 
 def test_readme_describes_the_compose_deployment() -> None:
     assert "docker compose up" in README and "--profile vits" in README
+
+
+def test_a_stop_gives_the_drain_its_time_before_the_kill() -> None:
+    from bot.chain import SEND_GRACE
+    from bot.platforms import EVENT_GRACE
+
+    grace = re.fullmatch(r"(\d+)s", str(SERVICES["bot"]["stop_grace_period"]))
+    assert grace, "stop_grace_period is written in seconds, e.g. 35s"
+    # drain, then the replies still going out and the events still arriving, then closing
+    assert int(grace.group(1)) >= CONFIG["bot"]["drain_seconds"] + SEND_GRACE + 1 + EVENT_GRACE + 2
+    assert re.search(r'^CMD \["python"', DOCKERFILE, re.M)  # exec form: SIGTERM reaches the bot itself

@@ -10,6 +10,8 @@ import redis
 
 from core.config import MemoryConfig
 from core.conversation import Conversation
+from core.messages import Incoming
+from memory.journal import Entry, Route
 from memory.open import open_store
 from memory.redis_store import RedisStore
 from memory.sqlite_store import SQLiteStore
@@ -45,7 +47,8 @@ async def check_v1_data(store: ConversationStore, turns_in_group: int) -> None:
     assert [f.text for f in book.visible("dm:u1", shared=False)] == ["养了一只猫叫团子", "住在杭州"]
     assert book.visible("group:999", shared=True) == []
     assert await store.settings(Conversation("qq", "group", "30001")) == {"persona": "horo", "voice": "on"}
-    assert not await store.claim(Conversation("qq", "group", "30001"), "10001", "m77", 60)  # seen before the upgrade
+    seen = Incoming("qq", "30001", "u1", "阿青", "第77句", message_id="m77", bot_id="10001")
+    assert await store.journal.enter(Entry(seen, Route(), 1.0), "run-a") == "done"  # seen before the upgrade
     # numbering goes on where v1 left it
     added = await store.append(GROUP, exchange(99))
     assert added[0].seq == 2 * turns_in_group + 1
@@ -144,9 +147,9 @@ async def test_sqlite_schema_1_file_is_migrated_once(tmp_path: Path) -> None:
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
         assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='facts'").fetchone()[0] == 0
-    again = SQLiteStore(path)  # opening a schema-2 file changes nothing
+    again = SQLiteStore(path)  # opening a file of the current schema changes nothing
     try:
         assert await again.facts("horo", "qq", "u1") == ["养了一只猫叫团子", "住在杭州"]
         assert len(await again.recent(GROUP, 100)) == 12
@@ -157,6 +160,6 @@ async def test_sqlite_schema_1_file_is_migrated_once(tmp_path: Path) -> None:
 async def test_sqlite_refuses_a_file_from_a_newer_version(tmp_path: Path) -> None:
     path = tmp_path / "memory.sqlite3"
     with sqlite3.connect(path) as db:
-        db.execute("PRAGMA user_version=3")
+        db.execute("PRAGMA user_version=4")
     with pytest.raises(StoreError, match="newer version"):
         SQLiteStore(path)

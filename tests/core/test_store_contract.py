@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from core.conversation import Conversation
+from core.messages import Attachment, Incoming
+from memory.journal import Adopted, Entry, Route
 from memory.redis_store import RedisStore
 from memory.sqlite_store import SQLiteStore
 from memory.store import ConversationStore, StoreError
@@ -21,17 +23,35 @@ OTHER = SessionKey("yexiu", "test", "group", "c1")
 Opener = Callable[[], ConversationStore]
 
 
+class Wall:
+    """The stores' wall clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def wall() -> Wall:
+    """The wall clock every store of the test reads."""
+    return Wall()
+
+
 @pytest.fixture(params=["redis", "sqlite"])
-async def opener(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, redis_prefix: str) -> AsyncIterator[Opener]:
+async def opener(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, redis_prefix: str, wall: Wall
+) -> AsyncIterator[Opener]:
     """Opens a store of the backend under test; reopening reaches the same data."""
     opened: list[ConversationStore] = []
 
     def make() -> ConversationStore:
         store: ConversationStore
         if request.param == "redis":
-            store = RedisStore(redis_url, prefix=redis_prefix, max_turns=5)
+            store = RedisStore(redis_url, prefix=redis_prefix, max_turns=5, wall=wall)
         else:
-            store = SQLiteStore(tmp_path / "m.sqlite3", max_turns=5)
+            store = SQLiteStore(tmp_path / "m.sqlite3", max_turns=5, clock=wall)
         opened.append(store)
         return store
 
@@ -111,27 +131,13 @@ async def test_fact_books_change_atomically_per_persona(opener: Opener) -> None:
     assert await store.facts("horo", "test", "u1") == []
 
 
-async def test_settings_and_claim(opener: Opener) -> None:
+async def test_settings(opener: Opener) -> None:
     store = opener()
     await store.set_setting(Conversation("test", "group", "c1"), "persona", "wukong")
     await store.set_setting(Conversation("test", "group", "c1"), "voice", "on")
     assert await store.settings(Conversation("test", "group", "c1")) == {"persona": "wukong", "voice": "on"}
     await store.set_setting(Conversation("test", "group", "c1"), "voice", None)
     assert await opener().settings(Conversation("test", "group", "c1")) == {"persona": "wukong"}
-    assert await store.claim(Conversation("test", "group", "c1"), "b1", "m1", 60)
-    assert not await store.claim(Conversation("test", "group", "c1"), "b1", "m1", 60)
-    assert await store.claim(Conversation("test", "group", "c1"), "b1", "m2", 60)
-
-
-async def test_claim_is_per_bot_and_conversation(opener: Opener) -> None:
-    store = opener()
-    # message ids are only unique within a conversation, and each bot account gets its own copy
-    assert await store.claim(Conversation("qq", "group", "1"), "10001", "42", 60)
-    assert await store.claim(Conversation("qq", "group", "2"), "10001", "42", 60)
-    assert await store.claim(Conversation("qq", "dm", "7"), "10001", "42", 60)
-    assert await store.claim(Conversation("qq", "group", "1"), "10002", "42", 60)
-    assert not await store.claim(Conversation("qq", "group", "1"), "10001", "42", 60)
-    assert not await opener().claim(Conversation("qq", "group", "1"), "10002", "42", 60)
 
 
 async def test_sqlite_ttl_forgets_idle_sessions(tmp_path: Path) -> None:
@@ -180,18 +186,19 @@ def test_malformed_redis_url_is_one_line() -> None:
 
 
 async def test_burst_through_a_small_pool_loses_nothing(redis_url: str, redis_prefix: str) -> None:
-    # 500 concurrent appends and claims share 8 connections: they wait for one instead of failing
+    # 500 concurrent appends and journal entries share 8 connections: they wait for one instead of failing
     store = RedisStore(redis_url, prefix=redis_prefix, max_turns=1000, max_connections=8, pool_timeout=10)
     keys = [SessionKey("horo", "qq", "group", f"g{i}") for i in range(50)]
     try:
 
-        async def one(i: int) -> tuple[bool, list[Turn]]:
+        async def one(i: int) -> tuple[str, list[Turn]]:
             key = keys[i % 50]
-            claimed = await store.claim(key.conversation, "10001", str(i), 60)
-            return claimed, await store.append(key, [user(f"q{i}"), Turn("assistant", f"a{i}")])
+            msg = Incoming("qq", key.id, "u1", "Alice", f"q{i}", message_id=str(i), bot_id="10001")
+            journaled = await store.journal.enter(Entry(msg, Route(), time.time()), "run-a")
+            return journaled, await store.append(key, [user(f"q{i}"), Turn("assistant", f"a{i}")])
 
         results = await asyncio.gather(*(one(i) for i in range(500)))
-        assert all(claimed for claimed, _ in results)
+        assert all(journaled == "new" for journaled, _ in results)
         for n, key in enumerate(keys):
             texts = [t.text for t in await store.recent(key, 1000)]
             assert sorted(texts) == sorted([f"q{i}" for i in range(n, 500, 50)] + [f"a{i}" for i in range(n, 500, 50)])
@@ -202,8 +209,7 @@ async def test_burst_through_a_small_pool_loses_nothing(redis_url: str, redis_pr
 
 
 async def test_redis_retries_of_one_call_land_once(redis_url: str, redis_prefix: str) -> None:
-    # a retry after a lost reply repeats the call id: the turns are not stored twice and the
-    # claim is not taken for a duplicate of itself
+    # a retry after a lost reply repeats the call id: the turns are not stored twice
     store = RedisStore(redis_url, prefix=redis_prefix)
     try:
         turns = [user("once"), Turn("assistant", "only once")]
@@ -211,9 +217,88 @@ async def test_redis_retries_of_one_call_land_once(redis_url: str, redis_prefix:
         assert await store._append_once(KEY, turns, "call-1") == 2
         assert [t.text for t in await store.recent(KEY, 10)] == ["once", "only once"]
         assert await store._append_once(KEY, turns, "call-2") == 4  # a new call is a new exchange
-        key = f"{redis_prefix}:seen:qq:10001:group:1:7"
-        assert await store._claim_once(key, 60, "call-3")
-        assert await store._claim_once(key, 60, "call-3")
-        assert not await store._claim_once(key, 60, "call-4")
     finally:
         await store.close()
+
+
+def received(mid: str, group: str = "g1", bot: str = "10001", at: float = 0.0, **kw: object) -> Entry:
+    """A journal entry for a group message."""
+    msg = Incoming("qq", group, "u1", "阿青", f"第{mid}句", message_id=mid, bot_id=bot, mentions_bot=True, **kw)  # type: ignore[arg-type]
+    ids = {"self_id": bot, "message_type": "group", "group_id": group, "user_id": "u1", "message_id": mid, "time": "1"}
+    return Entry(msg, Route("onebot", ids), at)
+
+
+async def test_journal_holds_a_message_until_it_is_done(opener: Opener, wall: Wall) -> None:
+    store = opener()
+    first = received("m1", at=wall.now)
+    await store.journal.alive("run-a", 60)
+    assert await store.journal.enter(first, "run-a") == "new"
+    assert await store.journal.enter(first, "run-a") == "mine"  # a redelivery to the run holding it
+    assert await opener().journal.enter(first, "run-b") == "busy"  # another run, while run-a lives
+    await store.journal.done([first.key], 3600)
+    assert await store.journal.enter(first, "run-a") == "done"
+    assert await opener().journal.enter(first, "run-b") == "done"
+    assert (await store.journal.adopt("run-b", 0.0, 100, 3600)).entries == ()
+
+
+async def test_journal_keys_by_bot_conversation_and_message(opener: Opener, wall: Wall) -> None:
+    store = opener()
+    # message ids are only unique within a conversation, and each bot account gets its own copy
+    for entry in (received("42"), received("42", group="g2"), received("42", bot="10002")):
+        assert await store.journal.enter(entry, "run-a") == "new"
+    direct = Incoming("qq", "private", "u1", "阿青", "hi", message_id="42", bot_id="10001", is_direct=True)
+    assert await store.journal.enter(Entry(direct, Route(), wall.now), "run-a") == "new"
+    await store.journal.done([received("42").key], 3600)
+    assert await store.journal.enter(received("42", group="g2"), "run-a") == "mine"
+
+
+async def test_a_stopped_runs_messages_are_adopted_oldest_first_while_fresh(opener: Opener, wall: Wall) -> None:
+    store = opener()
+    t = wall.now
+    old, older, newer = received("m1", at=t - 100), received("m2", at=t - 10), received("m3", at=t - 5)
+    pic = Attachment("image", url="https://example.com/a.png", mime="image/png", size=3)
+    fancy = received("m4", group="g2", at=t - 7, attachments=(pic,), reply_to_bot=True)
+    await store.journal.alive("run-a", 60)
+    for entry in (newer, old, fancy, older):
+        assert await store.journal.enter(entry, "run-a") == "new"
+    assert await store.journal.adopt("run-b", t - 60, 100, 3600) == Adopted()  # run-a is alive
+    await store.journal.gone("run-a")
+    await store.journal.alive("run-b", 60)
+    adopted = await opener().journal.adopt("run-b", t - 60, 100, 3600)
+    assert adopted.stale == 1
+    assert [e.key for e in adopted.entries] == [older.key, fancy.key, newer.key]
+    assert adopted.entries[1] == fancy  # everything needed to answer it again came back
+    assert adopted.entries[1].incoming.conversation == fancy.incoming.conversation
+    assert await store.journal.adopt("run-c", t - 60, 100, 3600) == Adopted()  # run-b holds them now
+    assert await store.journal.enter(newer, "run-b") == "mine"
+    assert await store.journal.enter(newer, "run-c") == "busy"
+    assert await store.journal.enter(old, "run-c") == "done"  # too old: dropped, not answered late
+
+
+async def test_a_run_that_stops_saying_it_is_alive_is_gone(opener: Opener, wall: Wall) -> None:
+    store = opener()
+    entry = received("m1", at=wall.now)
+    await store.journal.alive("run-a", 10)
+    assert await store.journal.enter(entry, "run-a") == "new"
+    wall.now += 5
+    assert await store.journal.adopt("run-b", 0.0, 100, 3600) == Adopted()
+    wall.now += 6  # run-a crashed: it said nothing for 11 s
+    assert [e.key for e in (await store.journal.adopt("run-b", 0.0, 100, 3600)).entries] == [entry.key]
+
+
+async def test_a_released_message_is_adopted_again_and_adoption_is_bounded(opener: Opener, wall: Wall) -> None:
+    store = opener()
+    await store.journal.alive("run-a", 60)
+    entries = [received(f"m{i}", at=wall.now + i) for i in range(5)]
+    for entry in entries:
+        await store.journal.enter(entry, "run-a")
+    await store.journal.release(entries[0].key, "run-b")  # not its message: nothing happens
+    assert await store.journal.adopt("run-b", 0.0, 100, 3600) == Adopted()
+    await store.journal.release(entries[0].key, "run-a")
+    assert [e.key for e in (await store.journal.adopt("run-b", 0.0, 100, 3600)).entries] == [entries[0].key]
+    await store.journal.gone("run-a")
+    await store.journal.gone("run-b")  # what it adopted is free again too
+    await store.journal.alive("run-c", 60)
+    batches = [[e.key for e in (await store.journal.adopt("run-c", 0.0, 2, 3600)).entries] for _ in range(4)]
+    keys = [e.key for e in entries]
+    assert batches == [keys[0:2], keys[2:4], keys[4:], []]

@@ -19,6 +19,7 @@ import redis
 from bot.app import App
 from core.conversation import Conversation
 from core.messages import Incoming
+from memory.journal import Adopted, Entry, Route
 from memory.redis_store import RedisStore
 from memory.resilient import ResilientStore
 from memory.turns import SessionKey, Turn
@@ -131,7 +132,7 @@ async def stored_texts(url: str, key: SessionKey) -> list[str]:
 
 async def test_restart_is_ridden_out_by_retries(server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
     fill(server)
-    caplog.set_level(logging.DEBUG, logger="memory.redis_store")
+    caplog.set_level(logging.DEBUG, logger="memory.redis_retry")
     store = RedisStore(server.url, max_turns=1000, retry_seconds=10)
     try:
         result = await write_through_restart(store, server, seconds=6.0, down=3.0)
@@ -161,7 +162,7 @@ async def test_longer_outage_waits_in_memory_and_is_written_in_order(server: Red
         assert await stored_texts(server.url, KEYS[conv]) == expected(conv, counts[conv])
 
 
-async def test_reads_and_claims_go_on_during_an_outage(server: RedisServer) -> None:
+async def test_reads_and_the_journal_go_on_during_an_outage(server: RedisServer) -> None:
     store = ResilientStore(RedisStore(server.url, retry_seconds=0.2), probe_every=0.1)
     try:
         await store.set_setting(Conversation("qq", "group", "1"), "persona", "wukong")
@@ -174,9 +175,13 @@ async def test_reads_and_claims_go_on_during_an_outage(server: RedisServer) -> N
         assert (await store.summary(KEYS[0])).text == ""
         assert await store.facts("horo", "qq", "u1") == []
         assert await store.settings(Conversation("qq", "group", "1")) == {"persona": "wukong"}  # the last ones seen
-        assert await store.claim(Conversation("qq", "group", "1"), "10001", "m1", 60)
-        assert not await store.claim(Conversation("qq", "group", "1"), "10001", "m1", 60)
-        assert await store.claim(Conversation("qq", "group", "2"), "10001", "m1", 60)
+        # the journal cannot be written: a message is answered at once, and not twice by this process
+        here, there = (Incoming("qq", g, "u1", "阿青", "hi", message_id="m1", bot_id="10001") for g in ("1", "2"))
+        assert await store.journal.enter(Entry(here, Route(), 1.0), "run-a") == "new"
+        await store.journal.done([Entry(here, Route(), 1.0).key], 60)
+        assert await store.journal.enter(Entry(here, Route(), 1.0), "run-a") == "done"
+        assert await store.journal.enter(Entry(there, Route(), 1.0), "run-a") == "new"
+        assert await store.journal.adopt("run-a", 0.0, 10, 60) == Adopted()
         assert time.monotonic() - started < 0.5  # no read waits for the server while it is known away
         server.start()
         for _ in range(100):
