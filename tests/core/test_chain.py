@@ -287,7 +287,9 @@ async def test_a_burst_sent_while_busy_is_answered_once(make_settings: MakeSetti
     app: App = await app_factory(make_settings(llm=llm_cfg(llm), memory={"facts": False}))
     llm.default = Script(text="好", delay=0.2)
     first = asyncio.create_task(app.chain.handle(dm("在吗", mid="b1")))
-    await asyncio.sleep(0.05)  # the first message is being answered
+    async with asyncio.timeout(10):
+        while not chats(llm):  # the first message is being answered (its request reached the model)
+            await asyncio.sleep(0.01)
     burst = [asyncio.create_task(app.chain.handle(dm(t, mid=f"b{i}"))) for i, t in enumerate(["问你个事", "你喜欢吃啥"], 2)]
     other = asyncio.create_task(app.chain.handle(dm("我是别人", uid="u2")))
     replies = await asyncio.gather(first, *burst, other)
