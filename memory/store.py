@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from core.conversation import Conversation
-from memory.turns import FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
+from memory.turns import FactBook, LastContext, SessionKey, SessionPage, Summary, Turn, TurnSpan
 
 FactChange = Callable[[FactBook], FactBook]
 
@@ -85,6 +85,10 @@ class ConversationStore(Protocol):
         Keyed by all three: platforms number messages per conversation (or restart the count), and
         two bot accounts each answer their own copy of a message.
         """
+        ...
+
+    async def sessions(self, offset: int, limit: int, query: str = "") -> SessionPage:
+        """Sessions most recently active first (those whose key contains `query`), with the totals."""
         ...
 
     async def ping(self) -> None:
