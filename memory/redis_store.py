@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,7 +24,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.conversation import Conversation
 from memory.store import FactChange, StoreError
-from memory.turns import Fact, FactBook, LastContext, SessionInfo, SessionKey, SessionPage, Summary, Turn, TurnSpan, parse_session
+from memory.turns import (
+    Fact,
+    FactBook,
+    LastContext,
+    SessionInfo,
+    SessionKey,
+    SessionPage,
+    Summary,
+    Turn,
+    TurnSpan,
+    parse_session,
+)
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -264,12 +275,15 @@ class RedisStore:
         """Sessions most recently active first (those whose key contains `query`), with the totals."""
         index = f"{self._p}:sessions"
         offset, limit = max(0, offset), max(0, limit)
+        page: list[tuple[str, float]]
         if query:  # a filtered page reads the whole index: one range call, fine for tens of thousands
-            matching = [(k, a) for k, a in await self._r.zrevrange(index, 0, -1, withscores=True) if query in k]
+            everything = cast(list[tuple[str, float]], await self._r.zrevrange(index, 0, -1, withscores=True))
+            matching = [(k, a) for k, a in everything if query in k]
             total, page = len(matching), matching[offset:offset + limit]
         else:
             total = int(await self._r.zcard(index))
-            page = await self._r.zrevrange(index, offset, offset + limit - 1, withscores=True) if limit else []
+            page = cast(list[tuple[str, float]], await self._r.zrevrange(index, offset, offset + limit - 1, withscores=True)) \
+                if limit else []
         keys = [(key, float(active)) for raw, active in page if (key := parse_session(str(raw)))]
         counts = await self._r.mget([self._k(key, "seq") for key, _ in keys]) if keys else []
         turns = int(await self._r.get(f"{self._p}:turn_count") or 0)

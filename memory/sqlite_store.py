@@ -19,7 +19,18 @@ from typing import Any, TypeVar
 from core.conversation import Conversation
 from core.files import private_file
 from memory.store import FactChange, StoreError
-from memory.turns import Fact, FactBook, LastContext, SessionInfo, SessionKey, SessionPage, Summary, Turn, TurnSpan, parse_session
+from memory.turns import (
+    Fact,
+    FactBook,
+    LastContext,
+    SessionInfo,
+    SessionKey,
+    SessionPage,
+    Summary,
+    Turn,
+    TurnSpan,
+    parse_session,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
