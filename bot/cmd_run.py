@@ -111,14 +111,11 @@ def run_cmd(args: argparse.Namespace) -> int:
 
         return serve(settings, discord=discord_on and wanted != "web", qq=qq_on and wanted != "web", web=web_on)
     # nothing else configured: the terminal chat, with the page beside it when it is on and may start
+    # lines piped in (a script) are answered as before, without the page: it would end with the input
+    web_on = web_on and sys.stdin.isatty()
     if web_on and (problem := web_problem(settings)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    interactive = sys.stdin.isatty()
-    if web_on and not interactive:  # no one at a terminal (a service, a container): the page alone
-        from bot.platforms import serve
-
-        return serve(settings, discord=False, qq=False, web=True)
     print("No platform is configured; starting the terminal chat"
           + (" and the web page." if web_on else "."), file=sys.stderr)
     setup_logging(os.environ.get("BOT_LOG_LEVEL", settings.bot.log_level), settings.secrets(),

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SESSION_COOKIE = "rp_session"
 VISITOR_COOKIE = "rp_visitor"
-OPEN_PATHS = ("/", "/favicon.ico")
+OPEN_PATHS = ("/",)
 OPEN_PREFIXES = ("/static/",)
 FAILURES_ALLOWED = 5  # wrong tokens per address within FAILURE_WINDOW before every try is refused
 FAILURE_WINDOW = 60.0
@@ -34,7 +34,9 @@ HEADERS = {
     ),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",  # the login link's token never leaves in a Referer
+    # no Referer leaves for other sites (nor the login link's token); "no-referrer" would make the
+    # browser send "Origin: null" with this page's own forms, and the origin check refuse them
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
 
