@@ -28,6 +28,7 @@ run: $(STAMP)
 
 test: $(STAMP) $(VOICE)
 	bash .ci/llm.sh
+	bash .ci/browser.sh
 	BOT_TEST_LLM_PYTHON=.venv-llm/bin/python bash .ci/redis.sh $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.app import App
 from bot.terminal import TerminalChat
+from bot.web.server import web_problem
 from core.boot import settings_from
 from core.config import Settings
 from core.llm import LLMError
@@ -37,7 +38,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     chat.add_argument("--name", default="", help="what the character calls you (default: the card's name for the user)")
     chat.set_defaults(func=chat_cmd)
     run = sub.add_parser("run", help="start every configured platform", parents=[common])
-    run.add_argument("--platform", choices=["all", "discord", "qq", "terminal"], default="all")
+    run.add_argument("--platform", choices=["all", "discord", "qq", "web", "terminal"], default="all",
+                     help="one front alone; the web page ([web] enabled) runs beside discord and qq too")
     run.set_defaults(func=run_cmd)
 
 
@@ -63,7 +65,8 @@ def chat_cmd(args: argparse.Namespace) -> int:
     return asyncio.run(_chat(settings, args.persona, args.session, name=args.name))
 
 
-async def _chat(settings: Settings, persona: str, session: str, hint: bool = False, name: str = "") -> int:
+async def _chat(settings: Settings, persona: str, session: str, hint: bool = False, name: str = "",
+                web: bool = False) -> int:
     if persona:
         PersonaLibrary.configured(settings.personas).get(persona)
     async with App.open(settings) as app:
@@ -73,7 +76,17 @@ async def _chat(settings: Settings, persona: str, session: str, hint: bool = Fal
             await announce_model(app)
             if hint:
                 print(CONNECT_HINT, file=sys.stderr)
-        await TerminalChat(app, session, persona, name=name).run(interactive)
+        chat = TerminalChat(app, session, persona, name=name).run(interactive)
+        if web:  # the terminal and the page share the loop; /quit ends both
+            from bot.web.run import together
+
+            try:
+                await together(app, chat, terminal=True)
+            except OSError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+        else:
+            await chat
     return 0
 
 
@@ -89,11 +102,22 @@ def run_cmd(args: argparse.Namespace) -> int:
     if wanted == "qq" and not qq_on:
         print("error: QQ is not configured: set BOT_QQ__ENABLED=true ([qq] in config.toml)", file=sys.stderr)
         return 2
-    if not (discord_on or qq_on):
-        print("No platform is configured; starting the terminal chat.", file=sys.stderr)
-        setup_logging(os.environ.get("BOT_LOG_LEVEL", settings.bot.log_level), settings.secrets(),
-                      settings.bot.data_dir / CHAT_LOG)
-        return asyncio.run(_chat(settings, "", "terminal", hint=True))
-    from bot.platforms import serve
+    web_on = wanted != "terminal" and settings.web.enabled
+    if wanted == "web" and not web_on:
+        print("error: the web page is off: set [web] enabled = true (or BOT_WEB__ENABLED=true)", file=sys.stderr)
+        return 2
+    if wanted == "web" or discord_on or qq_on:
+        from bot.platforms import serve
 
-    return serve(settings, discord=discord_on, qq=qq_on)
+        return serve(settings, discord=discord_on and wanted != "web", qq=qq_on and wanted != "web", web=web_on)
+    # nothing else configured: the terminal chat, with the page beside it when it is on and may start
+    # lines piped in (a script) are answered as before, without the page: it would end with the input
+    web_on = web_on and sys.stdin.isatty()
+    if web_on and (problem := web_problem(settings)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    print("No platform is configured; starting the terminal chat"
+          + (" and the web page." if web_on else "."), file=sys.stderr)
+    setup_logging(os.environ.get("BOT_LOG_LEVEL", settings.bot.log_level), settings.secrets(),
+                  settings.bot.data_dir / CHAT_LOG)
+    return asyncio.run(_chat(settings, "", "terminal", hint=True, web=web_on))

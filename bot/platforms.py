@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.app import App
 from bot.onebot_guard import guard_nonebot
+from bot.web.server import web_problem
 from core.config import Settings
 from core.config.core import is_local_host
 
@@ -80,23 +81,26 @@ def listener_problem(settings: Settings) -> str:
             "set BOT_QQ__ACCESS_TOKEN (environment or .env) and the same token in the OneBot implementation")
 
 
-def serve(settings: Settings, *, discord: bool, qq: bool) -> int:
+def serve(settings: Settings, *, discord: bool, qq: bool, web: bool = False) -> int:
     """Start the platform front-ends that are on; the exit status for the CLI."""
+    if web and (problem := web_problem(settings)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if qq:
         if problem := listener_problem(settings):
             print(f"error: {problem}", file=sys.stderr)
             return 2
-        return _serve_qq(settings, discord=discord)
-    if discord:
+        return _serve_qq(settings, discord=discord, web=web)
+    if discord or web:
         try:
-            return asyncio.run(_discord_only(settings))
+            return asyncio.run(_discord_only(settings, discord, web))
         except KeyboardInterrupt:
             return 0
     print("error: no platform to start", file=sys.stderr)
     return 2
 
 
-async def _discord_only(settings: Settings) -> int:
+async def _discord_only(settings: Settings, discord: bool = True, web: bool = False) -> int:
     from bot.discord_front import DiscordStartError, serve_discord
 
     loop = asyncio.get_running_loop()
@@ -105,7 +109,13 @@ async def _discord_only(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with App.open(settings) as app:
-            client = asyncio.create_task(serve_discord(app), name="discord")
+            if web:
+                from bot.web.run import together
+
+                front = together(app, serve_discord(app) if discord else None, discord=discord)
+            else:
+                front = serve_discord(app)
+            client = asyncio.create_task(front, name="fronts")
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({client, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
@@ -115,9 +125,12 @@ async def _discord_only(settings: Settings) -> int:
                 client.cancel()
             await asyncio.gather(client, return_exceptions=True)
             if not client.cancelled():
-                client.result()  # Discord's own reason for stopping, if it stopped by itself
+                client.result()  # the front's own reason for stopping, if it stopped by itself
     except DiscordStartError as exc:
         print(f"error: Discord: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the page could not listen
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -128,12 +141,14 @@ async def _discord_only(settings: Settings) -> int:
 class Runner:
     """The driver's startup/shutdown hooks: open the App for the plugin, run Discord beside it."""
 
-    def __init__(self, settings: Settings, discord: bool):
+    def __init__(self, settings: Settings, discord: bool, web: bool = False):
         self.settings = settings
         self.discord = discord
+        self.web = web
         self.server: uvicorn.Server | None = None
         self.error = ""
         self._task: asyncio.Task[None] | None = None
+        self._web: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
         """Open the App (the plugin finds it in `holder`); start Discord when it is on."""
@@ -150,6 +165,19 @@ class Runner:
 
             self._task = asyncio.create_task(serve_discord(app), name="discord")
             self._task.add_done_callback(self._discord_ended)
+        if self.web:
+            from bot.web.run import together
+
+            self._web = asyncio.create_task(together(app, discord=self.discord, qq=True), name="web")
+            self._web.add_done_callback(self._web_ended)
+
+    def _web_ended(self, task: asyncio.Task[None]) -> None:
+        """The page failing to listen ends the whole process (with its reason)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.error = str(task.exception())
+        if self.server is not None:
+            self.server.should_exit = True
 
     def _discord_ended(self, task: asyncio.Task[None]) -> None:
         """Discord stopping on its own ends the whole process (with its reason)."""
@@ -176,10 +204,11 @@ class Runner:
             await asyncio.wait(events, timeout=EVENT_GRACE)
 
     async def shutdown(self) -> None:
-        """Stop Discord, then close the App."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Stop Discord and the page, then close the App."""
+        for task in (self._task, self._web):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await holder.close()
 
 
@@ -251,11 +280,11 @@ def _draining_server(config: uvicorn.Config, runner: Runner) -> uvicorn.Server:
     return Server(config)
 
 
-def _serve_qq(settings: Settings, *, discord: bool) -> int:
+def _serve_qq(settings: Settings, *, discord: bool, web: bool = False) -> int:
     import nonebot
     import uvicorn
 
-    runner = Runner(settings, discord)
+    runner = Runner(settings, discord, web)
     holder.host()
     driver = init_nonebot(settings)
     driver.on_startup(runner.startup)

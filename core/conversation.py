@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Platform = Literal["terminal", "discord", "qq", "test"]
+Platform = Literal["terminal", "discord", "qq", "web", "test"]
 Scope = Literal["group", "dm"]
 
 

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -23,7 +24,18 @@ from core.conversation import Conversation
 from memory.redis_journal import RedisJournal
 from memory.redis_retry import transient
 from memory.store import FactChange, StoreError
-from memory.turns import Fact, FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
+from memory.turns import (
+    Fact,
+    FactBook,
+    LastContext,
+    SessionInfo,
+    SessionKey,
+    SessionPage,
+    Summary,
+    Turn,
+    TurnSpan,
+    parse_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +205,7 @@ class RedisStore:
         if not turns:
             return []
         last = await self._append_once(key, turns, uuid.uuid4().hex)
+        await self._index(key, len(turns))
         first = last - len(turns) + 1
         return [Turn.loads(t.dumps(), seq=first + i) for i, t in enumerate(turns)]
 
@@ -205,6 +218,34 @@ class RedisStore:
             self._max, self._ttl, call_id, self._archive_max, cutoff, *(t.dumps() for t in turns)
         ]
         return int(await self._append(keys=keys, args=args))
+
+    @transient("index")
+    async def _index(self, key: SessionKey, added: int) -> None:
+        """Note the session in the list of sessions (for the console); an index, not the turns themselves."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.zadd(f"{self._p}:sessions", {str(key): self.wall()})
+            pipe.incrby(f"{self._p}:turn_count", added)
+            await pipe.execute()
+
+    @transient("read")
+    async def sessions(self, offset: int, limit: int, query: str = "") -> SessionPage:
+        """Sessions most recently active first (those whose key contains `query`), with the totals."""
+        index = f"{self._p}:sessions"
+        offset, limit = max(0, offset), max(0, limit)
+        page: list[tuple[str, float]]
+        if query:  # a filtered page reads the whole index: one range call, fine for tens of thousands
+            everything = cast(list[tuple[str, float]], await self._r.zrevrange(index, 0, -1, withscores=True))
+            matching = [(k, a) for k, a in everything if query in k]
+            total, page = len(matching), matching[offset:offset + limit]
+        else:
+            total = int(await self._r.zcard(index))
+            page = cast(list[tuple[str, float]], await self._r.zrevrange(index, offset, offset + limit - 1, withscores=True)) \
+                if limit else []
+        keys = [(key, float(active)) for raw, active in page if (key := parse_session(str(raw)))]
+        counts = await self._r.mget([self._k(key, "seq") for key, _ in keys]) if keys else []
+        turns = int(await self._r.get(f"{self._p}:turn_count") or 0)
+        items = tuple(SessionInfo(key, active, int(n or 0)) for (key, active), n in zip(keys, counts, strict=True))
+        return SessionPage(total, turns, items)
 
     @transient("read")
     async def turns_since(self, key: SessionKey, after: int) -> TurnSpan:

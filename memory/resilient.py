@@ -16,7 +16,7 @@ from typing import TypeVar
 from core.conversation import Conversation
 from memory.resilient_journal import ResilientJournal
 from memory.store import ConversationStore, FactChange, StoreError
-from memory.turns import FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
+from memory.turns import FactBook, LastContext, SessionKey, SessionPage, Summary, Turn, TurnSpan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -242,6 +242,11 @@ class ResilientStore:
         except StoreError as exc:
             self._lost(exc)
             return True
+
+    async def sessions(self, offset: int, limit: int, query: str = "") -> SessionPage:
+        """The inner store's sessions; an outage is an error here (a list has no sensible stand-in)."""
+        self._refuse_while_away()
+        return await self._passing(self.inner.sessions(offset, limit, query))
 
     async def ping(self) -> None:
         """Raise StoreError when the store does not answer."""

@@ -22,7 +22,18 @@ from core.files import private_file
 from memory.sqlite_journal import DDL as JOURNAL_DDL
 from memory.sqlite_journal import SQLiteJournal
 from memory.store import FactChange, StoreError
-from memory.turns import Fact, FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
+from memory.turns import (
+    Fact,
+    FactBook,
+    LastContext,
+    SessionInfo,
+    SessionKey,
+    SessionPage,
+    Summary,
+    Turn,
+    TurnSpan,
+    parse_session,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -200,6 +211,21 @@ class SQLiteStore:
                 (str(key), after, str(key), after),
             ).fetchall()
             return TurnSpan(row[1], row[0], tuple(Turn.loads(body, seq=seq) for seq, body in rows))
+
+        return await self._run(tx)
+
+    async def sessions(self, offset: int, limit: int, query: str = "") -> SessionPage:
+        """Sessions most recently active first (those whose key contains `query`), with the totals."""
+
+        def tx(db: sqlite3.Connection) -> SessionPage:
+            where, args = ("WHERE instr(session, ?) > 0", (query,)) if query else ("", ())
+            total, turns = db.execute(f"SELECT COUNT(*), COALESCE(SUM(seq), 0) FROM sessions {where}", args).fetchone()
+            rows = db.execute(
+                f"SELECT session, active, seq FROM sessions {where} ORDER BY active DESC LIMIT ? OFFSET ?",
+                (*args, max(0, limit), max(0, offset)),
+            ).fetchall()
+            items = [SessionInfo(key, active, seq) for session, active, seq in rows if (key := parse_session(session))]
+            return SessionPage(total, turns, tuple(items))
 
         return await self._run(tx)
 

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from core.conversation import Conversation
 from memory.journal import Journal
-from memory.turns import FactBook, LastContext, SessionKey, Summary, Turn, TurnSpan
+from memory.turns import FactBook, LastContext, SessionKey, SessionPage, Summary, Turn, TurnSpan
 
 FactChange = Callable[[FactBook], FactBook]
 
@@ -83,6 +83,10 @@ class ConversationStore(Protocol):
 
     async def set_setting(self, conversation: Conversation, name: str, value: str | None) -> None:
         """Set (or with None, remove) one per-channel setting."""
+        ...
+
+    async def sessions(self, offset: int, limit: int, query: str = "") -> SessionPage:
+        """Sessions most recently active first (those whose key contains `query`), with the totals."""
         ...
 
     async def ping(self) -> None:

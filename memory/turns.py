@@ -182,3 +182,30 @@ class LastContext:
         )
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "cited"}
         return cls(**known, cited=cited)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One stored session as a list shows it: when it was last active and how many turns it took."""
+
+    key: SessionKey
+    active: float
+    turns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    """A page of sessions, most recently active first, with the totals over every session."""
+
+    total: int
+    turns: int
+    items: tuple[SessionInfo, ...] = ()
+
+
+def parse_session(text: str) -> SessionKey | None:
+    """The SessionKey written as `str(key)`, or None when `text` is not one."""
+    parts = text.split(":", 3)
+    if len(parts) != 4 or parts[2] not in ("group", "dm") or not all(parts):
+        return None
+    persona, platform, scope, ident = parts
+    return SessionKey(persona, platform, scope, ident)  # type: ignore[arg-type]

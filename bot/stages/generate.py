@@ -211,6 +211,11 @@ class Generate:
             err.requested or f"about {sent}", profile.context,
         )
 
+    @property
+    def breaker_open(self) -> bool:
+        """The model is skipped after a failure, until `retry_after` has passed."""
+        return self.clock() < self._down_until
+
     def _open_breaker(self, attempt: Attempt) -> None:
         """Skip the model for `retry_after`; a failure while it is open already only extends it."""
         was_open = self.clock() < self._down_until

@@ -27,6 +27,7 @@ from core.config.pacing import PacingConfig
 from core.config.qq import QQConfig
 from core.config.training import TrainingConfig
 from core.config.voice import VoiceConfig
+from core.config.web import WebConfig
 
 __all__ = [
     "BotConfig",
@@ -44,6 +45,7 @@ __all__ = [
     "Settings",
     "TrainingConfig",
     "VoiceConfig",
+    "WebConfig",
     "load_config",
 ]
 
@@ -74,6 +76,7 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = MetricsConfig()
     initiative: InitiativeConfig = InitiativeConfig()
     pacing: PacingConfig = PacingConfig()
+    web: WebConfig = WebConfig()
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -135,6 +138,8 @@ def load_config(path: Path | None = None, env_file: Path | None = None) -> Setti
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     elif explicit:
         raise ConfigError(f"{path}: config file not found")
+    if isinstance(data.get("web"), dict) and "token" in data["web"]:  # a file is easily shared; a token must not be
+        raise ConfigError(f"{path}: [web] token: set BOT_WEB__TOKEN in the environment or .env, not in the file")
     env_file = env_file if env_file is not None else Path(".env")
     try:
         settings = Settings(_env_file=env_file if env_file.is_file() else None, **data)  # type: ignore[call-arg]

@@ -302,3 +302,19 @@ async def test_a_released_message_is_adopted_again_and_adoption_is_bounded(opene
     batches = [[e.key for e in (await store.journal.adopt("run-c", 0.0, 2, 3600)).entries] for _ in range(4)]
     keys = [e.key for e in entries]
     assert batches == [keys[0:2], keys[2:4], keys[4:], []]
+
+
+async def test_sessions_list_most_recent_first_with_totals(opener: Opener) -> None:
+    store = opener()
+    keys = [SessionKey("horo", "qq", "group", f"g{i}") for i in range(5)]
+    for n, key in enumerate(keys):
+        await store.append(key, [user(f"m{j}") for j in range(n + 1)])
+    page = await store.sessions(0, 2)
+    assert page.total == 5 and page.turns == 15
+    assert [(i.key, i.turns) for i in page.items] == [(keys[4], 5), (keys[3], 4)]
+    assert page.items[0].active >= page.items[1].active > 0
+    rest = await store.sessions(4, 10)
+    assert [i.key for i in rest.items] == [keys[0]]
+    found = await store.sessions(0, 10, "g3")
+    assert found.total == 1 and [i.key for i in found.items] == [keys[3]]
+    assert (await opener().sessions(0, 1)).items[0].key == keys[4]  # reopened: the same list

@@ -1,0 +1,123 @@
+"""The page in a real headless browser (Debian's chromium through chromedriver): login, chat, escaping, forget, phone size.
+
+The page's server runs in the test's event loop, so every blocking browser call goes through a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import pytest
+
+from core.messages import Incoming
+from memory.turns import Fact, FactBook, SessionKey
+from tests.conftest import ROOT, MakeSettings
+from tests.support.openai_server import FakeOpenAI, Script
+from tests.web.support import HOSTILE_NAME, HOSTILE_TEXT, TOKEN, Page, running_page, web_section
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+DRIVER = Path("/usr/bin/chromedriver")
+SHOTS = ROOT / "docs"
+T = TypeVar("T")
+pytestmark = pytest.mark.skipif(not DRIVER.exists() or not shutil.which("chromium"),
+                                reason="chromium and chromium-driver are missing: bash .ci/browser.sh installs them")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    # a phone's screen (a headless window is at least 500 px wide, so the device is emulated)
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 1}})
+    options.binary_location = shutil.which("chromium") or "chromium"
+    driver = webdriver.Chrome(service=webdriver.ChromeService(str(DRIVER)), options=options)
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+async def page(make_settings: MakeSettings, llm: FakeOpenAI) -> AsyncIterator[Page]:
+    settings = make_settings(llm={"base_url": llm.base_url, "model": "test-model"}, web=web_section())
+    async with running_page(settings) as started:
+        yield started
+
+
+async def off(fn: Callable[..., T], *args: Any) -> T:
+    """A blocking browser call, off the loop the page's server runs in."""
+    return await asyncio.to_thread(fn, *args)
+
+
+async def until(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    def safe() -> bool:
+        try:
+            return check()
+        except WebDriverException:  # the page is loading
+            return False
+
+    async with asyncio.timeout(seconds):
+        while not await off(safe):
+            await asyncio.sleep(0.05)
+
+
+def no_alert(driver: Any) -> bool:
+    try:
+        _ = driver.switch_to.alert
+    except NoAlertPresentException:
+        return True
+    return False
+
+
+def fits_phone(driver: Any) -> bool:
+    width = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    return bool(width[0] <= width[1] <= 390)
+
+
+async def test_login_link_then_a_streamed_chat_on_a_phone_sized_screen(page: Page, llm: FakeOpenAI, browser: Any) -> None:
+    llm.push(Script(text="咱是贤狼赫萝。苹果很好吃呢。" * 3, chunk_size=3, chunk_delay=0.005))
+    await off(browser.get, f"{page.base}/?token={TOKEN}")
+    assert browser.current_url == f"{page.base}/chat"  # the token is gone from the address
+    cookie = next(c for c in await off(browser.get_cookies) if c["name"] == "rp_session")
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    box = await off(browser.find_element, By.ID, "text")
+    await off(box.send_keys, "你是谁？" + Keys.ENTER)
+    await until(lambda: "咱是贤狼赫萝。苹果很好吃呢。" * 3 in browser.find_element(By.ID, "log").text)
+    assert "你是谁？" in (await off(browser.find_element, By.ID, "log")).text
+    assert await off(fits_phone, browser)
+    await off(browser.save_screenshot, str(SHOTS / "web-chat.png"))
+    await off(browser.get, f"{page.base}/conversations")
+    assert "web" in (await off(browser.find_element, By.TAG_NAME, "table")).text
+    assert await off(fits_phone, browser)
+
+
+async def test_hostile_qq_name_shows_literally_and_forget_removes_the_fact(page: Page, llm: FakeOpenAI, browser: Any) -> None:
+    llm.push(Script(text="嗯。"))
+    said = f"赫萝 {HOSTILE_TEXT}"
+    await page.app.chain.handle(Incoming("qq", "12345", "777", HOSTILE_NAME, said, message_id="q1", mentions_bot=True))
+    fact = Fact(1, "likes <b>red</b> apples", conversation="group:12345")
+    await page.app.store.change_facts("horo", "qq", "777", lambda book: FactBook((fact,), book.noted))
+    key = SessionKey("horo", "qq", "group", "12345")
+    await off(browser.get, f"{page.base}/?token={TOKEN}")
+    await off(browser.get, f"{page.base}/conversation?{urlencode({'key': str(key)})}")
+    text = (await off(browser.find_element, By.TAG_NAME, "main")).text
+    assert HOSTILE_NAME in text and "<script>alert(2)</script>" in text and "likes <b>red</b> apples" in text
+    assert await off(no_alert, browser)
+    assert not await off(browser.find_elements, By.CSS_SELECTOR, "main img, main script, main b")
+    await off(browser.save_screenshot, str(SHOTS / "web-conversation.png"))
+    button = await off(browser.find_element, By.CSS_SELECTOR, "ul.facts form button")
+    await off(button.click)
+    await until(lambda: "likes <b>red</b> apples" not in browser.find_element(By.TAG_NAME, "main").text)
+    assert await page.app.store.facts("horo", "qq", "777") == []
+    llm.push(Script(text="好。"))
+    await page.app.chain.handle(Incoming("qq", "12345", "777", "Bob", "赫萝 还记得我吗", message_id="q2", mentions_bot=True))
+    assert "red</b> apples" not in str(llm.requests[-1]["messages"])  # the next prompt no longer holds it

@@ -1,0 +1,149 @@
+"""The page over real HTTP: login, every route guarded, status, POST origin, chat stream, escaping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from starlette.routing import Mount, Route
+
+from bot.web.auth import FAILURES_ALLOWED, OPEN_PATHS
+from core.messages import Incoming
+from memory.turns import SessionKey
+from tests.conftest import MakeSettings
+from tests.support.openai_server import FakeOpenAI, Script
+from tests.web.support import HOSTILE_NAME, HOSTILE_TEXT, TOKEN, Page, running_page, web_section
+
+API_KEY = "sk-very-secret-model-key-123456"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def page(make_settings: MakeSettings, llm: FakeOpenAI) -> AsyncIterator[Page]:
+    llm.api_key = API_KEY
+    settings = make_settings(llm={"base_url": llm.base_url, "model": "test-model", "api_key": API_KEY},
+                             web=web_section())
+    async with running_page(settings) as started:
+        yield started
+
+
+async def login(client: httpx.AsyncClient) -> None:
+    r = await client.get(f"/?token={TOKEN}")
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+async def test_every_route_but_login_and_static_refuses_without_credentials(page: Page) -> None:
+    routes = page.server.asgi.routes
+    checked = 0
+    async with httpx.AsyncClient(base_url=page.base) as client:
+        for route in routes:
+            if isinstance(route, Mount):
+                assert route.path == "/static"
+                assert (await client.get("/static/chat.js")).status_code == 200  # static files are open
+                continue
+            assert isinstance(route, Route)
+            for method in sorted(route.methods or {"GET"}):
+                r = await client.request(method, route.path)
+                if route.path in OPEN_PATHS:
+                    assert r.status_code == 401 and (method == "HEAD" or "login link" in r.text)  # it shows no data
+                else:
+                    assert r.status_code == 401, (method, route.path, r.status_code)
+                    assert "www-authenticate" in r.headers
+                r = await client.request(method, route.path, headers={"Authorization": "Bearer wrong"},
+                                         cookies={"rp_session": "forged"})
+                assert r.status_code in (401, 429), (method, route.path)
+                checked += 1
+    assert checked >= 7
+
+
+async def test_login_link_sets_a_strict_httponly_cookie_and_drops_the_token(page: Page) -> None:
+    async with httpx.AsyncClient(base_url=page.base) as client:
+        r = await client.get(f"/?token={TOKEN}")
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("rp_session="))
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        assert TOKEN not in cookie
+        r = await client.get("/", follow_redirects=True)
+        assert r.status_code == 200 and str(r.url) == f"{page.base}/chat" and TOKEN not in r.text
+        assert r.headers["x-frame-options"] == "DENY"
+        csp = r.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "<script src=\"/static/chat.js\"" in r.text and "<script>" not in r.text
+    assert page.console.getvalue().count(f"/?token={TOKEN}") == 1  # the login link, printed once
+
+
+async def test_wrong_tokens_are_rate_limited(page: Page) -> None:
+    async with httpx.AsyncClient(base_url=page.base) as client:
+        for _ in range(FAILURES_ALLOWED):
+            assert (await client.get("/?token=nope")).status_code == 401
+        assert (await client.get(f"/?token={TOKEN}")).status_code == 429  # even the right one, for a while
+        assert (await client.get("/api/status", headers=BEARER)).status_code == 429
+
+
+async def test_status_reports_fronts_model_and_memory_and_no_secret(page: Page, llm: FakeOpenAI) -> None:
+    await page.app.chain.handle(Incoming("test", "c1", "u1", "Alice", "hello", message_id="m1", is_direct=True))
+    async with httpx.AsyncClient(base_url=page.base) as client:
+        r = await client.get("/api/status", headers=BEARER)
+    assert r.status_code == 200
+    data = r.json()
+    assert data["platforms"]["web"]["connected"] is True and data["platforms"]["qq"]["enabled"] is False
+    assert data["model"]["base_url"] == llm.base_url and data["model"]["breaker"] == "closed"
+    assert data["model"]["model"] == "test-model"
+    assert data["memory"]["backend"] == "sqlite"
+    assert data["memory"]["conversations"] == 1 and data["memory"]["turns"] == 2
+    assert API_KEY not in r.text and TOKEN not in r.text
+
+
+async def test_a_change_needs_this_pages_origin(page: Page) -> None:
+    async with httpx.AsyncClient(base_url=page.base) as client:
+        await login(client)
+        form = {"key": "horo:test:dm:u1", "user": "u1", "fact": "all"}
+        host = page.base.removeprefix("http://")
+        r = await client.post("/conversation/forget", data=form)
+        assert r.status_code == 403  # a browser POST without Origin
+        r = await client.post("/conversation/forget", data=form, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403
+        r = await client.post("/conversation/forget", data=form, headers={"Origin": f"http://{host}"})
+        assert r.status_code == 303
+        r = await client.get("/conversation/forget")
+        assert r.status_code == 405  # no change by GET
+    async with httpx.AsyncClient(base_url=page.base) as script:
+        r = await script.post("/conversation/forget", data=form, headers=BEARER)
+        assert r.status_code == 303  # a script with the token needs no Origin: no browser sends it by itself
+
+
+async def test_chat_streams_the_reply_and_runs_commands(page: Page, llm: FakeOpenAI) -> None:
+    said = "月亮很圆呢，咱最喜欢了。" * 12
+    llm.push(Script(text=said, chunk_size=3, chunk_delay=0.002))
+    async with httpx.AsyncClient(base_url=page.base, headers=BEARER) as client:
+        async with client.stream("POST", "/chat/send", json={"text": "你好", "persona": "horo"}) as r:
+            assert r.status_code == 200
+            lines = [json.loads(x) async for x in r.aiter_lines() if x]
+        deltas = [x["delta"] for x in lines if "delta" in x]
+        assert len(deltas) > 1 and "".join(deltas).startswith("月亮")
+        assert lines[-1]["reply"] == said and lines[-1]["name"] == page.app.personas.get("horo").name
+        r = await client.post("/chat/send", json={"text": "/memory"})
+        assert "remembers about" in json.loads(r.text.splitlines()[0])["command"]
+    turns = await page.app.store.recent(SessionKey("horo", "web", "dm", "script"), 10)
+    assert [t.text for t in turns] == ["你好", said]
+    assert any(m["content"] and "你好" in str(m["content"]) for m in llm.requests[-1]["messages"])
+
+
+async def test_hostile_names_and_text_are_shown_as_text(page: Page, llm: FakeOpenAI) -> None:
+    llm.push(Script(text="<b>bold?</b> 嗯。"))
+    msg = Incoming("qq", "12345", "777", HOSTILE_NAME, f"赫萝 {HOSTILE_TEXT}", message_id="q1", mentions_bot=True)
+    reply = await page.app.chain.handle(msg)
+    assert reply is not None
+    key = SessionKey("horo", "qq", "group", "12345")
+    async with httpx.AsyncClient(base_url=page.base, headers=BEARER) as client:
+        listing = await client.get("/conversations")
+        shown = await client.get(f"/conversation?{urlencode({'key': str(key)})}")
+    assert "group:12345" in listing.text
+    assert shown.status_code == 200
+    for raw in (HOSTILE_NAME, "<script>alert(2)</script>", "<b>bold?</b>"):
+        assert raw not in shown.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in shown.text
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in shown.text
