@@ -143,7 +143,8 @@ async def run(
         concurrency = int(shipped["llm"]["max_concurrency"])
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-        env |= {"BOT_QQ__PORT": str(port), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+        env |= {"BOT_QQ__PORT": str(port), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT),
+            "BOT_WEB__ENABLED": "false"}
         log = folder / "bot.log"
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(

@@ -88,6 +88,8 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeSettin
             "knowledge": {"enabled": False},
             # replies go out whole and at once unless a test turns pacing on (tests/*/test_pacing.py)
             "pacing": {"enabled": False},
+            # a bot process a test starts opens no web page (whose fixed port would clash) unless asked
+            "web": {"enabled": False},
         }
         for name, values in sections.items():
             data.setdefault(name, {}).update(values)

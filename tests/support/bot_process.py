@@ -54,7 +54,7 @@ class BotProcess:
         self.port = free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
         self.env = {**base, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "BOT_QQ__PORT": str(self.port),
-                    "BOT_QQ__ACCESS_TOKEN": token, **(env or {})}
+                    "BOT_QQ__ACCESS_TOKEN": token, "BOT_WEB__ENABLED": "false", **(env or {})}
         self.logs: list[Path] = []
         self.proc: asyncio.subprocess.Process | None = None
 
