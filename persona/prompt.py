@@ -21,6 +21,19 @@ _DEFAULT_SYSTEM = {
 }
 
 
+_LENGTH_HINT = {
+    "zh": "（回复通常{typical}字左右，最多{max}字。）",
+    "en": "(Reply in about {typical} characters, {max} at most.)",
+}
+
+
+def length_hint(persona: Persona, group: bool) -> str:
+    """One short line that tells the model how long the character speaks here."""
+    size = persona.length(group)
+    lang = "zh" if persona.card.language.startswith("zh") else "en"
+    return _LENGTH_HINT[lang].format(typical=size.typical, max=size.max)
+
+
 def default_system(persona: Persona) -> str:
     """The system prompt used when a card has none, in the card's language."""
     return _DEFAULT_SYSTEM["zh" if persona.card.language.startswith("zh") else "en"]

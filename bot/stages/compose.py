@@ -17,7 +17,7 @@ from memory.episodes import heading as remember_heading
 from memory.episodes import render as render_memories
 from memory.turns import SessionKey, Turn
 from persona.card import Persona
-from persona.prompt import headings, stable_prompt
+from persona.prompt import headings, length_hint, stable_prompt
 
 STABLE_SHARE = 0.6  # at most this share of the prompt room goes to the persona's stable prefix
 SAFETY = 16  # tokens kept free for the template's own start and end markers
@@ -111,6 +111,7 @@ class Compose:
         who = ex.incoming.display_name or persona.card.user_alias
         stable = self.stable(persona)
         reminder = persona.render(persona.card.post_history_instructions.strip(), who)
+        reminder = f"{reminder}\n{length_hint(persona, group)}".strip()  # last, so the prefix stays the same
         left = self.room() - count(stable) - MESSAGE_OVERHEAD
         if reminder:
             left -= count(reminder) + MESSAGE_OVERHEAD
