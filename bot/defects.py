@@ -1,4 +1,5 @@
-"""Broken model output that must never be shown: loops, runs of one mark, the wrong language, overruns.
+"""Broken model output that must never be shown: loops, runs of one mark, the wrong language, overruns,
+and copies of the length hint the prompt ends with.
 
 `DefectScan` reads a reply as it streams. The reply only grows, so each scan reads only what is new
 (plus a pending stretch at the end): a whole reply costs time linear in its length. Besides the first
@@ -13,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["loop", "symbols", "language", "overrun"]
-KINDS: tuple[Kind, ...] = ("loop", "symbols", "language", "overrun")
+Kind = Literal["loop", "symbols", "language", "overrun", "prompt"]
+KINDS: tuple[Kind, ...] = ("loop", "symbols", "language", "overrun", "prompt")
 
 LOOP_CJK = 8  # a span this long (mostly Chinese/Japanese) seen three times is a loop
 LOOP_OTHER = 20  # Latin text repeats short spans naturally ("Lawrence", " the wolf"): a longer span
@@ -31,6 +32,8 @@ _LATIN = re.compile(r"[A-Za-z][\w'’-]*(?:[\s,.;:!?\"()/&-]+[A-Za-z0-9][\w'’-
 _HAN = re.compile(f"[{_CJK}](?:[{_CJK}\\s，。！？、；：“”‘’（）《》…—·]*[{_CJK}])?")
 _GLUE = " \t\n,.;:!?\"()/&-，。！？、；：“”‘’（）《》…—·"  # what may join the words of one stretch
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+# the length hint's own words (persona.prompt.length_hint): too short for the leak check, never the character's
+_HINT = re.compile(r"[一两三四]句话即可|用中文回复|(?:最多|通常)\s*\d+\s*字|\d+\s*字左右|(?i:reply in english|keep it to (?:one|two|three))")
 _CODE = re.compile(r"`[^`\n]{0,200}`")
 
 
@@ -71,6 +74,7 @@ class DefectScan:
         self._gram_at = 0  # next start position of a span to count
         self._run_at = 0  # where the run search starts again
         self._stretch_at = 0  # where the foreign-stretch search starts again
+        self._hint_at = 0  # where the hint search starts again
         self._loop_hold = -1  # start of the second sighting of some span (a loop may be coming)
 
     def scan(self, raw: str, final: bool = False) -> Defect | None:
@@ -78,6 +82,10 @@ class DefectScan:
         if self.defect is not None:
             return self.defect
         found = [d for d in (self._loops(raw, final), self._runs(raw, final), self._foreign(raw, final)) if d]
+        hint = _HINT.search(raw, max(0, self._hint_at - 32))
+        self._hint_at = len(raw)
+        if hint:
+            found.append(Defect("prompt", hint.start()))
         if len(raw) > self.max_chars:
             found.append(Defect("overrun", self.max_chars))
         if final and not found:

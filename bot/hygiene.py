@@ -42,7 +42,7 @@ class Hidden:
     def __init__(self, persona: Persona):
         card = persona.card
         rules = [system_prompt(persona), persona.render(card.post_history_instructions),
-                 length_hint(persona, True), length_hint(persona, False)]
+                 *(length_hint(persona, group, lang) for group in (True, False) for lang in ("zh", "en"))]
         examples = "\n".join(f"{ex.user}\n{ex.char}" for ex in persona.examples())
         about = [persona.render(t) for t in (card.description, card.personality, card.scenario)]
         self.tiers = (
@@ -119,6 +119,7 @@ class ReplyCheck:
         self._pieces: list[str] = []
         self._size = self._checked = 0  # characters received, and received at the last check
         self.released = 0
+        self._shown = ""  # the text released so far
         self.stopped = False  # the rest of the stream is not wanted (another speaker, a leak, a defect)
         self.leaked = False
         self.cost = 0.0  # seconds spent checking this reply
@@ -196,6 +197,7 @@ class ReplyCheck:
         if upto <= self.released:
             return ""
         out, self.released = text[self.released : upto], upto
+        self._shown = text[:upto]
         return out
 
     def _kept(self, text: str) -> str:
@@ -205,8 +207,8 @@ class ReplyCheck:
 
     def result(self) -> str:
         """The final clean reply ("" when unusable)."""
-        if self.leaked:
-            return ""
+        if self.leaked:  # whole sentences shown before the leak were checked then: they stand
+            return self._shown if self.scan is not None and whole_sentences(self._shown) == self._shown else ""
         text = self.text(final=True)
         return self._kept(text) if self.defect is not None else text
 

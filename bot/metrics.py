@@ -18,7 +18,7 @@ and nothing listens. Metric names (counters get `_total` on the wire):
     bot_busy_notices                 in-character "busy" lines posted to waiting conversations
     bot_model_queue_depth            replies waiting for a model slot
     bot_store_errors                 store failures that cost a message
-    bot_reply_defects{kind}          broken model replies caught before showing: loop, symbols, language, overrun
+    bot_reply_defects{kind}          broken model replies caught before showing: loop, symbols, language, overrun, prompt
     bot_reply_check_seconds          time the output checks spent on one model reply
     bot_reply_repairs{outcome}       what was done with one: cut (its clean sentences kept), retried (asked once
                                      more with steadier sampling), offline (an in-character line instead)
@@ -82,7 +82,7 @@ class Metrics:
         )
         self.defects = Counter("bot_reply_defects", "Broken model replies caught before showing", ["kind"], registry=r)
         self.repairs = Counter("bot_reply_repairs", "What was done with a broken reply", ["outcome"], registry=r)
-        for kind in ("loop", "symbols", "language", "overrun"):
+        for kind in ("loop", "symbols", "language", "overrun", "prompt"):
             self.defects.labels(kind)
         for outcome in ("cut", "retried", "offline"):
             self.repairs.labels(outcome)

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
+from bot.defects import language_of
 from bot.exchange import Exchange
 from core.config import LLMConfig, MemoryConfig
 from core.knowledge import Passage, pack
@@ -111,7 +112,8 @@ class Compose:
         who = ex.incoming.display_name or persona.card.user_alias
         stable = self.stable(persona)
         reminder = persona.render(persona.card.post_history_instructions.strip(), who)
-        reminder = f"{reminder}\n{length_hint(persona, group)}".strip()  # last, so the prefix stays the same
+        hint = length_hint(persona, group, language_of(ex.text, persona.card.language))
+        reminder = f"{reminder}\n{hint}".strip()  # last, so the prefix stays the same
         left = self.room() - count(stable) - MESSAGE_OVERHEAD
         if reminder:
             left -= count(reminder) + MESSAGE_OVERHEAD

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,7 +68,8 @@ def broken(text: str) -> str | None:
     ("呵呵，汝来了。" + LOOP, "loop", "呵呵，汝来了。咱今天想吃苹果了，"),
     ("唔，汝说得对。苹果很甜。" + RUN, "symbols", "唔，汝说得对。苹果很甜。"),
     ("唔，汝说得对。" + ENGLISH, "language", "唔，汝说得对。"),
-], ids=["loop", "symbols", "language"])
+    ("唔，汝说得对。那就两三句话即可。", "prompt", "唔，汝说得对。"),  # the length hint, copied
+], ids=["loop", "symbols", "language", "hint"])
 async def test_the_clean_sentences_before_a_defect_are_kept(
     said: str, kind: str, kept: str, make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI,
     caplog: pytest.LogCaptureFixture,
@@ -149,8 +149,8 @@ async def test_the_card_sizes_replies_for_groups_and_private_chats(
         assert most // 2 < len(reply.text) <= most and reply.text.endswith("。")  # cut at a sentence end
     first, second = replies(llm.requests)
     assert first["max_tokens"] > second["max_tokens"]  # the reply cap follows the card, too
-    hints = [body["messages"][-1]["content"] for body in (first, second)]
-    assert f"最多{size.private.max}字" in hints[0] and f"最多{size.group.max}字" in hints[1]
+    hints = [body["messages"][-1]["content"] for body in (first, second)]  # Horo: 60 in private, 40 in groups
+    assert hints[0].endswith("（两三句话即可。）") and hints[1].endswith("（一两句话即可。）")
     assert moved({}, scrape(port), 'bot_reply_defects_total{kind="overrun"}') == 2
 
 

@@ -19,8 +19,8 @@ from core.logs import LINE_CHARS
 from tests.conftest import ROOT
 from tests.qq.onebot_impl import OneBotImpl, text
 from tests.support.openai_server import FakeOpenAI, Script
-from tests.support.texts import talkative_persona, varied_chinese
 from tests.support.ports import free_port, wait_listening
+from tests.support.texts import talkative_persona, varied_chinese
 
 TOKEN = "onebot-limits-token"
 SELF_ID = "10000"
