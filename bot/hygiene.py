@@ -98,15 +98,17 @@ def whole_sentences(text: str) -> str:
 class ReplyCheck:
     """Cleans a reply as it streams; `feed` and `finish` give the text that may be displayed so far.
 
-    Each check reads the whole reply so far, so checks come after the reply has grown by an eighth
-    since the last one (or by one character while it is short): the checks of a whole stream cost a
+    Each check reads the whole reply so far, so checks come after the reply has grown by a quarter
+    since the last one (or by STEP characters while it is short): the checks of a whole stream cost a
     bounded multiple of its length, however small its pieces. The defect scan (loops, runs of one
     mark, the wrong language, overruns) reads only what is new; once it finds one the stream stops
     and the reply keeps its clean whole sentences (`result`), never less than was shown.
     """
 
     HOLD = 24  # characters kept back until a leak or an invented turn through them is ruled out
-    GROWTH = 8  # check again once the reply has grown by 1/GROWTH
+    GROWTH = 4  # check again once the reply has grown by 1/GROWTH
+    OVERLAP = 64  # a leak is a run of 40 letters or fewer: text checked before is read again only this far back
+    STEP = 12  # ... or by this many characters (a stream shows whole sentences: no need to look sooner)
 
     def __init__(
         self, persona: Persona, hidden: Hidden, message: str, speakers: Sequence[str], scan: DefectScan | None = None
@@ -120,6 +122,7 @@ class ReplyCheck:
         self._size = self._checked = 0  # characters received, and received at the last check
         self.released = 0
         self._shown = ""  # the text released so far
+        self._leak_checked = 0  # cleaned characters already checked for leaks
         self.stopped = False  # the rest of the stream is not wanted (another speaker, a leak, a defect)
         self.leaked = False
         self.cost = 0.0  # seconds spent checking this reply
@@ -159,7 +162,7 @@ class ReplyCheck:
             return ""
         self._pieces.append(delta)
         self._size += len(delta)
-        if self._size - self._checked < max(1, self._checked // self.GROWTH):
+        if self._size - self._checked < max(self.STEP, self._checked // self.GROWTH):
             return ""
         self._checked = self._size
         return self._release(final=False)
@@ -180,9 +183,10 @@ class ReplyCheck:
         if self.scan is not None and self.scan.scan(self.raw, final) is not None:
             self.stopped = True
         text = self.text(final)
-        if self.hidden.leaked_by(text):
+        if self.hidden.leaked_by(text[max(0, self._leak_checked - self.OVERLAP) :]):
             self.leaked = self.stopped = True
             return ""
+        self._leak_checked = len(text)
         if self.defect is not None:
             text = self._kept(text)
         elif self.scan is not None and not final:

@@ -170,6 +170,20 @@ def test_the_check_stays_linear_and_cheap() -> None:
         check.result()
         return time.perf_counter() - started
 
+    def best(text: str) -> float:  # the least of three: other work on the machine only adds time
+        return min(cost(text) for _ in range(3))
+
     short, long = varied_chinese(2_000, seed=5), varied_chinese(16_000, seed=5)
-    assert cost(long) < 8 * 3 * max(cost(short), 1e-3)
-    assert cost("呵呵。" + "咱" * 16_000) < 0.05  # a loop stops the scan early
+    assert best(long) < 8 * 3 * max(best(short), 1e-3)  # 8x the text: well under 24x the time
+    assert best("呵呵。" + "咱" * 16_000) < best(short)  # a loop stops the stream early
+
+
+def test_a_leak_deep_in_a_long_reply_is_still_caught() -> None:
+    """Each check reads only the new text and a little before it: a leak across that seam is found."""
+    horo = PersonaLibrary([ROOT / "persona"]).get("horo")
+    check = ReplyCheck(horo, Hidden(horo), "你好", ["Alice"], DefectScan("zh", 100_000))
+    text = varied_chinese(500, seed=7) + "保持赫萝的身份与口吻，简短回复，不要跳出角色。" + varied_chinese(100, seed=8)
+    for i in range(0, len(text), 3):
+        check.feed(text[i : i + 3])
+    check.finish()
+    assert check.leaked and "身份与口吻" not in check.result()
