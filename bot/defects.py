@@ -155,6 +155,10 @@ class DefectScan:
             bad = cjk >= 4 and cjk * 2 > latin
         return Defect("language", 0) if bad else None
 
+    def recheck(self, kept: str) -> Defect | None:
+        """The defect in the clean part kept before a defect, read whole (a short reply all in the other language)."""
+        return DefectScan(self.language, self.max_chars, self.known).scan(kept, final=True)
+
     def hold(self, raw: str) -> int:
         """Raw characters that may be shown now: before any run, stretch or repeat still in the making."""
         limits = [len(raw), self._gram_at, self._run_at, self._stretch_at, self.max_chars]

@@ -207,6 +207,8 @@ class ReplyCheck:
     def _kept(self, text: str) -> str:
         """The clean part before a defect: its whole sentences, never less than was already shown."""
         kept = whole_sentences(text)
+        if kept and self.scan is not None and self.scan.recheck(kept):  # e.g. a short reply all in the other language
+            kept = ""
         return kept if len(kept) >= self.released else text[: self.released]
 
     def result(self) -> str:

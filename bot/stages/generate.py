@@ -151,7 +151,8 @@ class Generate:
         speakers = [ex.incoming.display_name, ex.persona.card.user_alias, "用户", "User", "user"]
         speakers += [t.name for t in ex.history if t.role == "user"]
         speakers += [t.name for r in ex.recalled for t in (r.before, r.turn, r.after) if t and t.role == "user"]
-        check = ReplyCheck(ex.persona, self.hidden(ex.persona), ex.text, speakers, self._scan(ex, speakers))
+        scan = self._scan(ex, speakers)
+        check = ReplyCheck(ex.persona, self.hidden(ex.persona), ex.text, speakers, scan)
         attempt = Attempt()
         arrived = ex.arrived or self.clock()
         sent_at: float | None = None
@@ -209,7 +210,7 @@ class Generate:
                 await ex.sink(rest)
             attempt.text, attempt.defect = check.result(), check.defect
             if attempt.defect is not None and not whole_sentences(attempt.text):
-                attempt.text = ""  # no whole sentence before the defect (a shown fragment stays shown)
+                attempt.text = ""  # no clean whole sentence before the defect (a shown fragment stays shown)
             attempt.unusable = "" if attempt.text else check.why()
             metrics.check_cost(check.cost)
             return attempt

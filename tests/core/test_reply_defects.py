@@ -121,6 +121,16 @@ async def test_twice_broken_becomes_the_characters_own_line(
     assert moved(before, after, 'bot_reply_repairs_total{outcome="offline"}') == 1
 
 
+async def test_a_kept_part_in_the_other_language_is_not_kept(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    app, port = await open_app(make_settings, app_factory, llm)
+    llm.push(Script(text="保持叶、猫？" + "；" * 12), Script(text="Good night, and mind the cold."))
+    reply, shown = await ask(app, dm("Alright, get some rest. Good night."))
+    assert reply is not None and reply.mode == "model" and reply.text == shown == "Good night, and mind the cold."
+    assert moved({}, scrape(port), 'bot_reply_repairs_total{outcome="retried"}') >= 1
+
+
 async def test_names_code_and_the_users_own_words_are_not_the_wrong_language(
     make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
 ) -> None:
