@@ -1,8 +1,14 @@
 """`python -m bench model`: the bot against a real model server (llama.cpp with SmolLM2 by default).
 
-Per shipped persona: the stable prompt in the server's tokens (whole, and as trimmed for the
-context), time to the first shown text and to the whole reply, and the share of prompt tokens the
-server served from its prefix cache between consecutive turns.
+Runs the fixed chats of bench/model_chats.py (each shipped character, Chinese and English, 8
+turns) through the whole pipeline with the shipped memory settings (summaries and facts on) and
+prints, per setting (private chat, group): the defects the reply check found by kind, what was
+done with them, defects shown (scanning what reached the user again: must be 0), the share of shown
+replies in the model's own words, reply length p50/p95, the prefix reuse the server reports
+between consecutive replies, first-text and whole-reply latency, and the check's own cost.
+
+`--base-url URL` runs against any OpenAI-compatible server instead of starting llama.cpp (prefix
+reuse is then not measured: only llama.cpp's log reports it here).
 """
 
 from __future__ import annotations
@@ -10,103 +16,227 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
+import logging
+import re
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.model_chats import CHATS
+
 ROOT = Path(__file__).resolve().parent.parent
-TURNS = ["你好", "你是谁？", "你喜欢什么？", "为什么？", "讲讲你的朋友吧", "他们现在在哪？", "你想他们吗？",
-         "我们明天去哪儿？", "那里远吗？", "好，晚安"]
+_OUTCOME = re.compile(r"model reply had a (\w+) defect; (kept|asking|answering)")
+_OUTCOMES = {"kept": "cut", "asking": "retried", "answering": "offline"}
 
 
 def register(sub: Any) -> None:
     """Add `model`."""
     p = sub.add_parser("model", help="the bot against a real model server (llama.cpp + SmolLM2 from .venv-llm)")
     p.add_argument("--n-ctx", type=int, default=4096, help="context of the llama.cpp server it starts")
-    p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--turns", type=int, default=len(TURNS))
+    p.add_argument("--base-url", default="", help="an OpenAI-compatible server to use instead of starting llama.cpp")
+    p.add_argument("--settings", default="private,group", help="comma-separated: private, group")
+    p.add_argument("--personas", default=",".join(CHATS))
+    p.add_argument("--languages", default="zh,en")
+    p.add_argument("--turns", type=int, default=8)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="print each shown reply, its mode and any defect in it")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the server, run each persona's conversation, print the numbers."""
+    """Start the server (unless given one), run every chat per setting, print the table."""
     from tests.real_model.llama import LlamaServer, find_gguf
 
-    python = ROOT / ".venv-llm" / "bin" / "python"
-    if not python.exists():
-        print("bench model: no .venv-llm; run `bash .ci/llm.sh` first")
-        return 2
+    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        server = LlamaServer(python, find_gguf(python), args.n_ctx, Path(tmp) / "server.log").start()
+        server: Any = None
+        if not args.base_url:
+            python = ROOT / ".venv-llm" / "bin" / "python"
+            if not python.exists():
+                print("bench model: no .venv-llm; run `bash .ci/llm.sh` first, or pass --base-url")
+                return 2
+            server = LlamaServer(python, find_gguf(python), args.n_ctx, Path(tmp) / "server.log").start()
         try:
-            results = {pid: asyncio.run(_persona(pid, server, args, Path(tmp) / pid)) for pid in ("horo", "yexiu", "wukong")}
+            for setting in args.settings.split(","):
+                results[setting] = asyncio.run(_setting(setting, server, args, Path(tmp) / setting))
         finally:
-            server.stop()
+            if server is not None:
+                server.stop()
     if args.json:
         print(json.dumps(results, ensure_ascii=False))
         return 0
-    print(f"llama.cpp server, SmolLM2-135M-Instruct, n_ctx {args.n_ctx}, --n_threads 1, max_tokens {args.max_tokens}")
-    for pid, r in results.items():
-        print(f"{pid:7} stable prompt {r['stable_tokens_full']} tokens (sent: {r['stable_tokens_sent']}); "
-              f"first text p50 {r['first_text_p50_s']:.2f} s, whole reply p50 {r['reply_p50_s']:.2f} s; "
-              f"prefix cached {r['prefix_cached']:.1%}; replies by model {r['model_replies']}/{r['turns']}")
+    where = args.base_url or f"llama.cpp server, SmolLM2-135M-Instruct Q4_1, n_ctx {args.n_ctx}, --n_threads 1"
+    print(f"{where}; summaries and facts on (shipped defaults)")
+    print(table(results))
     return 0
 
 
-async def _persona(pid: str, server: Any, args: argparse.Namespace, data: Path) -> dict[str, Any]:
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """The numbers as a Markdown table, one column per setting."""
+    rows = [
+        ("replies (zh / en)", lambda r: f"{r['replies']['zh']} / {r['replies']['en']}"),
+        ("defects found", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r["defects"].items())) or "0"),
+        ("what was done", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items())) or "-"),
+        ("defects shown", lambda r: str(r["shown_defects"])),
+        ("asked again (share of replies)", lambda r: f"{r['retried_share']:.0%}"),
+        ("model's own words, zh / en", lambda r: f"{r['own_words']['zh']:.0%} / {r['own_words']['en']:.0%}"),
+        ("reply length p50 / p95 (chars)", lambda r: f"{r['length_p50']} / {r['length_p95']}"),
+        ("prefix reuse between replies", lambda r: "-" if r["prefix_reuse"] is None else f"{r['prefix_reuse']:.0%}"),
+        ("first text p50 / p95 (s)", lambda r: f"{r['first_p50']:.2f} / {r['first_p95']:.2f}"),
+        ("whole reply p50 / p95 (s)", lambda r: f"{r['whole_p50']:.2f} / {r['whole_p95']:.2f}"),
+        ("check cost p50 / p99 (ms)", lambda r: f"{r['check_p50_ms']:.2f} / {r['check_p99_ms']:.2f}"),
+    ]
+    head = "| | " + " | ".join(results) + " |\n|---|" + "---|" * len(results)
+    return head + "\n" + "\n".join(f"| {name} | " + " | ".join(f(r) for r in results.values()) + " |" for name, f in rows)
+
+
+class _Outcomes(logging.Handler):
+    """Collects the generate stage's defect lines (they carry the kind and the outcome, never the text)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = _OUTCOME.search(record.getMessage())
+        if m:
+            self.seen.append((m.group(1), _OUTCOMES[m.group(2)]))
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _setting(setting: str, server: Any, args: argparse.Namespace, data: Path) -> dict[str, Any]:
+    outcomes = _Outcomes()
+    logging.getLogger("bot.stages.generate").addHandler(outcomes)
+    logging.getLogger("bot.stages.generate").setLevel(logging.INFO)
+    stats: dict[str, Any] = {"firsts": [], "wholes": [], "lengths": [], "hits": [], "streams": [], "shown": 0,
+                             "own": Counter(), "replies": Counter()}
+    try:
+        for pid in args.personas.split(","):
+            for lang in args.languages.split(","):
+                await _chat(pid, lang, setting, server, args, data / f"{pid}-{lang}", stats)
+    finally:
+        logging.getLogger("bot.stages.generate").removeHandler(outcomes)
+    costs = _check_costs(stats["streams"])
+    hits = stats["hits"]
+    total = sum(stats["replies"].values())
+    return {
+        "replies": dict(stats["replies"]),
+        "defects": dict(Counter(kind for kind, _ in outcomes.seen)),
+        "outcomes": dict(Counter(outcome for _, outcome in outcomes.seen)),
+        "shown_defects": stats["shown"],
+        "retried_share": sum(1 for _, o in outcomes.seen if o == "retried") / max(1, total),
+        "own_words": {lang: stats["own"][lang] / max(1, stats["replies"][lang]) for lang in ("zh", "en")},
+        "length_p50": int(_pct(stats["lengths"], 0.5)), "length_p95": int(_pct(stats["lengths"], 0.95)),
+        "prefix_reuse": sum(c for c, _ in hits) / sum(c + e for c, e in hits) if hits else None,
+        "first_p50": _pct(stats["firsts"], 0.5), "first_p95": _pct(stats["firsts"], 0.95),
+        "whole_p50": _pct(stats["wholes"], 0.5), "whole_p95": _pct(stats["wholes"], 0.95),
+        "check_p50_ms": _pct(costs, 0.5) * 1000, "check_p99_ms": _pct(costs, 0.99) * 1000,
+    }
+
+
+async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.Namespace, data: Path,
+                stats: dict[str, Any]) -> None:
     import tomli_w
 
     from bot.app import App
+    from bot.defects import DefectScan, known_words, language_of
     from core.config import load_config
     from core.messages import Incoming
-    from persona.prompt import stable_prompt
 
     data.mkdir(parents=True)
+    base_url = args.base_url or server.base_url
     cfg = {
         "bot": {"data_dir": str(data), "default_persona": pid, "rate_limit_per_minute": 1000},
         "personas": {"dirs": [str(ROOT / "persona")], "import_dir": str(data / "imported")},
-        "memory": {"backend": "sqlite", "summary": False, "facts": False},
+        "memory": {"backend": "sqlite"},
         "knowledge": {"enabled": False},
-        "llm": {"base_url": server.base_url, "max_tokens": args.max_tokens, "context_tokens": args.n_ctx,
-                "request_timeout": 120.0, "deadline": 120.0, "first_token_timeout": 120.0},
+        "pacing": {"enabled": False},
+        "llm": {"base_url": base_url, "request_timeout": 120.0, "deadline": 120.0, "first_token_timeout": 120.0},
     }
+    if not args.base_url:
+        cfg["llm"]["context_tokens"] = args.n_ctx
     (data / "config.toml").write_text(tomli_w.dumps(cfg), encoding="utf-8")
-    settings = load_config(data / "config.toml")
-    firsts: list[float] = []
-    wholes: list[float] = []
-    model_replies = 0
-    async with App.open(settings) as app:
+    async with App.open(load_config(data / "config.toml")) as app:
         persona = app.personas.get(pid)
-        model = app.model
-        assert model is not None
-        mark = server.mark()
-        for text in TURNS[: args.turns]:
+        _record_streams(app.model, persona, stats["streams"])
+        for turn, text in enumerate(CHATS[pid][lang][: args.turns]):
             start = time.monotonic()
             first: list[float] = []
+            shown: list[str] = []
 
-            async def sink(delta: str, first: list[float] = first, start: float = start) -> None:
+            async def sink(delta: str, first: list[float] = first, shown: list[str] = shown,
+                           start: float = start) -> None:
                 if not first and delta.strip():
                     first.append(time.monotonic() - start)
+                shown.append(delta)
 
-            reply = await app.chain.handle(
-                Incoming("test", "bench", "u1", "Alice", text, is_direct=True), sink
-            )
-            wholes.append(time.monotonic() - start)
-            firsts.extend(first[:1])
-            model_replies += bool(reply and reply.mode == "model")
-        hits = server.prefix_hits(mark)[1:]
-        sent = app.chain.stages[3].stable(persona)  # type: ignore[attr-defined]
-        full = stable_prompt(persona, settings.llm.example_tokens)
-        count = model.count  # type: ignore[attr-defined]
-        return {
-            "stable_tokens_full": await count(full),
-            "stable_tokens_sent": await count(sent),
-            "first_text_p50_s": statistics.median(firsts) if firsts else float("nan"),
-            "reply_p50_s": statistics.median(wholes),
-            "prefix_cached": sum(c for c, _ in hits) / max(1, sum(c + e for c, e in hits)),
-            "model_replies": model_replies,
-            "turns": len(wholes),
-        }
+            direct = setting == "private"
+            msg = Incoming("test", f"bench-{pid}-{lang}", "u1", "Alice", text, is_direct=direct, mentions_bot=not direct)
+            mark = server.mark() if server is not None else 0
+            reply = await app.chain.handle(msg, sink)
+            stats["wholes"].append(time.monotonic() - start)
+            stats["firsts"].extend(first[:1])
+            if server is not None and turn:  # between consecutive replies of one chat
+                stats["hits"].extend(server.prefix_hits(mark)[:1])  # the reply's own request (retries come after)
+            await app.background.drain()  # the user takes a moment: summaries and facts run in between
+            said = "".join(shown).strip() or (reply.text if reply else "")
+            stats["replies"][lang] += 1
+            stats["own"][lang] += bool(reply and reply.mode == "model")
+            stats["lengths"].append(len(said))
+            conversation = language_of(text, persona.card.language)
+            scan = DefectScan(conversation, persona.length(not direct).max,
+                              known_words([text, "Alice", persona.name, *persona.card.nickname, *persona.card.aliases]))
+            defect = scan.scan(said, final=True) if reply and reply.mode == "model" else None  # example lines are the card's
+            stats["shown"] += defect is not None
+            if args.verbose:
+                mode = reply.mode if reply else "none"
+                print(f"[{setting} {pid} {lang} {mode} {defect}] {text} -> {said!r}", flush=True)
+
+
+def _record_streams(model: Any, persona: Any, into: list[tuple[Any, str, str, list[str], bool]]) -> None:
+    """Keep each reply's raw deltas (and what the check was given), to time the check alone afterwards."""
+    stream = model.stream
+
+    def recording(messages: Any, **kw: Any) -> Any:
+        async def gen() -> Any:
+            deltas: list[str] = []
+            into.append((persona, messages[-2].content
+                         if len(messages) > 1 else "", "", deltas, kw.get("priority", "reply") == "reply"))
+            async for delta in stream(messages, **kw):
+                deltas.append(delta)
+                yield delta
+        return gen()
+
+    model.stream = recording
+
+
+def _check_costs(streams: list[tuple[Any, str, str, list[str], bool]]) -> list[float]:
+    """Seconds the whole reply check (cleaning, leaks, defects) takes per reply, replayed delta by delta."""
+    from bot.defects import DefectScan, language_of
+    from bot.hygiene import Hidden, ReplyCheck
+
+    hidden: dict[str, Hidden] = {}
+    costs = []
+    for persona, message, _, deltas, is_reply in streams:
+        if not is_reply or not deltas:
+            continue
+        h = hidden.setdefault(persona.id, Hidden(persona))
+        scan = DefectScan(language_of(message, persona.card.language), persona.length(False).max)
+        check = ReplyCheck(persona, h, message, ["Alice"], scan)
+        started = time.perf_counter()
+        for delta in deltas:
+            check.feed(delta)
+            if check.stopped:
+                break
+        check.finish()
+        check.result()
+        costs.append(time.perf_counter() - started)
+    return costs

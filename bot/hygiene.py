@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.cleaning import clean_reply
+from bot.defects import Defect, DefectScan
 from core.sanitize import clean_text
 from core.text import grams_of, longest_shared_run, normalize
 from persona.card import Persona
-from persona.prompt import system_prompt
+from persona.prompt import length_hint, system_prompt
 
 _SENTENCE_END = re.compile(r"[。！？!?…~～]+[」』）)\"”]?|(?<![0-9A-Z])\.(?=\s|$)")
 
@@ -39,7 +41,8 @@ class Hidden:
 
     def __init__(self, persona: Persona):
         card = persona.card
-        rules = [system_prompt(persona), persona.render(card.post_history_instructions)]
+        rules = [system_prompt(persona), persona.render(card.post_history_instructions),
+                 *(length_hint(persona, group, lang) for group in (True, False) for lang in ("zh", "en"))]
         examples = "\n".join(f"{ex.user}\n{ex.char}" for ex in persona.examples())
         about = [persona.render(t) for t in (card.description, card.personality, card.scenario)]
         self.tiers = (
@@ -95,24 +98,34 @@ def whole_sentences(text: str) -> str:
 class ReplyCheck:
     """Cleans a reply as it streams; `feed` and `finish` give the text that may be displayed so far.
 
-    Each check reads the whole reply so far, so checks come after the reply has grown by an eighth
-    since the last one (or by one character while it is short): the checks of a whole stream cost a
-    bounded multiple of its length, however small its pieces.
+    Each check reads the whole reply so far, so checks come after the reply has grown by a quarter
+    since the last one (or by STEP characters while it is short): the checks of a whole stream cost a
+    bounded multiple of its length, however small its pieces. The defect scan (loops, runs of one
+    mark, the wrong language, overruns) reads only what is new; once it finds one the stream stops
+    and the reply keeps its clean whole sentences (`result`), never less than was shown.
     """
 
     HOLD = 24  # characters kept back until a leak or an invented turn through them is ruled out
-    GROWTH = 8  # check again once the reply has grown by 1/GROWTH
+    GROWTH = 4  # check again once the reply has grown by 1/GROWTH
+    OVERLAP = 64  # a leak is a run of 40 letters or fewer: text checked before is read again only this far back
+    STEP = 12  # ... or by this many characters (a stream shows whole sentences: no need to look sooner)
 
-    def __init__(self, persona: Persona, hidden: Hidden, message: str, speakers: Sequence[str]):
+    def __init__(
+        self, persona: Persona, hidden: Hidden, message: str, speakers: Sequence[str], scan: DefectScan | None = None
+    ):
         self.persona = persona
         self.hidden = hidden
         self.message = message
         self.speakers = [s for s in speakers if s and s not in (persona.name, *persona.card.nickname)]
+        self.scan = scan
         self._pieces: list[str] = []
         self._size = self._checked = 0  # characters received, and received at the last check
         self.released = 0
-        self.stopped = False  # the rest of the stream is not wanted (another speaker, or a leak)
+        self._shown = ""  # the text released so far
+        self._leak_checked = 0  # cleaned characters already checked for leaks
+        self.stopped = False  # the rest of the stream is not wanted (another speaker, a leak, a defect)
         self.leaked = False
+        self.cost = 0.0  # seconds spent checking this reply
 
     @property
     def raw(self) -> str:
@@ -121,15 +134,27 @@ class ReplyCheck:
             self._pieces[:] = ["".join(self._pieces)]
         return self._pieces[0] if self._pieces else ""
 
-    def text(self, final: bool = False) -> str:
-        """The cleaned reply so far."""
+    @property
+    def defect(self) -> Defect | None:
+        """The first broken part found (loop, symbols, language, overrun), if any."""
+        return self.scan.defect if self.scan is not None else None
+
+    def _clean(self, raw: str, final: bool) -> tuple[str, bool]:
+        """The cleaned text of `raw`, and whether it was cut where someone else starts speaking."""
         names = [self.persona.name, *self.persona.card.nickname]
-        text = clean_reply(clean_text(self.raw), names)  # no control or bidi characters either
+        text = clean_reply(clean_text(raw), names)  # no control or bidi characters either
         text = strip_echo(text, self.message) if final or len(text) > len(self.message) + 2 else ""
         cut = cut_invented_turns(text, self.speakers)
-        if len(cut) < len(text):
+        return cut, len(cut) < len(text)
+
+    def text(self, final: bool = False) -> str:
+        """The cleaned reply so far (up to its first defect)."""
+        raw = self.raw
+        defect = self.defect
+        text, cut = self._clean(raw if defect is None else raw[: defect.at], final or defect is not None)
+        if cut:
             self.stopped = True
-        return cut
+        return text
 
     def feed(self, delta: str) -> str:
         """Take a delta; return the newly releasable text."""
@@ -137,7 +162,7 @@ class ReplyCheck:
             return ""
         self._pieces.append(delta)
         self._size += len(delta)
-        if self._size - self._checked < max(1, self._checked // self.GROWTH):
+        if self._size - self._checked < max(self.STEP, self._checked // self.GROWTH):
             return ""
         self._checked = self._size
         return self._release(final=False)
@@ -147,21 +172,51 @@ class ReplyCheck:
         return self._release(final=True)
 
     def _release(self, final: bool) -> str:
+        started = time.perf_counter()
+        try:
+            return self._release_checked(final)
+        finally:
+            self.cost += time.perf_counter() - started
+
+    def _release_checked(self, final: bool) -> str:
+        limit = None
+        if self.scan is not None and self.scan.scan(self.raw, final) is not None:
+            self.stopped = True
         text = self.text(final)
-        if self.hidden.leaked_by(text):
+        if self.hidden.leaked_by(text[max(0, self._leak_checked - self.OVERLAP) :]):
             self.leaked = self.stopped = True
             return ""
+        self._leak_checked = len(text)
+        if self.defect is not None:
+            text = self._kept(text)
+        elif self.scan is not None and not final:
+            safe = self.scan.hold(self.raw)
+            # where `safe` falls in the cleaned text, or earlier (cleaning drops and adds a few characters)
+            limit = safe - abs(self._size - len(text)) if safe < self._size else None
         upto = len(text) if final or self.stopped else max(self.released, len(text) - self.HOLD)
+        if limit is not None:
+            upto = min(upto, limit)
+        if self.scan is not None and not (final or self.stopped):  # whole sentences only, so a cut never takes back
+            upto = len(whole_sentences(text[:upto]))
         if upto <= self.released:
             return ""
         out, self.released = text[self.released : upto], upto
+        self._shown = text[:upto]
         return out
+
+    def _kept(self, text: str) -> str:
+        """The clean part before a defect: its whole sentences, never less than was already shown."""
+        kept = whole_sentences(text)
+        if kept and self.scan is not None and self.scan.recheck(kept):  # e.g. a short reply all in the other language
+            kept = ""
+        return kept if len(kept) >= self.released else text[: self.released]
 
     def result(self) -> str:
         """The final clean reply ("" when unusable)."""
-        if self.leaked:
-            return ""
-        return self.text(final=True)
+        if self.leaked:  # whole sentences shown before the leak were checked then: they stand
+            return self._shown if self.scan is not None and whole_sentences(self._shown) == self._shown else ""
+        text = self.text(final=True)
+        return self._kept(text) if self.defect is not None else text
 
     def why(self) -> str:
         """Why the reply is unusable, for the log."""
@@ -169,6 +224,8 @@ class ReplyCheck:
             return "it repeats the hidden prompt"
         if not self.raw.strip():
             return "it is empty"
+        if self.defect is not None:
+            return f"{self.defect.kind} with no whole sentence before it"
         if self.stopped:
             return "it speaks for someone else"
         return "nothing is left after cleaning (an echo or a role label only)"

@@ -18,6 +18,10 @@ and nothing listens. Metric names (counters get `_total` on the wire):
     bot_busy_notices                 in-character "busy" lines posted to waiting conversations
     bot_model_queue_depth            replies waiting for a model slot
     bot_store_errors                 store failures that cost a message
+    bot_reply_defects{kind}          broken model replies caught before showing: loop, symbols, language, overrun, prompt
+    bot_reply_check_seconds          time the output checks spent on one model reply
+    bot_reply_repairs{outcome}       what was done with one: cut (its clean sentences kept), retried (asked once
+                                     more with steadier sampling), offline (an in-character line instead)
     bot_store_available              0 while the store is away and exchanges wait in memory
 """
 
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 _FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 _REPLY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 _QUEUE_BUCKETS = (0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 180.0)
+_CHECK_BUCKETS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01)
 _ERROR_KINDS = {"ContextOverflow": "overflow", "RequestRejected": "rejected", "BrokenStream": "broken_stream"}
 
 
@@ -72,6 +77,15 @@ class Metrics:
         self.model_errors = Counter("bot_model_errors", "Model requests with no usable reply", ["kind"], registry=r)
         self.breaker = Gauge("bot_model_breaker_open", "1 while the model is skipped after a failure", registry=r)
         self.queue = Gauge("bot_model_queue_depth", "Replies waiting for a model slot", registry=r)
+        self.check_seconds = Histogram(
+            "bot_reply_check_seconds", "Time the output checks spent on one reply", buckets=_CHECK_BUCKETS, registry=r
+        )
+        self.defects = Counter("bot_reply_defects", "Broken model replies caught before showing", ["kind"], registry=r)
+        self.repairs = Counter("bot_reply_repairs", "What was done with a broken reply", ["outcome"], registry=r)
+        for kind in ("loop", "symbols", "language", "overrun", "prompt"):
+            self.defects.labels(kind)
+        for outcome in ("cut", "retried", "offline"):
+            self.repairs.labels(outcome)
         self.store_errors = Counter("bot_store_errors", "Store failures that cost a message", registry=r)
         self.store_up = Gauge("bot_store_available", "0 while the store is away", registry=r)
         for platform in ("discord", "qq", "terminal"):  # shown as 0 from the start, so alerts can watch them
@@ -204,6 +218,20 @@ def model_error(error: BaseException | None, timed_out: str = "") -> None:
     else:
         kind = _ERROR_KINDS.get(type(error).__name__, "server")
     _on.model_errors.labels(kind).inc()
+
+
+def check_cost(seconds: float) -> None:
+    """The output checks of one reply took `seconds`."""
+    if _on is not None:
+        _on.check_seconds.observe(seconds)
+
+
+def reply_defect(kind: str, outcome: str) -> None:
+    """A model reply had a defect of `kind`; `outcome`: cut, retried or offline."""
+    if _on is None:
+        return
+    _on.defects.labels(kind).inc()
+    _on.repairs.labels(outcome).inc()
 
 
 def breaker_opened(seconds: float, counted: bool = True) -> None:

@@ -104,8 +104,12 @@ class ChatModel(Protocol):
         priority: Priority = "reply",
         queue: str = "",
         on_sent: Callable[[], None] | None = None,
+        steady: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Yield the reply text as it is generated (closing the generator ends the request).
+
+        `steady`: the second try after a broken reply, with lower temperature and a stronger
+        repetition penalty ([llm] steady_temperature, steady_repetition_penalty).
 
         `queue` names the conversation whose turn it waits for; `on_sent` is called once the request
         has its slot, just before it goes to the server (what it raises cancels the request)."""
@@ -159,8 +163,14 @@ class OpenAIChat:
                 self.name = self.profile.models[0]
         return self.profile
 
-    def body(self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float | None) -> dict[str, Any]:
+    def body(
+        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float | None, steady: bool = False
+    ) -> dict[str, Any]:
         """The request body for this server kind: only fields it honours."""
+        if steady:
+            temperature = min(self.cfg.temperature, self.cfg.steady_temperature)
+        penalty = max(self.cfg.repetition_penalty, self.cfg.steady_repetition_penalty) if steady \
+            else self.cfg.repetition_penalty
         body: dict[str, Any] = {
             "messages": [{"role": m.role, "content": self._content(m)} for m in messages],
             "stream": True,
@@ -176,9 +186,11 @@ class OpenAIChat:
         if kind != "openai":  # sampling fields beyond OpenAI's, spelled the way each server reads them
             if self.cfg.top_k:
                 body["top_k"] = self.cfg.top_k
-            if self.cfg.repetition_penalty != 1.0:
+            if penalty != 1.0:
                 field = "repeat_penalty" if kind == "llamacpp" else "repetition_penalty"
-                body[field] = self.cfg.repetition_penalty
+                body[field] = penalty
+        elif steady and penalty > 1.0:  # OpenAI's own field against repeats (-2..2)
+            body["frequency_penalty"] = min(2.0, round((penalty - 1.0) * 2, 2))
         return body
 
     def _content(self, m: ChatMessage) -> str | list[dict[str, Any]]:
@@ -196,6 +208,7 @@ class OpenAIChat:
         priority: Priority = "reply",
         queue: str = "",
         on_sent: Callable[[], None] | None = None,
+        steady: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Yield the reply text as it is generated (closing the iterator closes the request)."""
         async with self.slots.take(priority, queue):
@@ -203,7 +216,7 @@ class OpenAIChat:
                 on_sent()
             await self.probe()  # talking to the server: timed like the request itself
             cap = max_tokens or self.cfg.max_tokens
-            body = self.body(messages, cap, None)
+            body = self.body(messages, cap, None, steady)
             async for delta in self._sse(body, self._estimate(messages), reply_chars(cap)):
                 yield delta
 

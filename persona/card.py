@@ -62,6 +62,20 @@ class KnowledgeSpec(_Strict):
     chapter_pattern: str = ""
 
 
+class Length(_Strict):
+    """A reply length in characters (a Chinese character and a Latin letter count one each)."""
+
+    typical: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+
+class ReplySize(_Strict):
+    """How long the character usually speaks, in private chats and in groups."""
+
+    private: Length = Field(default_factory=lambda: Length(typical=80, max=300))
+    group: Length = Field(default_factory=lambda: Length(typical=50, max=160))
+
+
 class Card(_Strict):
     """A persona card as stored in `persona/<id>/card.toml`."""
 
@@ -88,6 +102,7 @@ class Card(_Strict):
     lorebook: list[LoreEntry] = Field(default_factory=list)
     lines: Lines = Field(default_factory=Lines)
     knowledge: KnowledgeSpec = Field(default_factory=KnowledgeSpec)
+    reply_size: ReplySize = Field(default_factory=ReplySize)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +164,10 @@ class Persona:
             .replace("<BOT>", self.name)
             .replace("<USER>", user)
         )
+
+    def length(self, group: bool) -> Length:
+        """How long a reply may be here: the card's group or private size."""
+        return self.card.reply_size.group if group else self.card.reply_size.private
 
     def triggers(self) -> list[str]:
         """Words that summon the character in a group: name plus nicknames."""

@@ -21,6 +21,26 @@ _DEFAULT_SYSTEM = {
 }
 
 
+# in sentences, not characters: small models copy numbers from the prompt into the reply
+_SENTENCES = {
+    "zh": ("一句话", "一两句话", "两三句话", "三四句话"),
+    "en": ("one sentence", "one or two sentences", "two or three sentences", "three or four sentences"),
+}
+_CHARS_PER_SENTENCE = {"zh": 20, "en": 60}
+
+
+def length_hint(persona: Persona, group: bool, language: str = "") -> str:
+    """One short line that tells the model how long the character speaks here (and in which language,
+    when the conversation's, `language`, is not the card's)."""
+    card_lang = "zh" if persona.card.language.startswith("zh") else "en"
+    lang = "zh" if (language or card_lang).startswith("zh") else "en"
+    typical = persona.length(group).typical
+    size = _SENTENCES[lang][min(3, max(0, round(typical / _CHARS_PER_SENTENCE[lang]) - 1))]
+    if lang == "zh":
+        return f"（{size}即可。）" if lang == card_lang else f"（用中文回复，{size}即可。）"
+    return f"(Keep it to {size}.)" if lang == card_lang else f"(Reply in English, {size}.)"
+
+
 def default_system(persona: Persona) -> str:
     """The system prompt used when a card has none, in the card's language."""
     return _DEFAULT_SYSTEM["zh" if persona.card.language.startswith("zh") else "en"]

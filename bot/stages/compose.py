@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
+from bot.defects import language_of
 from bot.exchange import Exchange
 from core.config import LLMConfig, MemoryConfig
 from core.knowledge import Passage, pack
@@ -18,7 +19,7 @@ from memory.episodes import render as render_memories
 from memory.quoting import FENCE, THEM, attributed, quote
 from memory.turns import SessionKey, Turn
 from persona.card import Persona
-from persona.prompt import headings, stable_prompt
+from persona.prompt import headings, length_hint, stable_prompt
 
 STABLE_SHARE = 0.6  # at most this share of the prompt room goes to the persona's stable prefix
 SAFETY = 16  # tokens kept free for the template's own start and end markers
@@ -113,6 +114,8 @@ class Compose:
         stable = self.stable(persona)
         # the character's rules name no member: a display name is anyone's text, shown only as data
         reminder = persona.render(persona.card.post_history_instructions.strip())
+        hint = length_hint(persona, group, language_of(ex.text, persona.card.language))
+        reminder = f"{reminder}\n{hint}".strip()  # last, so the prefix stays the same
         left = self.room() - count(stable) - MESSAGE_OVERHEAD
         if reminder:
             left -= count(reminder) + MESSAGE_OVERHEAD

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from bot import metrics
+from bot.defects import Defect, DefectScan, known_words, language_of
 from bot.exchange import Exchange
 from bot.hygiene import Hidden, ReplyCheck, whole_sentences
 from bot.offline import Offline
@@ -37,6 +38,7 @@ class Attempt:
     skipped: bool = False  # the breaker opened while it waited for a slot
     partial: bool = False
     unusable: str = ""  # why the text was thrown away
+    defect: Defect | None = None  # the first broken part found (the text is what came before it)
 
 
 class _BreakerOpen(Exception):
@@ -86,7 +88,7 @@ class Generate:
                 return await self._offline(ex, "fallback")
             if ex.arrived and self.clock() - ex.arrived >= self.max_queue_seconds:
                 return await self._shed(ex)  # waited its limit behind its conversation's earlier messages
-            attempt = await self._attempt(ex, self.model)
+            attempt = await self._attempt(ex, self.model, steady=regenerated)
             if attempt.shed:
                 return await self._shed(ex)
             if attempt.skipped:
@@ -117,20 +119,40 @@ class Generate:
                 return await self._offline(ex, "fallback")
             self._down_until = float("-inf")
             metrics.breaker_closed()
+            key = ex.incoming.conversation.key
             if attempt.text:
+                if attempt.defect is not None:
+                    _repaired(key, attempt.defect, "cut")
                 log.info("reply by model %s (%d chars)", self.model.name, len(attempt.text))
                 return replace(ex, draft=attempt.text, mode="model")
             if regenerated or attempt.shown:
+                if attempt.defect is not None:
+                    _repaired(key, attempt.defect, "offline")
                 log.warning("model reply unusable (%s) twice; answering with an example line", attempt.unusable)
                 return await self._offline(ex, "fallback", shown=attempt.shown)
             regenerated = True
-            log.info("model reply unusable (%s); asking once more", attempt.unusable)
+            if attempt.defect is not None:
+                _repaired(key, attempt.defect, "retried")
+            log.info("model reply unusable (%s); asking once more with steadier sampling", attempt.unusable)
 
-    async def _attempt(self, ex: Exchange, model: ChatModel) -> Attempt:
+    def max_tokens(self, ex: Exchange) -> int:
+        """The reply cap: room for the card's longest reply here (as Chinese, the costliest), within the configured cap."""
+        most = ex.persona.length(not ex.incoming.is_direct).max
+        return max(16, min(self.reply_cap(), int(self.model.profile.count("字" * most) * 1.2) + 8))
+
+    def _scan(self, ex: Exchange, speakers: list[str]) -> DefectScan:
+        persona = ex.persona
+        language = language_of(ex.text, persona.card.language)
+        said = [t.text for t in ex.history[-6:] if t.role == "user"]
+        known = known_words([ex.text, *said, *speakers, persona.name, *persona.card.nickname, *persona.card.aliases])
+        return DefectScan(language, persona.length(not ex.incoming.is_direct).max, known)
+
+    async def _attempt(self, ex: Exchange, model: ChatModel, steady: bool = False) -> Attempt:
         speakers = [ex.incoming.display_name, ex.persona.card.user_alias, "用户", "User", "user"]
         speakers += [t.name for t in ex.history if t.role == "user"]
         speakers += [t.name for r in ex.recalled for t in (r.before, r.turn, r.after) if t and t.role == "user"]
-        check = ReplyCheck(ex.persona, self.hidden(ex.persona), ex.text, speakers)
+        scan = self._scan(ex, speakers)
+        check = ReplyCheck(ex.persona, self.hidden(ex.persona), ex.text, speakers, scan)
         attempt = Attempt()
         arrived = ex.arrived or self.clock()
         sent_at: float | None = None
@@ -148,7 +170,7 @@ class Generate:
                 ex.on_sent()
 
         stream = model.stream(
-            ex.prompt, max_tokens=self.reply_cap(), queue=ex.incoming.conversation.key, on_sent=sent
+            ex.prompt, max_tokens=self.max_tokens(ex), queue=ex.incoming.conversation.key, on_sent=sent, steady=steady
         )
         try:
             async with asyncio.timeout(None) as limit:
@@ -186,8 +208,11 @@ class Generate:
             if rest and ex.sink:
                 attempt.shown = True
                 await ex.sink(rest)
-            attempt.text = check.result()
+            attempt.text, attempt.defect = check.result(), check.defect
+            if attempt.defect is not None and not whole_sentences(attempt.text):
+                attempt.text = ""  # no clean whole sentence before the defect (a shown fragment stays shown)
             attempt.unusable = "" if attempt.text else check.why()
+            metrics.check_cost(check.cost)
             return attempt
         kept = whole_sentences(check.result()) if not check.leaked else ""
         if kept:
@@ -236,6 +261,14 @@ class Generate:
 
     async def _offline(self, ex: Exchange, mode: str, shown: bool = False) -> Exchange:
         return await self.offline.answer(ex, "fallback", shown)
+
+
+def _repaired(key: str, defect: Defect, outcome: str) -> None:
+    """Count and log what was done with a broken reply (never its text)."""
+    metrics.reply_defect(defect.kind, outcome)
+    log.info("%s: model reply had a %s defect; %s", key, defect.kind,
+             {"cut": "kept its clean sentences", "retried": "asking once more with steadier sampling",
+              "offline": "answering with an in-character line"}[outcome])
 
 
 def _reason(attempt: Attempt) -> str:

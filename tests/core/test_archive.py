@@ -194,6 +194,7 @@ async def test_a_message_from_hundreds_of_turns_ago_reaches_the_prompt(
     app: App = await app_factory(settings, clocks=Clocks(wall=lambda: now[0]))
     llm.default = Script(text="呵呵，咱记着呢。")
     # the test server counts a character as a token: an English message first settles the calibration
+    llm.push(Script(text="Hello, Tom."))  # (answered in English: a Chinese reply to it would be the wrong language)
     await app.chain.handle(group("Horo, hello there, how are you doing today? " * 3, "u8", "Tom", 0))
     await app.chain.handle(group("我家的猫叫团子，特别黏人", "u1", "阿青", 1))
     await app.chain.handle(group("我家的猫叫团子，特别黏人", "u9", "别的群", 2, channel="g2"))

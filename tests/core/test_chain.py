@@ -54,9 +54,11 @@ async def test_reply_comes_from_the_model_with_persona_first(make_settings: Make
     # the card's post-history reminder comes after the message
     assert [m["role"] for m in body["messages"]] == ["system", "user", "system"]
     assert body["messages"][1]["content"] == "你好"
-    assert body["messages"][2]["content"] == app.personas.get("horo").render(
-        app.personas.get("horo").card.post_history_instructions.strip(), "Alice"
-    )
+    horo = app.personas.get("horo")
+    reminder = horo.render(horo.card.post_history_instructions.strip(), "Alice")
+    # and how long the character speaks here: Horo's 60 characters in private are two or three sentences
+    assert horo.card.reply_size.private.typical == 60
+    assert body["messages"][2]["content"] == f"{reminder}\n（两三句话即可。）"
 
 
 async def test_stable_prefix_is_byte_identical_and_history_follows(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI) -> None:
@@ -93,7 +95,7 @@ async def test_old_turns_fold_into_a_summary(make_settings: MakeSettings, app_fa
     def respond(body: dict[str, Any]) -> Script | None:
         if is_background(body):
             return Script(text="小明自称来自杭州，爱吃苹果。")
-        return Script(text="嗯" * 30)
+        return Script(text="嗯，汝说的杭州咱听过，那里的湖水很美，苹果也甜，改天带咱去看看吧。")
 
     llm.responder = respond
     for i in range(6):

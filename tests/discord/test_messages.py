@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bot.app import Clocks
@@ -17,6 +18,7 @@ from tests.discord.fake_discord import (
     user,
 )
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.texts import talkative_persona, varied_chinese
 
 MENTION = f"<@{BOT_USER['id']}>"
 
@@ -106,10 +108,14 @@ async def _texts_include(app: Any, text: str) -> list[Any]:
     return turns if any(t.text == text for t in turns) else []
 
 
-async def test_long_replies_are_split_and_no_part_can_ping_everyone(connect: Any, discord_server: FakeDiscord, llm: FakeOpenAI) -> None:
-    paragraph = "@everyone 咱说了很长的一段话。" * 60  # ~1,100 characters per paragraph
-    llm.push(Script(text="\n\n".join([paragraph] * 4), chunk_size=500))
-    await connect(llm={"max_tokens": 4000})  # a reply this long needs that many tokens
+async def test_long_replies_are_split_and_no_part_can_ping_everyone(
+    connect: Any, discord_server: FakeDiscord, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    paragraphs = [varied_chinese(1_100, seed, prefix="@everyone ") for seed in range(4)]
+    llm.push(Script(text="\n\n".join(paragraphs), chunk_size=500))
+    # a reply this long needs that many tokens, and a card that lets its character speak that long
+    await connect(llm={"max_tokens": 12_000, "context_tokens": 40_000},
+                  personas={"dirs": [str(talkative_persona(tmp_path / "cards"))]})
     msg = discord_server.message(f"{MENTION} 讲个故事", mentions=[BOT_USER])
     await discord_server.dispatch("MESSAGE_CREATE", msg)
     sent = await discord_server.wait_for(lambda: len(replies(discord_server)) >= 4 and replies(discord_server))
@@ -125,10 +131,12 @@ async def test_streamed_reply_edits_one_message_then_finishes_it(
 ) -> None:
     ticks = iter(range(10_000))
     clocks = Clocks(mono=lambda: next(ticks) * 0.5)  # every other call is a second later
-    llm.push(Script(text="咱" * 40 + "。", chunk_size=4))
+    said = varied_chinese(120, seed=1)  # within the card's group reply size
+    said = said[: said.rindex("。") + 1]  # several sentences: a stream shows whole sentences as they come
+    llm.push(Script(text=said, chunk_size=4))
     await connect(discord={"stream_edits": True}, clocks=clocks)
     await discord_server.dispatch("MESSAGE_CREATE", discord_server.message(f"{MENTION} 说吧", mentions=[BOT_USER]))
-    await discord_server.wait_for(lambda: any(e.body.get("content") == "咱" * 40 + "。" for e in discord_server.sent("PATCH")))
+    await discord_server.wait_for(lambda: any(e.body.get("content") == said for e in discord_server.sent("PATCH")))
     posted, edits = replies(discord_server), discord_server.sent("PATCH")
     assert len(posted) == 1 and posted[0].body["content"].endswith("…")
     assert len(edits) >= 2

@@ -20,6 +20,7 @@ from tests.conftest import ROOT
 from tests.qq.onebot_impl import OneBotImpl, text
 from tests.support.openai_server import FakeOpenAI, Script
 from tests.support.ports import free_port, wait_listening
+from tests.support.texts import talkative_persona, varied_chinese
 
 TOKEN = "onebot-limits-token"
 SELF_ID = "10000"
@@ -63,7 +64,8 @@ async def bot(llm_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) 
     folder = tmp_path_factory.mktemp("qq-limits")
     config = {
         "bot": {"data_dir": str(folder / "data"), "log_level": "DEBUG"},
-        "personas": {"dirs": [str(ROOT / "persona")], "import_dir": str(folder / "imported")},
+        # a card whose character may talk at length: the stream's own caps are what ends a runaway here
+        "personas": {"dirs": [str(talkative_persona(folder / "cards"))], "import_dir": str(folder / "imported")},
         "llm": {"base_url": llm_server.base_url, "model": "test-model", "retry_after": 0},
         "memory": {"backend": "sqlite", "summary": False, "facts": False},
         "knowledge": {"enabled": False},
@@ -96,7 +98,7 @@ async def bot(llm_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) 
 async def test_a_runaway_stream_ends_as_a_bounded_forward_in_time(bot: Bot, llm: FakeOpenAI) -> None:
     from plugins.roleplay.delivery import MAX_PARTS
 
-    llm.push(Script(text=("咱乃贤狼赫萝，汝可要记好了。" * 150_000)[:2_000_000], chunk_size=16))
+    llm.push(Script(text=varied_chinese(2_000_000), chunk_size=16))  # never looping: the reply size ends it
     started = time.monotonic()
     await bot.onebot.push(bot.onebot.private_message("讲个很长的故事", user_id=20001, message_id=301))
     sent = await bot.onebot.next_action("send_private_forward_msg", timeout=30)

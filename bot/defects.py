@@ -1,0 +1,170 @@
+"""Broken model output that must never be shown: loops, runs of one mark, the wrong language, overruns,
+and copies of the length hint the prompt ends with.
+
+`DefectScan` reads a reply as it streams. The reply only grows, so each scan reads only what is new
+(plus a pending stretch at the end): a whole reply costs time linear in its length. Besides the first
+defect it reports `safe`, the point before which no defect can still begin, so a stream never shows
+the start of something it will have to take back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["loop", "symbols", "language", "overrun", "prompt"]
+KINDS: tuple[Kind, ...] = ("loop", "symbols", "language", "overrun", "prompt")
+
+LOOP_CJK = 8  # a span this long (mostly Chinese/Japanese) seen three times is a loop
+LOOP_OTHER = 20  # Latin text repeats short spans naturally ("Lawrence", " the wolf"): a longer span
+LOOP_TIMES = 3
+RUN = 6  # the same punctuation mark or symbol this many times ("；；；；；；", "!!!!!!")
+FOREIGN_LATIN = 24  # letters in a stretch of Latin words in a Chinese reply (names and quoted words excused)
+FOREIGN_CJK = 8  # Chinese characters in a stretch inside an English reply
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_IS_CJK = re.compile(f"[{_CJK}]")
+_RUNS = re.compile(r"([^\w\s])(?:\s*\1){" + str(RUN - 1) + ",}")
+_TAIL_RUN = re.compile(r"([^\w\s])(?:\s*\1)*\s*\Z")
+_LATIN = re.compile(r"[A-Za-z][\w'’-]*(?:[\s,.;:!?\"()/&-]+[A-Za-z0-9][\w'’-]*)*")
+_HAN = re.compile(f"[{_CJK}](?:[{_CJK}\\s，。！？、；：“”‘’（）《》…—·]*[{_CJK}])?")
+_GLUE = " \t\n,.;:!?\"()/&-，。！？、；：“”‘’（）《》…—·"  # what may join the words of one stretch
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+# the length hint's own words (persona.prompt.length_hint): too short for the leak check, never the character's
+_HINT = re.compile(r"[一两三四]句话即可|用中文回复|(?:最多|通常)\s*\d+\s*字|\d+\s*字左右|(?i:reply in english|keep it to (?:one|two|three))")
+_CODE = re.compile(r"`[^`\n]{0,200}`")
+
+
+@dataclass(frozen=True, slots=True)
+class Defect:
+    """What is wrong and where in the raw reply the broken part begins (the clean part ends)."""
+
+    kind: Kind
+    at: int
+
+
+def language_of(text: str, default: str) -> str:
+    """"zh" or "en": the message's script when it clearly has one, else `default` (the card's)."""
+    cjk = len(_IS_CJK.findall(text))
+    latin = sum(len(w) for w in _WORD.findall(text))
+    if cjk >= 2 and cjk * 3 >= latin:
+        return "zh"
+    if latin >= 8 and latin > cjk * 3:
+        return "en"
+    return "en" if default.startswith("en") else "zh"
+
+
+def known_words(texts: Iterable[str]) -> frozenset[str]:
+    """Latin words that may appear in a Chinese reply: names, and words the user used."""
+    return frozenset(w.lower() for t in texts for w in _WORD.findall(t))
+
+
+class DefectScan:
+    """Follows one growing reply; `scan` returns its first defect, or None so far."""
+
+    def __init__(self, language: str, max_chars: int, known: frozenset[str] = frozenset()):
+        self.language = "en" if language.startswith("en") else "zh"
+        self.max_chars = max_chars
+        self.known = known
+        self.safe = 0  # raw characters before which nothing can turn out broken
+        self.defect: Defect | None = None
+        self._grams: dict[str, list[int]] = {}  # span -> [times seen apart, last start, second start]
+        self._gram_at = 0  # next start position of a span to count
+        self._run_at = 0  # where the run search starts again
+        self._stretch_at = 0  # where the foreign-stretch search starts again
+        self._hint_at = 0  # where the hint search starts again
+        self._loop_hold = -1  # start of the second sighting of some span (a loop may be coming)
+
+    def scan(self, raw: str, final: bool = False) -> Defect | None:
+        """The first defect in `raw` (which only ever grows between calls)."""
+        if self.defect is not None:
+            return self.defect
+        found = [d for d in (self._loops(raw, final), self._runs(raw, final), self._foreign(raw, final)) if d]
+        hint = _HINT.search(raw, max(0, self._hint_at - 32))
+        self._hint_at = len(raw)
+        if hint:
+            found.append(Defect("prompt", hint.start()))
+        if len(raw) > self.max_chars:
+            found.append(Defect("overrun", self.max_chars))
+        if final and not found:
+            found += [d for d in (self._mostly_foreign(raw),) if d]
+        if found:
+            self.defect = min(found, key=lambda d: d.at)
+        return self.defect
+
+    def _loops(self, raw: str, final: bool) -> Defect | None:
+        grams = self._grams
+        end = len(raw) if final else len(raw) - LOOP_OTHER + 1
+        i = self._gram_at
+        while i < end:
+            size = LOOP_CJK if _IS_CJK.match(raw, i) else LOOP_OTHER
+            gram = raw[i : i + size]
+            if len(gram) == size and not gram.isspace():
+                seen = grams.get(gram)
+                if seen is None:
+                    grams[gram] = [1, i, -1]
+                elif i >= seen[1] + size:  # apart, not overlapping the last sighting
+                    seen[0] += 1
+                    seen[1] = i
+                    if seen[0] == 2:
+                        seen[2] = i
+                        self._loop_hold = i if self._loop_hold < 0 else min(self._loop_hold, i)
+                    elif seen[0] >= LOOP_TIMES:
+                        self._gram_at = i + 1
+                        return Defect("loop", seen[2])
+            i += 1
+        self._gram_at = max(self._gram_at, i)
+        return None
+
+    def _runs(self, raw: str, final: bool) -> Defect | None:
+        for m in _RUNS.finditer(raw, self._run_at):
+            if m.group(1) != "." or len(m.group(0).replace(" ", "")) > RUN:  # "......" is an ellipsis
+                return Defect("symbols", m.start())
+        tail = _TAIL_RUN.search(raw, self._run_at)
+        self._run_at = tail.start() if tail and not final else len(raw)
+        return None
+
+    def _foreign(self, raw: str, final: bool) -> Defect | None:
+        pattern, limit = (_LATIN, FOREIGN_LATIN) if self.language == "zh" else (_HAN, FOREIGN_CJK)
+        pending = len(raw)
+        for m in pattern.finditer(raw, self._stretch_at):
+            if self._weight(m.group(0)) >= limit:
+                return Defect("language", m.start())
+            if not final and not raw[m.end() :].strip(_GLUE):  # the stretch may go on
+                pending = m.start()
+        self._stretch_at = pending
+        return None
+
+    def _weight(self, stretch: str) -> int:
+        """Letters (or Chinese characters) of a stretch that count against the conversation's language."""
+        if self.language == "en":
+            return len(_IS_CJK.findall(stretch))
+        stretch = _CODE.sub("", stretch)
+        return sum(len(w) for w in _WORD.findall(stretch) if w.lower() not in self.known)
+
+    def _mostly_foreign(self, raw: str) -> Defect | None:
+        """A short reply all in the other language (each stretch alone was short)."""
+        cjk = len(_IS_CJK.findall(raw))
+        if self.language == "zh":
+            latin = sum(len(w) for w in _WORD.findall(_CODE.sub("", raw)) if w.lower() not in self.known)
+            bad = latin >= 12 and latin > cjk * 2
+        else:
+            latin = sum(len(w) for w in _WORD.findall(raw))
+            bad = cjk >= 4 and cjk * 2 > latin
+        return Defect("language", 0) if bad else None
+
+    def recheck(self, kept: str) -> Defect | None:
+        """The defect in the clean part kept before a defect, read whole (a short reply all in the other language)."""
+        return DefectScan(self.language, self.max_chars, self.known).scan(kept, final=True)
+
+    def hold(self, raw: str) -> int:
+        """Raw characters that may be shown now: before any run, stretch or repeat still in the making."""
+        limits = [len(raw), self._gram_at, self._run_at, self._stretch_at, self.max_chars]
+        if self._loop_hold >= 0:
+            limits.append(self._loop_hold)
+        if self.defect is not None:
+            limits.append(self.defect.at)
+        self.safe = max(0, min(limits))
+        return self.safe

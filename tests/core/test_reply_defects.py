@@ -1,0 +1,199 @@
+"""Broken model replies (loops, runs of one mark, the wrong language, overruns) are never shown.
+
+A real App against the local OpenAI-compatible server: the reply keeps its clean whole sentences,
+else the model is asked once more with steadier sampling, else the character answers with its own
+line. Every outcome is counted and logged with the conversation, never with the text.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from bot.app import App
+from bot.defects import DefectScan, known_words
+from bot.hygiene import Hidden, ReplyCheck
+from core.messages import Incoming
+from persona.library import PersonaLibrary
+from tests.conftest import ROOT, MakeSettings
+from tests.core.test_metrics import moved, scrape
+from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.ports import free_port
+from tests.support.requests import replies
+from tests.support.texts import varied_chinese
+
+LOOP = "咱今天想吃苹果了，" * 12
+RUN = "哼，汝这家伙" + "；" * 30
+ENGLISH = "The wolf is very happy today and she wants to eat apples with the merchant on the road north."
+
+
+def dm(text: str, uid: str = "u1") -> Incoming:
+    return Incoming("test", "dm-" + uid, uid, "Alice", text, is_direct=True)
+
+
+def group(text: str) -> Incoming:
+    return Incoming("test", "g1", "u1", "Alice", text)
+
+
+async def open_app(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI, **llm_extra: Any) -> tuple[App, int]:
+    port = free_port()
+    settings = make_settings(
+        llm={"base_url": llm.base_url, "model": "test-model", "server": "llamacpp", **llm_extra},
+        memory={"summary": False, "facts": False}, metrics={"enabled": True, "port": port},
+    )
+    return await app_factory(settings), port
+
+
+async def ask(app: App, msg: Incoming) -> tuple[Any, str]:
+    shown: list[str] = []
+
+    async def sink(delta: str) -> None:
+        shown.append(delta)
+
+    reply = await app.chain.handle(msg, sink)
+    return reply, "".join(shown)
+
+
+def broken(text: str) -> str | None:
+    """The kind of defect in a shown text, as the bot's own scan finds it (None: clean)."""
+    scan = DefectScan("zh", 10_000, known_words(["赫萝", "Holo", "Horo", "Alice"]))
+    found = scan.scan(text, final=True)
+    return found.kind if found else None
+
+
+@pytest.mark.parametrize(("said", "kind", "kept"), [
+    ("呵呵，汝来了。" + LOOP, "loop", "呵呵，汝来了。咱今天想吃苹果了，"),
+    ("唔，汝说得对。苹果很甜。" + RUN, "symbols", "唔，汝说得对。苹果很甜。"),
+    ("唔，汝说得对。" + ENGLISH, "language", "唔，汝说得对。"),
+    ("唔，汝说得对。那就两三句话即可。", "prompt", "唔，汝说得对。"),  # the length hint, copied
+], ids=["loop", "symbols", "language", "hint"])
+async def test_the_clean_sentences_before_a_defect_are_kept(
+    said: str, kind: str, kept: str, make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, port = await open_app(make_settings, app_factory, llm)
+    before = scrape(port)
+    caplog.set_level(logging.INFO)
+    llm.push(Script(text=said, chunk_size=3))
+    reply, shown = await ask(app, dm("你好"))
+    assert reply is not None and reply.mode == "model"
+    assert reply.text.startswith(kept[: kept.index("。") + 1]) and broken(reply.text) is None
+    assert shown == reply.text and len(replies(llm.requests)) == 1  # nothing broken ever reached the sink
+    after = scrape(port)
+    assert moved(before, after, f'bot_reply_defects_total{{kind="{kind}"}}') == 1
+    assert moved(before, after, 'bot_reply_repairs_total{outcome="cut"}') == 1
+    lines = [r.getMessage() for r in caplog.records if "defect" in r.getMessage()]
+    assert lines == [f"test:dm:u1: model reply had a {kind} defect; kept its clean sentences"]
+    assert all(said[-20:] not in r.getMessage() for r in caplog.records)  # never the text
+
+
+async def test_a_broken_reply_is_asked_again_with_steadier_sampling(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    app, port = await open_app(make_settings, app_factory, llm, temperature=0.9, repetition_penalty=1.05)
+    before = scrape(port)
+    llm.push(Script(text=LOOP, chunk_size=3), Script(text="呵呵，汝倒是会挑时候来。"))
+    reply, shown = await ask(app, dm("你好"))
+    assert reply is not None and reply.mode == "model" and reply.text == shown == "呵呵，汝倒是会挑时候来。"
+    first, second = replies(llm.requests)
+    assert (first["temperature"], first["repeat_penalty"]) == (0.9, 1.05)
+    assert (second["temperature"], second["repeat_penalty"]) == (0.3, 1.3)  # llama.cpp's own field name
+    assert "repetition_penalty" not in second
+    assert moved(before, scrape(port), 'bot_reply_repairs_total{outcome="retried"}') == 1
+
+
+async def test_twice_broken_becomes_the_characters_own_line(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    app, port = await open_app(make_settings, app_factory, llm)
+    before = scrape(port)
+    llm.push(Script(text=ENGLISH, chunk_size=5), Script(text="；" * 40))
+    reply, shown = await ask(app, dm("你好"))
+    assert reply is not None and reply.mode == "fallback" and shown == reply.text
+    examples = [app.personas.get("horo").render(e.char, "Alice") for e in app.personas.get("horo").examples()]
+    assert reply.text in examples and broken(shown) is None
+    after = scrape(port)
+    assert moved(before, after, 'bot_reply_defects_total{kind="language"}') == 1
+    assert moved(before, after, 'bot_reply_defects_total{kind="symbols"}') == 1
+    assert moved(before, after, 'bot_reply_repairs_total{outcome="offline"}') == 1
+
+
+async def test_a_kept_part_in_the_other_language_is_not_kept(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    app, port = await open_app(make_settings, app_factory, llm)
+    llm.push(Script(text="保持叶、猫？" + "；" * 12), Script(text="Good night, and mind the cold."))
+    reply, shown = await ask(app, dm("Alright, get some rest. Good night."))
+    assert reply is not None and reply.mode == "model" and reply.text == shown == "Good night, and mind the cold."
+    assert moved({}, scrape(port), 'bot_reply_repairs_total{outcome="retried"}') >= 1
+
+
+async def test_names_code_and_the_users_own_words_are_not_the_wrong_language(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    app, _ = await open_app(make_settings, app_factory, llm)
+    said = "呵呵，Holo 就是咱。汝说的 Python 咱可不懂，`print(apple)` 这种咒语也不懂。"
+    llm.push(Script(text=said))
+    reply, _ = await ask(app, dm("你会写 Python 吗"))
+    assert reply is not None and reply.mode == "model" and reply.text == said
+    llm.push(Script(text="Apples and wine, and a warm place to sleep. That is all a wolf needs."))
+    reply, _ = await ask(app, dm("What do you like most in the whole world?"))  # an English chat stays English
+    assert reply is not None and reply.mode == "model" and reply.text.startswith("Apples and wine")
+
+
+async def test_the_card_sizes_replies_for_groups_and_private_chats(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    app, port = await open_app(make_settings, app_factory, llm)
+    size = app.personas.get("horo").card.reply_size
+    assert size.group.max < size.private.max
+    long = varied_chinese(2_000, seed=3)
+    llm.push(Script(text=long, chunk_size=7), Script(text=long, chunk_size=7))
+    private, _ = await ask(app, dm("讲个故事"))
+    in_group, _ = await ask(app, group("赫萝，讲个故事"))
+    for reply, most in ((private, size.private.max), (in_group, size.group.max)):
+        assert reply is not None and reply.mode == "model"
+        assert most // 2 < len(reply.text) <= most and reply.text.endswith("。")  # cut at a sentence end
+    first, second = replies(llm.requests)
+    assert first["max_tokens"] > second["max_tokens"]  # the reply cap follows the card, too
+    hints = [body["messages"][-1]["content"] for body in (first, second)]  # Horo: 60 in private, 40 in groups
+    assert hints[0].endswith("（两三句话即可。）") and hints[1].endswith("（一两句话即可。）")
+    assert moved({}, scrape(port), 'bot_reply_defects_total{kind="overrun"}') == 2
+
+
+def test_the_check_stays_linear_and_cheap() -> None:
+    """A 16 kB looping or clean reply in small pieces: the check's whole cost grows with the length."""
+    horo = PersonaLibrary([ROOT / "persona"]).get("horo")
+    hidden = Hidden(horo)
+
+    def cost(text: str) -> float:
+        check = ReplyCheck(horo, hidden, "你好", ["Alice"], DefectScan("zh", 100_000))
+        started = time.perf_counter()
+        for i in range(0, len(text), 3):
+            if check.stopped:
+                break
+            check.feed(text[i : i + 3])
+        check.finish()
+        check.result()
+        return time.perf_counter() - started
+
+    def best(text: str) -> float:  # the least of three: other work on the machine only adds time
+        return min(cost(text) for _ in range(3))
+
+    short, long = varied_chinese(2_000, seed=5), varied_chinese(16_000, seed=5)
+    assert best(long) < 8 * 3 * max(best(short), 1e-3)  # 8x the text: well under 24x the time
+    assert best("呵呵。" + "咱" * 16_000) < best(short)  # a loop stops the stream early
+
+
+def test_a_leak_deep_in_a_long_reply_is_still_caught() -> None:
+    """Each check reads only the new text and a little before it: a leak across that seam is found."""
+    horo = PersonaLibrary([ROOT / "persona"]).get("horo")
+    check = ReplyCheck(horo, Hidden(horo), "你好", ["Alice"], DefectScan("zh", 100_000))
+    text = varied_chinese(500, seed=7) + "保持赫萝的身份与口吻，简短回复，不要跳出角色。" + varied_chinese(100, seed=8)
+    for i in range(0, len(text), 3):
+        check.feed(text[i : i + 3])
+    check.finish()
+    assert check.leaked and "身份与口吻" not in check.result()
