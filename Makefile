@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VOICE := $(VENV)/.voice
 
-.PHONY: run test check unit lint bench doctor voice
+.PHONY: run test check unit-core unit-rest lint bench doctor voice
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,13 +37,20 @@ test: $(STAMP) $(VOICE)
 	bash .ci/train.sh
 
 # the quick loop after an edit: the tests without the slow tiers (the real model in tests/real_model,
-# the xtuner training road, sentence-transformers in process, the browser, tests marked `slow`), with
-# ruff and mypy beside them on the second core; under 3 minutes on 2 cores. `make test` runs everything.
-check: $(STAMP) $(VOICE)
-	$(MAKE) --no-print-directory -j2 -O unit lint
+# the xtuner training road, sentence-transformers in process, the browser, tests marked `slow`) in two
+# halves side by side (much of a test's time is waiting on a subprocess or a socket), with ruff and
+# mypy beside them; under 3 minutes on 2 cores. `make test` runs everything.
+QUICK := bash .ci/redis.sh $(BIN)/python -m pytest -q -m "not embed and not slow" --ignore=tests/real_model \
+	--ignore=tests/web/test_web_browser.py
 
-unit: $(STAMP) $(VOICE)
-	bash .ci/redis.sh $(BIN)/python -m pytest -q -m "not embed and not slow" --ignore=tests/real_model --ignore=tests/web/test_web_browser.py
+check: $(STAMP) $(VOICE)
+	$(MAKE) --no-print-directory -j3 -O unit-core unit-rest lint
+
+unit-core: $(STAMP) $(VOICE)
+	$(QUICK) tests/core
+
+unit-rest: $(STAMP) $(VOICE)
+	$(QUICK) tests --ignore=tests/core
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
