@@ -30,8 +30,8 @@ import tomli_w
 
 from bench.answers import Tally, spread
 from bench.load import REDIS_URL, ROOT, ModelProcess, ideal, ingest, mark, pct, question, redis_prefix, report
-from bot.waits import BUSY
 from persona.library import PersonaLibrary
+from persona.lines import BUSY
 from tests.qq.onebot_impl import OneBotImpl, text
 from tests.support.ports import free_port, wait_listening
 

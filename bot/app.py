@@ -35,11 +35,12 @@ from core.knowledge import Knowledge
 from core.llm import ChatModel, OpenAIChat
 from core.serving import ServerProfile
 from memory.knowledge import open_knowledge
-from memory.knowledge.embedding import open_embedder
+from memory.knowledge.embedders import open_embedder
 from memory.open import open_store
 from memory.recall_dense import DenseRecall, open_dense
 from memory.store import ConversationStore, StoreError
 from memory.summarizer import Summarizer
+from persona.card import Persona
 from persona.library import PersonaError, PersonaLibrary
 from voice import open_voice
 from voice.base import Voice
@@ -66,7 +67,7 @@ class App:
     store: ConversationStore
     personas: PersonaLibrary
     model: ChatModel | None
-    knowledge: Knowledge
+    knowledge: Knowledge[Persona]
     voice: Voice | None
     background: Background
     chain: Chain
@@ -102,7 +103,7 @@ class App:
         settings: Settings,
         *,
         clocks: Clocks | None = None,
-        knowledge: Knowledge | None = None,
+        knowledge: Knowledge[Persona] | None = None,
         voice: Voice | None = None,
     ) -> AsyncIterator[App]:
         """Build the app; everything built here is closed on exit."""
@@ -166,7 +167,7 @@ def build_pipeline(
     settings: Settings,
     store: ConversationStore,
     model: ChatModel | None,
-    knowledge: Knowledge,
+    knowledge: Knowledge[Persona],
     voice: Voice | None,
     background: Background,
     clocks: Clocks,

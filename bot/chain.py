@@ -10,17 +10,17 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from bot import metrics
+from bot.addressing import addressed
 from bot.burst import Bursts, merge
 from bot.conversations import Conversations
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
 from bot.ledger import Ledger
-from bot.stages.gate import addressed
-from bot.stages.guard import MOMENT, in_language, pick
-from bot.waits import BUSY, Waits
+from bot.waits import Waits
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
 from memory.journal import Route
 from memory.store import ConversationStore
+from persona.lines import canned
 
 log = logging.getLogger(__name__)
 Send = Callable[[Reply], Awaitable[object]]
@@ -249,15 +249,9 @@ class Chain:
         persona, _, _ = await self.conversations.here(msg)
         if not addressed(msg, msg.text, persona):
             return None  # a remark the character may never answer gets no notice either
-        card = persona.card
-        line = pick(card.lines.busy or in_language(BUSY, card.language), f"{msg.user_id}:{msg.message_id}")
-        text = persona.render(line, msg.display_name or None)
-        return Reply(text, persona.id, persona.name, "canned", reply_to=msg.message_id)
+        return canned(persona, "busy", msg)
 
     def _moment(self, ex: Exchange) -> Exchange:
         """The character's "give me a moment" line, when a message could not be handled."""
-        persona, msg = ex.persona, ex.incoming
-        line = pick(persona.card.lines.moment or in_language(MOMENT, persona.card.language), msg.message_id)
-        text = persona.render(line, msg.display_name or None)
-        return replace(ex, draft=text, mode="fallback",
-                       reply=Reply(text, persona.id, persona.name, "fallback", reply_to=msg.message_id))
+        reply = canned(ex.persona, "moment", ex.incoming, "fallback")
+        return replace(ex, draft=reply.text, mode="fallback", reply=reply)

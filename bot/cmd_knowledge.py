@@ -37,7 +37,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def ingest_cmd(args: argparse.Namespace) -> int:
     """Ingest files for one persona."""
     from memory.knowledge import knowledge_root
-    from memory.knowledge.embedding import EmbeddingError, open_embedder
+    from memory.knowledge.embedders import open_embedder
+    from memory.knowledge.embedding import EmbeddingError
     from memory.knowledge.index import Layout
     from memory.knowledge.ingest import Ingestor
     from memory.knowledge.reading import SourceError
@@ -103,7 +104,8 @@ def no_embedder(mode: str) -> bool:
 
 def eval_retrieval_cmd(args: argparse.Namespace) -> int:
     """Evaluate retrieval on a corpus and a query set."""
-    from memory.knowledge.embedding import EmbeddingError, open_embedder
+    from memory.knowledge.embedders import open_embedder
+    from memory.knowledge.embedding import EmbeddingError
     from memory.knowledge.evaluate import evaluate
     from memory.knowledge.reading import SourceError
 

@@ -21,11 +21,11 @@ from typing import Literal
 
 from bot.chain import Chain
 from bot.exchange import ChannelSettings
-from bot.stages.guard import in_language
 from core.config import InitiativeConfig
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
 from memory.store import ConversationStore, StoreError
+from persona.lines import in_language
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,6 @@ log = logging.getLogger(__name__)
 Send = Callable[[Reply], Awaitable[object]]
 Compose = Callable[[Incoming], Awaitable[Reply | None]]  # the busy line for a message, None: not for this one
 
-# The character's busy lines when its card has none of its own.
-BUSY = {
-    "zh": ["稍等一下，我正忙着回别人，马上就到你。", "人有点多，我一个一个来，等我一会儿。"],
-    "en": ["One moment — I'm answering someone else, you're next.", "Busy right now; give me a moment."],
-    "ja": ["ちょっと待ってね、今ほかの人に返事してるところ。", "少し混んでるの、順番に答えるね。"],
-}
-
 
 @dataclass(eq=False)
 class _Waiting:

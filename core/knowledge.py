@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol, TypeVar
 
 from core.text import estimate_tokens
 
-if TYPE_CHECKING:  # a type name only: core imports no other layer at run time
-    from persona.card import Persona
+# The character knowledge is looked up for: the layer above names its own type (persona.card.Persona),
+# so core names nothing above it.
+Character = TypeVar("Character", contravariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +32,11 @@ class Lookup:
     scenes: tuple[Passage, ...] = ()
 
 
-class Knowledge(Protocol):
+class Knowledge(Protocol[Character]):
     """Retrieval over a persona's source work and card."""
 
     async def lookup(
-        self, persona: Persona, query: str, recent: Sequence[str], max_chapter: int | None
+        self, persona: Character, query: str, recent: Sequence[str], max_chapter: int | None
     ) -> Lookup:
         """Passages, lore and scenes for this message, within their token budgets."""
         ...
@@ -49,7 +50,7 @@ class NoKnowledge:
     """Knowledge switched off: nothing is looked up."""
 
     async def lookup(
-        self, persona: Persona, query: str, recent: Sequence[str], max_chapter: int | None
+        self, persona: object, query: str, recent: Sequence[str], max_chapter: int | None
     ) -> Lookup:
         """Nothing found."""
         return Lookup()

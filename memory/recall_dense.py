@@ -22,21 +22,19 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from core.background import Background
 from core.config import ConfigError, KnowledgeConfig, MemoryConfig
 from core.text import char_classes
-from memory.knowledge.embedding import Embedder, open_embedder
+from memory.knowledge.embedders import open_embedder
+from memory.knowledge.embedding import Embedder
 from memory.turns import SessionKey, Turn
 from memory.vector_cache import VectorCache, digest
-
-if TYPE_CHECKING:
-    from memory.episodes import EpisodeIndex
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +46,19 @@ MIN_Z = 2.0  # a turn must be this many standard deviations more similar than th
 DENSE_K = 4  # at most this many turns come from the dense side (BM25's own hits are kept as they are)
 MIN_TURNS = 8  # fewer embedded turns than this: no average to stand out from, dense stays out
 CACHE_FILE = "memory-vectors.sqlite3"
+
+
+class EpisodeIndex(Protocol):
+    """What dense recall reads of a conversation's episode index (memory.episodes): its turns, in document order."""
+
+    @property
+    def turns(self) -> Sequence[Turn]:
+        """Document i is turns[i]."""
+        ...
+
+    def __len__(self) -> int:
+        """How many documents."""
+        ...
 
 
 def turn_text(turn: Turn) -> str:

@@ -13,6 +13,7 @@ import redis
 
 from core.config import Settings, load_config
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.ports import free_port
 from tests.support.shared_data import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,8 +89,8 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeSettin
             "knowledge": {"enabled": False},
             # replies go out whole and at once unless a test turns pacing on (tests/*/test_pacing.py)
             "pacing": {"enabled": False},
-            # a bot process a test starts opens no web page (whose fixed port would clash) unless asked
-            "web": {"enabled": False},
+            # the web page (on by default) on a port of its own: two runs on one machine never collide
+            "web": {"port": free_port()},
         }
         for name, values in sections.items():
             data.setdefault(name, {}).update(values)

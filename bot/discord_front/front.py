@@ -8,6 +8,7 @@ from typing import Any
 import discord
 
 from bot import metrics
+from bot.addressing import addressed
 from bot.app import App
 from bot.commands import Commands
 from bot.discord_front.arrivals import Arrivals, Ticket
@@ -18,7 +19,6 @@ from bot.discord_front.slash import build_tree, sync_tree
 from bot.discord_front.webhooks import WebhookPool
 from bot.pacing import Pacing
 from bot.split import split_text
-from bot.stages.gate import addressed
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
 from persona.card import Persona

@@ -7,26 +7,13 @@ import random
 import time
 from collections.abc import Callable
 
+from bot.addressing import addressed, keep_as_context
 from bot.exchange import Exchange
 from core.config import BotConfig
-from core.messages import Incoming
 from core.sanitize import clean_input
 from memory.store import ConversationStore
-from memory.turns import Turn
-from persona.card import Persona
-from persona.library import name_position
 
 log = logging.getLogger(__name__)
-
-
-def names_in(text: str, names: list[str]) -> bool:
-    """True when a name occurs: as a whole word for Latin names, anywhere for CJK ones."""
-    return any(name_position(text, name) >= 0 for name in names)
-
-
-def addressed(msg: Incoming, text: str, persona: Persona) -> bool:
-    """Is the character spoken to: a direct chat, an @, a reply to it, or its name in the text."""
-    return msg.is_direct or msg.mentions_bot or msg.reply_to_bot or names_in(text, persona.triggers())
 
 
 class Gate:
@@ -89,11 +76,3 @@ class Gate:
         if not ex.incoming.is_direct:
             await keep_as_context(self.store, ex, clean_input(ex.text, self.cfg.max_input_chars), self.clock())
 
-
-async def keep_as_context(store: ConversationStore, ex: Exchange, text: str, at: float) -> None:
-    """Store a message the character does not answer as an unaddressed turn (nothing when empty)."""
-    if not text:
-        return
-    msg = ex.incoming
-    turn = Turn("user", text, msg.user_id, msg.display_name, addressed=False, at=at, message_id=msg.message_id)
-    await store.append(ex.session, [turn])

@@ -12,19 +12,14 @@ import logging
 from dataclasses import replace
 
 from bot.exchange import Exchange
-from bot.stages.guard import in_language, pick
 from core.fetch import Fetcher, FetchError, FetchPolicy, host_of
-from core.messages import Attachment, Reply
+from core.messages import Attachment
+from persona.lines import canned, in_language
 from voice.hearing import Heard, Transcriber
 
 log = logging.getLogger(__name__)
 
 SPOKEN = {"zh": "（语音）", "en": "(voice) ", "ja": "（音声）"}
-NOT_HEARD = {
-    "zh": ["刚才那段语音我没听清，打字告诉我好吗？", "嗯？语音听不清楚，用文字说吧。"],
-    "en": ["I couldn't make out that voice message — type it for me?", "Your voice message didn't come through; say it in words?"],
-    "ja": ["今の音声、よく聞こえなかった。文字で教えて？"],
-}
 
 
 def voice_of(ex: Exchange) -> Attachment | None:
@@ -62,13 +57,10 @@ class Listen:
         why = heard.reason if heard is not None and not isinstance(heard, Heard) else (
             "unreachable" if available else "no [voice] stt_url")
         log.info("voice message from %s:%s not heard (%s)", ex.incoming.platform, ex.incoming.user_id, why)
-        msg, persona = ex.incoming, ex.persona
-        lines = card.lines.not_heard or in_language(NOT_HEARD, card.language)
-        text = persona.render(pick(lines, f"{msg.user_id}:{msg.message_id}"), msg.display_name or None)
+        reply = canned(ex.persona, "not_heard", ex.incoming)
         if ex.sink:
-            await ex.sink(text)
-        reply = Reply(text, persona.id, persona.name, "canned", reply_to=msg.message_id)
-        return replace(ex, draft=text, mode="canned", reply=reply)
+            await ex.sink(reply.text)
+        return replace(ex, draft=reply.text, mode="canned", reply=reply)
 
     async def close(self) -> None:
         """Release the HTTP clients."""

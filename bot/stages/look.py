@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot.exchange import Exchange
-from bot.stages.guard import in_language
 from core.images import Image, ImageGate
 from core.serving import ServerProfile
+from persona.lines import in_language
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from memory.facts import conversation_of
 from memory.recall_dense import DenseRecall
 from memory.store import ConversationStore
 from memory.turns import Fact, Turn
+from persona.card import Persona
 
 CONTEXT_TURNS = 3  # the last few messages, besides the message itself, that steer recall
 ALWAYS_SHOWN = 4  # the newest window turns, which the prompt always holds: never recalled
@@ -65,7 +66,7 @@ class Recall:
         self,
         cfg: MemoryConfig,
         store: ConversationStore,
-        knowledge: Knowledge,
+        knowledge: Knowledge[Persona],
         clock: Callable[[], float] = time.time,
         episodes: EpisodicMemory | None = None,
         dense: DenseRecall | None = None,

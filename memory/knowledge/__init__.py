@@ -11,6 +11,7 @@ from core.config import Settings
 from core.knowledge import Knowledge, NoKnowledge
 from memory.knowledge.base import KnowledgeBase
 from memory.knowledge.catalog import Catalog
+from memory.knowledge.embedders import open_embedder
 from memory.knowledge.embedding import (
     EMBED_EXTRA,
     HOW_TO_ADD,
@@ -18,9 +19,9 @@ from memory.knowledge.embedding import (
     Embedder,
     EmbeddingError,
     describe,
-    open_embedder,
 )
 from memory.knowledge.index import CATALOG_FILE
+from persona.card import Persona
 
 
 def knowledge_root(settings: Settings) -> Path:
@@ -28,7 +29,7 @@ def knowledge_root(settings: Settings) -> Path:
     return settings.bot.data_dir / "knowledge"
 
 
-async def open_knowledge(settings: Settings, embedder: Embedder | None = None) -> Knowledge:
+async def open_knowledge(settings: Settings, embedder: Embedder | None = None) -> Knowledge[Persona]:
     """The knowledge lookup for the bot (built once by the composition root; opens nothing yet).
 
     `embedder`: one the caller opened and closes (shared with memory recall); else its own."""

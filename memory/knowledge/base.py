@@ -13,7 +13,8 @@ from typing import Any
 
 from core.config import KnowledgeConfig
 from core.knowledge import Lookup, Passage, pack
-from memory.knowledge.embedding import Embedder, open_embedder
+from memory.knowledge.embedders import open_embedder
+from memory.knowledge.embedding import Embedder
 from memory.knowledge.index import Layout, SourceIndex
 from memory.knowledge.lorebook import scan
 from memory.knowledge.retrieval import Found, Mode, Reranker, Retriever, dense_weight

@@ -1,15 +1,18 @@
-"""The two embedders: an OpenAI-compatible `/v1/embeddings` server, and sentence-transformers in process."""
+"""The two embedders (an OpenAI-compatible `/v1/embeddings` server, sentence-transformers in process) and the one `[knowledge]` names."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
-from memory.knowledge.embedding import DEFAULT_NAME, EMBED_EXTRA, MINILM, EmbeddingError, model_key, unit
+from memory.knowledge.embedding import DEFAULT_NAME, EMBED_EXTRA, MINILM, Embedder, EmbeddingError, model_key, unit
+
+if TYPE_CHECKING:
+    from core.config import KnowledgeConfig
 
 _EXCERPT = 200
 
@@ -152,3 +155,13 @@ class LocalEmbedder:
 
     def close(self) -> None:
         """Nothing to release (the model goes with the process)."""
+
+
+def open_embedder(cfg: KnowledgeConfig) -> Embedder | None:
+    """The embedder `[knowledge]` names, or None when none is configured (nothing is loaded yet)."""
+    if cfg.embedding_url:
+        return HttpEmbedder(cfg.embedding_url, cfg.embedding_model, cfg.embedding_api_key.get_secret_value(),
+                            cfg.embedding_timeout)
+    if cfg.embedding_path:
+        return LocalEmbedder(cfg.embedding_path)
+    return None

@@ -1,4 +1,4 @@
-"""Embeddings: what dense retrieval needs from a model, and the one the config names (if any).
+"""Embeddings: what dense retrieval needs from a model (the embedders themselves, and the one the config names, are in embedders.py).
 
 Two kinds, chosen by `[knowledge]`: an OpenAI-compatible `/v1/embeddings` server (`embedding_url`
 + `embedding_model`), or a sentence-transformers model in this process (`embedding_path`, from
@@ -61,18 +61,6 @@ def unit(vectors: list[list[float]]) -> list[list[float]]:
     arr = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(arr, axis=1, keepdims=True)
     return (arr / np.where(norms > 0, norms, 1.0)).tolist()  # type: ignore[no-any-return]
-
-
-def open_embedder(cfg: KnowledgeConfig) -> Embedder | None:
-    """The embedder `[knowledge]` names, or None when none is configured (nothing is loaded yet)."""
-    from memory.knowledge.embedders import HttpEmbedder, LocalEmbedder
-
-    if cfg.embedding_url:
-        return HttpEmbedder(cfg.embedding_url, cfg.embedding_model, cfg.embedding_api_key.get_secret_value(),
-                            cfg.embedding_timeout)
-    if cfg.embedding_path:
-        return LocalEmbedder(cfg.embedding_path)
-    return None
 
 
 def describe(cfg: KnowledgeConfig) -> str:

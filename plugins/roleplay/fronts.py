@@ -67,10 +67,9 @@ def _front(bot: Bot, event: Event) -> tuple[Front, str] | None:
 
     if isinstance(bot, OneBot) and isinstance(event, OneBotMessage):
         from plugins.roleplay import onebot
-        from plugins.roleplay.replay import onebot_route
 
         return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice, onebot_react,
-                     onebot_poster, onebot.answer_privately, onebot_route), onebot.group_of(event)
+                     onebot_poster, onebot.answer_privately, onebot.onebot_route), onebot.group_of(event)
     try:  # the official adapter is optional in a host project
         from nonebot.adapters.qq import Bot as OfficialBot
         from nonebot.adapters.qq import MessageEvent as OfficialMessage

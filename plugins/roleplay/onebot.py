@@ -20,9 +20,11 @@ from bot.app import App
 from bot.pacing import Pacing
 from core.messages import Attachment, Incoming, Reply
 from core.sanitize import clean_name
+from memory.journal import Route
 from plugins.roleplay.delivery import clip_of, pause, plan, waited
 
 log = logging.getLogger(__name__)
+FRONT = "onebot"  # the journal files OneBot messages, and finds their replayer, under this name
 
 _KINDS = {"image": "image", "record": "voice", "video": "video", "file": "file"}
 
@@ -150,3 +152,18 @@ async def _forward(bot: Bot, event: MessageEvent, reply: Reply, chunks: tuple[st
         log.warning("merged-forward refused (%s); sending separate messages", exc)
         return False
     return True
+
+
+def onebot_route(bot: Bot, event: MessageEvent) -> Route:
+    """The ids a reply to this OneBot message event needs."""
+    ids = {
+        "self_id": str(bot.self_id),
+        "message_type": str(event.message_type),
+        "user_id": str(event.user_id),
+        "message_id": str(event.message_id),
+        "time": str(event.time),
+    }
+    group = getattr(event, "group_id", None)
+    if group is not None:
+        ids["group_id"] = str(group)
+    return Route(FRONT, ids)

@@ -13,27 +13,12 @@ from typing import Any
 
 from bot.app import App
 from core.messages import Incoming
-from memory.journal import Entry, Route
+from memory.journal import Entry
 from plugins.roleplay.fronts import Front, front_for
+from plugins.roleplay.onebot import FRONT as FRONT  # the name the plugin registers this replayer under
 
-FRONT = "onebot"
 POLL_SECONDS = 0.2  # how often a replay looks for its account's connection
 Answer = Callable[[App, Front, Any, Any, Incoming], Awaitable[None]]
-
-
-def onebot_route(bot: Any, event: Any) -> Route:
-    """The ids a reply to this OneBot message event needs."""
-    ids = {
-        "self_id": str(bot.self_id),
-        "message_type": str(event.message_type),
-        "user_id": str(event.user_id),
-        "message_id": str(event.message_id),
-        "time": str(event.time),
-    }
-    group = getattr(event, "group_id", None)
-    if group is not None:
-        ids["group_id"] = str(group)
-    return Route(FRONT, ids)
 
 
 def event_of(entry: Entry) -> Any:

@@ -314,7 +314,7 @@ async def test_neutral_sampling_fields_are_left_out(make_settings: MakeSettings,
 
 
 def test_names_summon_as_words() -> None:
-    from bot.stages.gate import names_in
+    from bot.addressing import names_in
 
     assert names_in("Horo, are you there?", ["赫萝", "Horo"])
     assert not names_in("my horoscope says", ["赫萝", "Horo"])

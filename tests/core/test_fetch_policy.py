@@ -18,11 +18,11 @@ import httpx
 import pytest
 
 from bot.app import App
-from bot.stages.listen import NOT_HEARD
 from core.config import ConfigError, LLMConfig, load_config
 from core.fetch import Fetcher, FetchError, FetchPolicy
 from core.images import Image, ImageGate
 from core.messages import Attachment, Incoming
+from persona.lines import NOT_HEARD
 from tests.conftest import MakeSettings
 from tests.core.test_vision_parts import PNG
 from tests.support.media_server import MediaServer, certificate

@@ -110,6 +110,7 @@ def posted(make_settings: MakeSettings, llm: FakeOpenAI) -> Iterator[Posted]:
             runner.run(stack.aclose())
 
 
+@pytest.mark.slow  # minutes: `make test` runs it, `make check` does not
 @settings(
     max_examples=MESSAGES, deadline=None, database=None, print_blob=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],

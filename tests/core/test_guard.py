@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import App
-from bot.stages.guard import CALLED, NO_PICTURES, PICTURE, RATE_LIMITED
+from bot.stages.guard import CALLED, PICTURE
 from core.messages import Attachment, Incoming
 from memory.turns import SessionKey
+from persona.lines import NO_PICTURES, RATE_LIMITED
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
 from tests.support.requests import replies

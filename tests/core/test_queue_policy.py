@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from bot.app import App, Clocks
-from bot.waits import BUSY
 from core.messages import Incoming, Reply
 from core.slots import Slots
+from persona.lines import BUSY
 from tests.conftest import MakeSettings
 from tests.core.test_metrics import moved, scrape
 from tests.support.openai_server import FakeOpenAI, Script

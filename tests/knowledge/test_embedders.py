@@ -14,8 +14,8 @@ import pytest
 
 from core.config import ConfigError, KnowledgeConfig, load_config
 from memory.knowledge.base import DENSE_RETRY_SECONDS, KnowledgeBase
-from memory.knowledge.embedders import HttpEmbedder, LocalEmbedder
-from memory.knowledge.embedding import MINILM, EmbeddingError, open_embedder
+from memory.knowledge.embedders import HttpEmbedder, LocalEmbedder, open_embedder
+from memory.knowledge.embedding import MINILM, EmbeddingError
 from memory.knowledge.index import Layout
 from memory.knowledge.vectors import collection_name, open_client
 from tests.conftest import ROOT, MakeSettings

@@ -49,6 +49,7 @@ def write_config(folder: Path, llm: FakeOpenAI, redis_url: str, prefix: str, qq:
         "memory": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix, "summary": False, "facts": False},
         "knowledge": {"enabled": False},
         "qq": {"enabled": True, **qq},
+        "web": {"port": free_port()},  # the web page, on by default, on a port of its own
     }
     path = folder / "config.toml"
     path.write_text(tomli_w.dumps(data), encoding="utf-8")

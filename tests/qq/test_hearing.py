@@ -12,9 +12,8 @@ import pytest
 from nonebot.adapters.onebot.v11 import Adapter, Bot, Message, MessageSegment
 from nonebug import App as NoneBugApp
 
-from bot.stages.guard import pick
-from bot.stages.listen import NOT_HEARD
 from memory.turns import SessionKey
+from persona.lines import NOT_HEARD, pick
 from tests.qq.conftest import SELF_ID, group_event, private_event
 from tests.support.openai_server import FakeOpenAI, Script
 from tests.support.stt_server import FakeTranscriber

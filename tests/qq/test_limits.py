@@ -75,8 +75,7 @@ async def bot(llm_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) 
     (folder / "config.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-    env |= {"BOT_QQ__PORT": str(port), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT),
-            "BOT_WEB__ENABLED": "false"}
+    env |= {"BOT_QQ__PORT": str(port), "BOT_WEB__PORT": str(free_port()), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     log = folder / "bot.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.qq.official_server import ACCESS_TOKEN, OfficialQQ
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.ports import free_port
 
 APP_ID, SECRET = "102000001", "official-secret-value"
 
@@ -41,7 +42,7 @@ async def test_group_at_and_c2c_over_the_official_gateway(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")} | {
-        "PYTHONPATH": str(ROOT), "BOT_QQ__PORT": str(port),
+        "PYTHONPATH": str(ROOT), "BOT_QQ__PORT": str(port), "BOT_WEB__PORT": str(free_port()),
         "BOT_QQ__OFFICIAL_APP_ID": APP_ID, "BOT_QQ__OFFICIAL_SECRET": SECRET,
         # nonebot-adapter-qq's own settings, read by nonebot from the environment
         "QQ_API_BASE": official.base, "QQ_AUTH_BASE": official.base + "app/getAppAccessToken",

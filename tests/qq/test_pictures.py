@@ -8,8 +8,8 @@ import nonebot
 from nonebot.adapters.onebot.v11 import Adapter, Bot, Message, MessageSegment
 from nonebug import App as NoneBugApp
 
-from bot.stages.guard import pick
 from memory.turns import SessionKey
+from persona.lines import pick
 from tests.qq.conftest import SELF_ID, private_event
 from tests.support.openai_server import FakeOpenAI, Script
 

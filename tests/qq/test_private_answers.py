@@ -58,7 +58,7 @@ async def bot(llm_server: FakeOpenAI, redis_url: str, tmp_path_factory: pytest.T
     settings = _config(folder, llm_server, redis_url, prefix)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
-    env |= {"BOT_QQ__PORT": str(port), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    env |= {"BOT_QQ__PORT": str(port), "BOT_WEB__PORT": str(free_port()), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     log = folder / "bot.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(

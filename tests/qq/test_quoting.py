@@ -14,8 +14,8 @@ from nonebot.adapters.onebot.v11 import Adapter, Bot, GroupMessageEvent, Message
 from nonebug import App as NoneBugApp
 
 from bot.app import App
-from bot.stages.guard import pick
 from core.llm import OpenAIChat
+from persona.lines import pick
 from tests.qq.conftest import SELF_ID, group_event
 from tests.support.openai_server import FakeOpenAI, Script
 

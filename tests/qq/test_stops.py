@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import MakeSettings
 from tests.qq.onebot_impl import text
 from tests.support.bot_process import BotProcess, Recorder
@@ -67,6 +69,7 @@ def settings_for(make_settings: MakeSettings, llm: FakeOpenAI, concurrency: int,
     return settings.source
 
 
+@pytest.mark.slow  # two bot processes and a burst
 async def test_sigterm_mid_burst_drains_then_the_restart_answers_the_rest_once(
     make_settings: MakeSettings, llm: FakeOpenAI, redis_url: str, redis_prefix: str
 ) -> None:
@@ -110,6 +113,7 @@ async def test_sigterm_mid_burst_drains_then_the_restart_answers_the_rest_once(
         await bot.close()
 
 
+@pytest.mark.slow  # two bot processes and a burst
 async def test_kill_9_every_journaled_message_is_answered_after_the_restart_once(
     make_settings: MakeSettings, llm: FakeOpenAI
 ) -> None:

@@ -207,10 +207,3 @@ def test_stop_is_fast_with_slow_request_in_progress() -> None:
     t.join(timeout=2.0)
     assert not t.is_alive() and isinstance(errors[0], openai.APIConnectionError)
 
-
-def test_langchain_openai_invoke_and_stream(srv: FakeOpenAI) -> None:
-    chat_openai = pytest.importorskip("langchain_openai").ChatOpenAI
-    llm = chat_openai(model="test-model", base_url=srv.base_url, api_key="sk-test", max_retries=0)
-    srv.push(Script(text="你好，旅人。"), Script(text="流式回复内容"))
-    assert llm.invoke("hi").content == "你好，旅人。"
-    assert "".join(str(c.content) for c in llm.stream("hi")) == "流式回复内容"

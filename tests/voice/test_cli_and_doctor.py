@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
 from tests.voice.vits_server import FakeVits
@@ -22,6 +24,7 @@ def run_cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # the real voice model
 def test_cli_speaks_japanese_with_the_embedded_voice(make_settings: MakeSettings, tmp_path: Path) -> None:
     make_settings(llm={"provider": "offline"})
     out = tmp_path / "clips" / "horo.wav"

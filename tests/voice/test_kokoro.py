@@ -12,6 +12,8 @@ from voice.audio import decode, encode, loudness
 from voice.base import VoiceError
 from voice.kokoro import KokoroEngine
 
+pytestmark = pytest.mark.slow  # the real voice model
+
 
 @pytest.fixture(scope="module")
 def kokoro() -> Iterator[KokoroEngine]:

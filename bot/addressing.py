@@ -1,0 +1,29 @@
+"""Is the character spoken to, and what becomes of a message it does not answer."""
+
+from __future__ import annotations
+
+from bot.exchange import Exchange
+from core.messages import Incoming
+from memory.store import ConversationStore
+from memory.turns import Turn
+from persona.card import Persona
+from persona.library import name_position
+
+
+def names_in(text: str, names: list[str]) -> bool:
+    """True when a name occurs: as a whole word for Latin names, anywhere for CJK ones."""
+    return any(name_position(text, name) >= 0 for name in names)
+
+
+def addressed(msg: Incoming, text: str, persona: Persona) -> bool:
+    """Is the character spoken to: a direct chat, an @, a reply to it, or its name in the text."""
+    return msg.is_direct or msg.mentions_bot or msg.reply_to_bot or names_in(text, persona.triggers())
+
+
+async def keep_as_context(store: ConversationStore, ex: Exchange, text: str, at: float) -> None:
+    """Store a message the character does not answer as an unaddressed turn (nothing when empty)."""
+    if not text:
+        return
+    msg = ex.incoming
+    turn = Turn("user", text, msg.user_id, msg.display_name, addressed=False, at=at, message_id=msg.message_id)
+    await store.append(ex.session, [turn])
