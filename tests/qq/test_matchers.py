@@ -14,6 +14,7 @@ from core.conversation import Conversation
 from memory.turns import SessionKey
 from tests.qq.conftest import SELF_ID, group_event, private_event
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.texts import unbroken_chinese
 from tests.voice.vits_server import FakeVits
 
 
@@ -69,7 +70,7 @@ async def test_cq_looking_model_text_stays_one_text_segment(app: NoneBugApp, qq_
 
 async def test_long_reply_is_split_into_several_messages(app: NoneBugApp, qq_app: Any, llm: FakeOpenAI) -> None:
     await qq_app(qq={"message_chars": 60, "forward_over_chars": 0})
-    first, second = "甲" * 50 + "。", "乙" * 50 + "。"
+    first, second = unbroken_chinese(44, 1) + "。", unbroken_chinese(44, 2) + "。"
     llm.push(Script(text=f"{first}\n\n{second}"))
     event = group_event("讲个长故事", to_me=True)
     async with app.test_matcher() as ctx:
@@ -82,7 +83,7 @@ async def test_reply_past_the_threshold_goes_out_as_merged_forward_after_a_quoti
     app: NoneBugApp, qq_app: Any, llm: FakeOpenAI
 ) -> None:
     await qq_app(qq={"message_chars": 60, "forward_over_chars": 80})
-    first, second, third = "甲" * 50 + "。", "乙" * 50 + "。", "丙" * 50 + "。"
+    first, second, third = unbroken_chinese(44, 1) + "。", unbroken_chinese(44, 2) + "。", unbroken_chinese(44, 3) + "。"
     llm.push(Script(text=f"{first}\n\n{second}\n\n{third}"))
     event = group_event("讲个长故事", to_me=True)
     nodes = [
@@ -98,7 +99,7 @@ async def test_refused_merged_forward_falls_back_to_separate_messages(
     app: NoneBugApp, qq_app: Any, llm: FakeOpenAI
 ) -> None:
     await qq_app(qq={"message_chars": 60, "forward_over_chars": 80})
-    first, second = "甲" * 50 + "。", "乙" * 50 + "。"
+    first, second = unbroken_chinese(44, 1) + "。", unbroken_chinese(44, 2) + "。"
     llm.push(Script(text=f"{first}{second}"))
     event = private_event("讲个长故事", message_id=600)
     nodes = [

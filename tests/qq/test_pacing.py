@@ -17,6 +17,7 @@ from nonebug import App as NoneBugApp
 from tests.qq.conftest import SELF_ID, group_event, private_event
 from tests.qq.test_matchers import _AnyRecord
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.texts import unbroken_chinese
 from tests.voice.vits_server import FakeVits
 
 PACING = {"enabled": True, "chars_per_second": 10.0, "min_delay_seconds": 0.5, "max_delay_seconds": 2.0,
@@ -87,7 +88,7 @@ async def test_a_merged_forward_follows_its_quoting_first_part_after_one_delay(
 ) -> None:
     event = group_event("讲个长故事", to_me=True)
     slept = await _paced(qq_app, event.time, qq={"message_chars": 60, "forward_over_chars": 80})
-    first, second, third = "甲" * 50 + "。", "乙" * 50 + "。", "丙" * 50 + "。"
+    first, second, third = unbroken_chinese(44, 1) + "。", unbroken_chinese(44, 2) + "。", unbroken_chinese(44, 3) + "。"
     llm.push(Script(text=f"{first}\n\n{second}\n\n{third}"))
     nodes = [MessageSegment.node_custom(int(SELF_ID), "赫萝", Message(MessageSegment.text(t))) for t in (second, third)]
     async with app.test_matcher() as ctx:

@@ -31,3 +31,9 @@ def talkative_persona(folder: Path, persona: str = "horo", most: int = 20_000) -
     (folder / persona).mkdir(parents=True, exist_ok=True)
     (folder / persona / "card.toml").write_text(tomli_w.dumps(card), encoding="utf-8")
     return folder
+
+
+def unbroken_chinese(chars: int, seed: int = 0) -> str:
+    """`chars` Chinese characters with no punctuation at all (one long clause) that never loop."""
+    rng = random.Random(seed)
+    return "".join(chr(0x4E00 + rng.randrange(6000)) for _ in range(chars))
