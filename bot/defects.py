@@ -10,7 +10,7 @@ the start of something it will have to take back.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,6 +54,14 @@ def language_of(text: str, default: str) -> str:
     if latin >= 8 and latin > cjk * 3:
         return "en"
     return "en" if default.startswith("en") else "zh"
+
+
+def conversation_language(text: str, said: Sequence[str], unprompted: bool, default: str) -> str:
+    """The language a reply should be in: the message's, or for a line the character starts on its
+    own (whose text is the bot's nudge, in the card's language) the last thing a person said."""
+    if unprompted:
+        text = next((t for t in reversed(said) if t.strip()), "")
+    return language_of(text, default)
 
 
 def known_words(texts: Iterable[str]) -> frozenset[str]:

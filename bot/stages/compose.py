@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from bot.defects import language_of
+from bot.defects import conversation_language
 from bot.exchange import Exchange
 from core.config import LLMConfig, MemoryConfig
 from core.knowledge import Passage, pack
@@ -114,7 +114,9 @@ class Compose:
         stable = self.stable(persona)
         # the character's rules name no member: a display name is anyone's text, shown only as data
         reminder = persona.render(persona.card.post_history_instructions.strip())
-        hint = length_hint(persona, group, language_of(ex.text, persona.card.language))
+        said = [t.text for t in ex.history if t.role == "user"]
+        hint = length_hint(persona, group, conversation_language(ex.text, said, bool(ex.incoming.unprompted),
+                                                                 persona.card.language))
         reminder = f"{reminder}\n{hint}".strip()  # last, so the prefix stays the same
         left = self.room() - count(stable) - MESSAGE_OVERHEAD
         if reminder:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from bot import metrics
-from bot.defects import Defect, DefectScan, known_words, language_of
+from bot.defects import Defect, DefectScan, conversation_language, known_words
 from bot.exchange import Exchange
 from bot.hygiene import Hidden, ReplyCheck, whole_sentences
 from bot.offline import Offline
@@ -142,8 +142,8 @@ class Generate:
 
     def _scan(self, ex: Exchange, speakers: list[str]) -> DefectScan:
         persona = ex.persona
-        language = language_of(ex.text, persona.card.language)
         said = [t.text for t in ex.history[-6:] if t.role == "user"]
+        language = conversation_language(ex.text, said, bool(ex.incoming.unprompted), persona.card.language)
         known = known_words([ex.text, *said, *speakers, persona.name, *persona.card.nickname, *persona.card.aliases])
         return DefectScan(language, persona.length(not ex.incoming.is_direct).max, known)
 

@@ -87,14 +87,15 @@ def fits_phone(driver: Any) -> bool:
 
 
 async def test_login_link_then_a_streamed_chat_on_a_phone_sized_screen(page: Page, llm: FakeOpenAI, browser: Any) -> None:
-    llm.push(Script(text="咱是贤狼赫萝。苹果很好吃呢。" * 3, chunk_size=3, chunk_delay=0.005))
+    said = "咱是约伊兹的贤狼赫萝。苹果很好吃呢，汝也尝尝？今晚的月亮真圆，适合喝一杯。"
+    llm.push(Script(text=said, chunk_size=3, chunk_delay=0.005))
     await off(browser.get, f"{page.base}/?token={TOKEN}")
     assert browser.current_url == f"{page.base}/chat"  # the token is gone from the address
     cookie = next(c for c in await off(browser.get_cookies) if c["name"] == "rp_session")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     box = await off(browser.find_element, By.ID, "text")
     await off(box.send_keys, "你是谁？" + Keys.ENTER)
-    await until(lambda: "咱是贤狼赫萝。苹果很好吃呢。" * 3 in browser.find_element(By.ID, "log").text)
+    await until(lambda: said in browser.find_element(By.ID, "log").text)
     assert "你是谁？" in (await off(browser.find_element, By.ID, "log")).text
     assert await off(fits_phone, browser)
     await off(browser.save_screenshot, str(SHOTS / "web-chat.png"))

@@ -15,6 +15,7 @@ from core.messages import Incoming
 from memory.turns import SessionKey
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.texts import varied_chinese
 from tests.web.support import HOSTILE_NAME, HOSTILE_TEXT, TOKEN, Page, running_page, web_section
 
 API_KEY = "sk-very-secret-model-key-123456"
@@ -116,14 +117,14 @@ async def test_a_change_needs_this_pages_origin(page: Page) -> None:
 
 
 async def test_chat_streams_the_reply_and_runs_commands(page: Page, llm: FakeOpenAI) -> None:
-    said = "月亮很圆呢，咱最喜欢了。" * 12
+    said = varied_chinese(199, 7) + "。"
     llm.push(Script(text=said, chunk_size=3, chunk_delay=0.002))
     async with httpx.AsyncClient(base_url=page.base, headers=BEARER) as client:
         async with client.stream("POST", "/chat/send", json={"text": "你好", "persona": "horo"}) as r:
             assert r.status_code == 200
             lines = [json.loads(x) async for x in r.aiter_lines() if x]
         deltas = [x["delta"] for x in lines if "delta" in x]
-        assert len(deltas) > 1 and "".join(deltas).startswith("月亮")
+        assert len(deltas) > 1 and "".join(deltas) == said
         assert lines[-1]["reply"] == said and lines[-1]["name"] == page.app.personas.get("horo").name
         r = await client.post("/chat/send", json={"text": "/memory"})
         assert "remembers about" in json.loads(r.text.splitlines()[0])["command"]
