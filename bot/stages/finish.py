@@ -65,7 +65,7 @@ class Finish:
         """Keep what this reply was given (memories, facts, summary, lore, passages) for `/why`."""
         msg = ex.incoming
         cited: list[Cited] = []
-        if mode == "model":
+        if ex.prompt:  # the model was given this prompt, even when its answer was replaced
             shown = "\n".join(m.content for m in ex.prompt)
             for rec in ex.recalled:
                 who = speaker(rec.turn, ex.persona.name)
