@@ -62,7 +62,7 @@ async def test_reply_cap_reaches_the_server(
     mark = server.mark()
     caplog.set_level(logging.INFO)
     reply = await app.chain.handle(dm("Write a very long story about a wolf and a merchant, at least 800 words."))
-    assert reply is not None and reply.mode == "model"
+    assert answered(reply, caplog)
     generated = server.generated(mark)
     assert generated and max(generated) <= 25, generated  # llama.cpp counts the first token apart
     no_tracebacks(caplog)
@@ -90,7 +90,10 @@ async def test_prompts_fit_a_small_context_as_the_server_counts(
     no_tracebacks(caplog)
 
 
-async def test_streamed_reply_shows_before_it_ends(llama: Llama, make_settings: MakeSettings, app_factory: Any) -> None:
+async def test_streamed_reply_shows_before_it_ends(
+    llama: Llama, make_settings: MakeSettings, app_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     server: LlamaServer = llama(2048)
     app: App = await app_factory(make_settings(llm=llm(server, max_tokens=160, context_tokens=2048),
                                                memory={"summary": False, "facts": False}))
@@ -103,7 +106,7 @@ async def test_streamed_reply_shows_before_it_ends(llama: Llama, make_settings: 
     # in the card's language: SmolLM2 mostly answers Horo in Chinese, which an English chat refuses
     reply = await app.chain.handle(dm("给咱讲讲麦田和丰收节的事吧。"), sink)
     done = loop.time()
-    assert reply is not None and reply.mode == "model"
+    assert answered(reply, caplog)
     assert len(seen) >= 2 and seen[0][0] < done - 0.05  # text arrived before the reply was complete
     assert "".join(d for _, d in seen).strip().startswith(reply.text[:10])
 
@@ -121,7 +124,7 @@ async def test_memory_survives_a_restart_and_background_jobs_finish_within_caps(
     async with App.open(settings) as first:
         for text in ("我叫阿青，住在杭州。", "我养了一只猫，叫团子。", "我明天要去北方卖麦子。"):
             reply = await first.chain.handle(dm(text, name="阿青"))
-            assert reply is not None and reply.mode == "model"
+            assert answered(reply, caplog)
         mark = server.mark()
         await asyncio.wait_for(first.background.drain(), 120)
         background = server.generated(mark)
@@ -132,13 +135,14 @@ async def test_memory_survives_a_restart_and_background_jobs_finish_within_caps(
         assert [t.text for t in stored if t.role == "user"][:3] == [
             "我叫阿青，住在杭州。", "我养了一只猫，叫团子。", "我明天要去北方卖麦子。"]
         reply = await second.chain.handle(dm("还记得我叫什么吗？", name="阿青"))
-        assert reply is not None and reply.mode == "model"
+        assert answered(reply, caplog)
     no_tracebacks(caplog)
 
 
 async def test_consecutive_turns_reuse_the_servers_prefix_cache(
-    llama: Llama, make_settings: MakeSettings, app_factory: Any
+    llama: Llama, make_settings: MakeSettings, app_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     server: LlamaServer = llama(4096)
     settings = make_settings(llm=llm(server, max_tokens=40, context_tokens=4096),
                              memory={"summary": False, "facts": False}, bot={"rate_limit_per_minute": 1000})
@@ -149,7 +153,7 @@ async def test_consecutive_turns_reuse_the_servers_prefix_cache(
                  "尾巴怎么保养", "你会变成狼吗", "狼的样子大吗", "你几岁了", "真的吗", "好吧", "晚安"]
     for text in questions:
         reply = await app.chain.handle(dm(text))
-        assert reply is not None and reply.mode == "model", text
+        assert answered(reply, caplog), text
     hits = server.prefix_hits(mark)[1:]  # the first turn has nothing cached yet
     cached = sum(c for c, _ in hits)
     total = sum(c + e for c, e in hits)
