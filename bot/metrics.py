@@ -40,7 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from core.config import MetricsConfig
-from core.config.core import is_local_host
+from core.config.core import exposed_without_token
 from core.slots import Slots
 from memory.store import StoreError
 
@@ -158,9 +158,8 @@ def serve(cfg: MetricsConfig, slots: Slots | None = None, store_available: Calla
     if store_available is not None:
         on.store_up.set_function(lambda: float(store_available()))
     token = cfg.token.get_secret_value()
-    if not token and not is_local_host(cfg.host):
-        raise OSError(f"[metrics] host {cfg.host!r} lets other machines scrape it, so it needs a token: "
-                      "set BOT_METRICS__TOKEN (environment or .env) and the same bearer token in the scraper")
+    if problem := exposed_without_token("metrics", cfg.host, cfg.token, "BOT_METRICS__TOKEN", "it needs a token"):
+        raise OSError(f"{problem} and the same bearer token in the scraper")
     try:
         server = make_server(cfg.host, cfg.port, _guarded(make_wsgi_app(on.registry), token), ThreadingWSGIServer,
                              handler_class=_QuietHandler)

@@ -22,7 +22,7 @@ from bot.app import App
 from bot.onebot_guard import guard_nonebot
 from bot.web.server import web_problem
 from core.config import Settings
-from core.config.core import is_local_host
+from core.config.core import exposed_without_token
 
 if TYPE_CHECKING:
     import uvicorn
@@ -75,10 +75,8 @@ holder = AppHolder()
 def listener_problem(settings: Settings) -> str:
     """Why the QQ listener must not start as configured ("" when it may): beyond this machine it needs a token."""
     cfg = settings.qq
-    if cfg.access_token.get_secret_value() or is_local_host(cfg.host):
-        return ""
-    return (f"QQ: [qq] host {cfg.host!r} lets other machines connect, so OneBot needs an access token: "
-            "set BOT_QQ__ACCESS_TOKEN (environment or .env) and the same token in the OneBot implementation")
+    problem = exposed_without_token("qq", cfg.host, cfg.access_token, "BOT_QQ__ACCESS_TOKEN", "OneBot needs an access token")
+    return f"QQ: {problem} and the same token in the OneBot implementation" if problem else ""
 
 
 def serve(settings: Settings, *, discord: bool, qq: bool, web: bool = False) -> int:

@@ -24,7 +24,7 @@ from bot.web.auth import SESSION_COOKIE, Guard, Logins
 from bot.web.chat import WebChat
 from bot.web.console import Console, Platforms
 from core.config import Settings
-from core.config.core import is_local_host
+from core.config.core import exposed_without_token
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -33,10 +33,8 @@ STATIC = Path(__file__).parent / "static"
 def web_problem(settings: Settings) -> str:
     """Why the page must not start as configured ("" when it may): beyond this machine it needs a set token."""
     cfg = settings.web
-    if cfg.token.get_secret_value() or is_local_host(cfg.host):
-        return ""
-    return (f"web: [web] host {cfg.host!r} lets other machines connect, so the page needs a token of your own: "
-            "set BOT_WEB__TOKEN (environment or .env), or set host = \"127.0.0.1\" and use an SSH tunnel")
+    problem = exposed_without_token("web", cfg.host, cfg.token, "BOT_WEB__TOKEN", "the page needs a token of your own")
+    return f"web: {problem}, or set host = \"127.0.0.1\" and use an SSH tunnel" if problem else ""
 
 
 def token_for(settings: Settings) -> str:

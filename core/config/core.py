@@ -21,6 +21,13 @@ def is_local_host(host: str) -> bool:
         return False
 
 
+def exposed_without_token(section: str, host: str, token: SecretStr, env: str, need: str) -> str:
+    """Why a listener must not start ("" when it may): beyond this machine it needs a token of its own."""
+    if token.get_secret_value() or is_local_host(host):
+        return ""
+    return f"[{section}] host {host!r} lets other machines connect, so {need}: set {env} (environment or .env)"
+
+
 class Section(BaseModel):
     """Base for every config section: unknown keys are an error."""
 
