@@ -58,6 +58,7 @@ def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
         is_self=str(event.user_id) == str(bot.self_id),
         attachments=attachments,
         bot_id=str(bot.self_id),
+        sent_at=float(event.time or 0),
     )
 
 
