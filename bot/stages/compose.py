@@ -78,7 +78,8 @@ class Compose:
         self.profile = profile
         self.probe = probe
         self.passage_tokens, self.lore_tokens = knowledge_tokens
-        self._stable: dict[tuple[str, int, float, float], str] = {}
+        # per persona id: (the card it was made from, budget and counts, the text); an edited card is a new one
+        self._stable: dict[str, tuple[Persona, tuple[int, float, float], str]] = {}
         self._starts: OrderedDict[SessionKey, int] = OrderedDict()
         self._shown: OrderedDict[SessionKey, _Shown] = OrderedDict()
 
@@ -93,10 +94,12 @@ class Compose:
     def stable(self, persona: Persona) -> str:
         """The persona's stable prefix for this server: the same bytes every turn."""
         budget = int(self.room() * STABLE_SHARE)
-        key = (persona.id, budget, self.profile.per_cjk, self.profile.per_other)
-        if key not in self._stable:
-            self._stable[key] = stable_prompt(persona, self.llm.example_tokens, self.profile.count, budget)
-        return self._stable[key]
+        shape = (budget, self.profile.per_cjk, self.profile.per_other)
+        cached = self._stable.get(persona.id)
+        if cached is None or cached[0] is not persona or cached[1] != shape:
+            cached = self._stable[persona.id] = (persona, shape, stable_prompt(
+                persona, self.llm.example_tokens, self.profile.count, budget))
+        return cached[2]
 
     async def __call__(self, ex: Exchange) -> Exchange:
         """Fill ex.prompt so that, as the server counts, prompt + reply cap fit its context.

@@ -125,3 +125,30 @@ async def test_hostile_qq_name_shows_literally_and_forget_removes_the_fact(page:
     llm.push(Script(text="好。"))
     await page.app.chain.handle(Incoming("qq", "12345", "777", "Bob", "赫萝 还记得我吗", message_id="q2", mentions_bot=True))
     assert "red</b> apples" not in str(llm.requests[-1]["messages"])  # the next prompt no longer holds it
+
+
+async def test_a_card_edited_in_the_form_changes_the_next_replys_system_prompt(page: Page, llm: FakeOpenAI,
+                                                                              browser: Any) -> None:
+    await off(browser.get, f"{page.base}/?token={TOKEN}")
+    await off(browser.get, f"{page.base}/characters")
+    assert "赫萝" in (await off(browser.find_element, By.CSS_SELECTOR, ".cards")).text
+    assert await off(fits_phone, browser)
+    await off(browser.get, f"{page.base}/character?id=horo")
+    assert await off(fits_phone, browser)
+    name = await off(browser.find_element, By.ID, "f-name")
+    await off(name.clear)
+    await off((await off(browser.find_element, By.CSS_SELECTOR, ".card-form button")).click)
+    await until(lambda: "at least 1 character" in browser.find_element(By.ID, "f-name-error").text)
+    assert await off(fits_phone, browser)
+    await off(browser.save_screenshot, str(SHOTS / "web-character.png"))
+    await off((await off(browser.find_element, By.ID, "f-name")).send_keys, "赫萝")
+    prompt = await off(browser.find_element, By.ID, "f-system_prompt")
+    await off(prompt.clear)
+    await off(prompt.send_keys, "你是{{char}}，今晚在码头替人看船。")
+    await off((await off(browser.find_element, By.CSS_SELECTOR, ".card-form button")).click)
+    await until(lambda: "Saved" in browser.find_element(By.ID, "saved").text)
+    llm.push(Script(text="呵呵，船咱看着呢。汝放心去吧。"))
+    await off(browser.get, f"{page.base}/chat")
+    await off((await off(browser.find_element, By.ID, "text")).send_keys, "船还好吗？" + Keys.ENTER)
+    await until(lambda: "船咱看着呢" in browser.find_element(By.ID, "log").text)
+    assert llm.requests[-1]["messages"][0]["content"].startswith("你是赫萝，今晚在码头替人看船。")
