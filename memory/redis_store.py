@@ -2,7 +2,7 @@
 
 Shapes (v2): per conversation `s:<key>:turns` (the window, "seq|json" per turn), `:arch` (turns past
 the window, same form, bounded), `:seq`, `:summary`, `:floor` (turns up to it were forgotten),
-`:done`, `:why` (what the last reply was given); `facts:<persona>:<platform>:<user>` (one JSON book
+`:done`, `:whys` (what the last replies were given, newest first; `:why`, the last one, before it); `facts:<persona>:<platform>:<user>` (one JSON book
 per user); `settings:...`, `seen:...`, `rate:...` as in v1; `journal:...` (memory/redis_journal.py).
 `migrate` copies a v1 namespace once.
 """
@@ -25,6 +25,7 @@ from memory.redis_journal import RedisJournal
 from memory.redis_retry import transient
 from memory.store import FactChange, StoreError
 from memory.turns import (
+    CONTEXTS_KEPT,
     Fact,
     FactBook,
     LastContext,
@@ -126,10 +127,10 @@ if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return 1
 """
 
-# KEYS: turns, seq, summary, arch, floor, why
+# KEYS: turns, seq, summary, arch, floor, why, whys
 _RESET = """
 local seq = redis.call('GET', KEYS[2]) or '0'
-redis.call('DEL', KEYS[1], KEYS[4], KEYS[6])
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[6], KEYS[7])
 redis.call('SET', KEYS[3], cjson.encode({text='', upto=tonumber(seq)}))
 redis.call('SET', KEYS[5], seq)
 if tonumber(ARGV[1]) > 0 then
@@ -290,7 +291,7 @@ class RedisStore:
     @transient("reset")
     async def reset(self, key: SessionKey) -> None:
         """Forget the session's turns (archived ones too), summary and last context, for everyone in it."""
-        keys = [self._k(key, part) for part in ("turns", "seq", "summary", "arch", "floor", "why")]
+        keys = [self._k(key, part) for part in ("turns", "seq", "summary", "arch", "floor", "why", "whys")]
         await self._reset(keys=keys, args=[self._ttl])
 
     def _facts_key(self, persona: str, platform: str, user_id: str) -> str:
@@ -324,13 +325,29 @@ class RedisStore:
     @transient("read")
     async def last_context(self, key: SessionKey) -> LastContext | None:
         """What the conversation's last reply was given (None before the first)."""
-        raw = await self._r.get(self._k(key, "why"))
+        raw = await self._r.lindex(self._k(key, "whys"), 0) or await self._r.get(self._k(key, "why"))
         return LastContext.loads(raw) if raw else None
+
+    @transient("read")
+    async def contexts(self, key: SessionKey, limit: int) -> list[LastContext]:
+        """What the conversation's last `limit` replies were given, newest first."""
+        if limit <= 0:
+            return []
+        raw = await self._r.lrange(self._k(key, "whys"), 0, limit - 1)
+        if not raw and (last := await self._r.get(self._k(key, "why"))):
+            raw = [last]
+        return [LastContext.loads(r) for r in raw]
 
     @transient("write")
     async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
-        """Record what the reply just made was given."""
-        await self._r.set(self._k(key, "why"), context.dumps(), ex=self._ttl or None)
+        """Record what the reply just made was given (the last CONTEXTS_KEPT are kept)."""
+        name = self._k(key, "whys")
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.lpush(name, context.dumps())
+            pipe.ltrim(name, 0, CONTEXTS_KEPT - 1)
+            if self._ttl:
+                pipe.expire(name, self._ttl)
+            await pipe.execute()
 
     @transient("read")
     async def settings(self, conversation: Conversation) -> dict[str, str]:

@@ -35,6 +35,7 @@ class Note:
     keys: frozenset[str] = frozenset()  # what it shows: "s:" summary, "f:" fact, "k:" knowledge text
     memories: frozenset[int] = frozenset()  # seqs of the older turns its memories show
     cost: int = 0  # tokens as the server counts them, message overhead included
+    sections: tuple[tuple[str, int], ...] = ()  # (summary, facts, memories, lore, passages, scenes): tokens each
 
 
 @dataclass
@@ -128,7 +129,8 @@ class Compose:
         message = truncate_tokens(message, max(16, min(count(message), left // 2)), count)
         left -= count(message) + MESSAGE_OVERHEAD + len(ex.images) * self.profile.image_tokens
         turns, dropped = self._window(ex.session, list(ex.history), min(self.memory.history_tokens, left // 2), group)
-        left -= self._cost(turns, group)
+        window = self._cost(turns, group)
+        left -= window
         in_window = {t.seq for t in turns}
         past = self._past(ex, in_window)
         facts_now = {f"f:{rec.text if rec else line}"
@@ -155,8 +157,10 @@ class Compose:
         messages.append(ChatMessage("user", message, images=ex.images))
         if reminder:
             messages.append(ChatMessage("system", reminder))
+        sections = (("system", count(stable)), ("turns", window), ("earlier notes", held), *note.sections,
+                    ("message", count(message)), ("reminder", count(reminder) if reminder else 0))
         return replace(ex, prompt=tuple(_merge(messages)), unsummarized=ex.unsummarized + tuple(dropped),
-                       recalled=tuple(recalled))
+                       recalled=tuple(recalled), sections=tuple((name, n) for name, n in sections if n))
 
     def _note(self, ex: Exchange, budget: int, in_window: set[int], seen: Note) -> tuple[Note, list[Recollection]]:
         """This message's context within `budget` tokens, without what `seen` shows; the memories it holds.
@@ -172,38 +176,40 @@ class Compose:
         head, tail = FENCE[lang]
         quoted: list[str] = []
         parts: list[str] = []
+        sizes: list[tuple[str, int]] = []
         left = budget - MESSAGE_OVERHEAD
         fence = count(head) + count(tail) + 4
         if ex.summary.text or ex.facts or ex.memories:
             left -= fence
 
-        def block(title: str, body: str, into: list[str]) -> None:
+        def block(name: str, title: str, body: str, into: list[str]) -> None:
             nonlocal left
             if body and left > 0:
                 text = truncate_tokens(f"【{title}】\n{body}", left, count)
                 into.append(text)
-                left -= count(text) + 2
+                sizes.append((name, count(text)))
+                left -= sizes[-1][1] + 2
 
         summary = "" if f"s:{ex.summary.text}" in seen.keys else ex.summary.text
         summary = quote(truncate_tokens(summary, max(0, min(self.memory.summary_tokens, left)), count))
-        block(h[4], summary, quoted)
+        block("summary", h[4], summary, quoted)
         named = [(rec.text if rec else line, attributed(who, rec, line))
                  for rec, line in zip((*ex.fact_records, *[None] * len(ex.facts)), ex.facts, strict=False)]
         facts = "\n".join(line for fact, line in named if f"f:{fact}" not in seen.keys)
-        block(h[5].format(who=THEM[lang]), truncate_tokens(facts, max(0, min(left // 4, 400)), count), quoted)
+        block("facts", h[5].format(who=THEM[lang]), truncate_tokens(facts, max(0, min(left // 4, 400)), count), quoted)
         title = remember_heading(persona.card.language)
         remembered, recalled = render_memories(
             ex.memories, max(0, min(self.memory.recall_tokens, left - count(title) - 8)), count,
             persona.name, persona.card.language, in_window | seen.memories,
         )
-        block(title, quote(remembered), quoted)
+        block("memories", title, quote(remembered), quoted)
         if quoted:
             parts = [head, *quoted, tail]
         elif ex.summary.text or ex.facts or ex.memories:
             left += fence
-        block(h[6], self._pack(ex.lore, min(self.lore_tokens, left), seen.keys), parts)
-        block(h[7], self._pack(ex.passages, min(self.passage_tokens, left), seen.keys), parts)
-        block(h[8].format(char=persona.name), self._pack(ex.scenes, min(self.passage_tokens // 2, left), seen.keys), parts)
+        block("lore", h[6], self._pack(ex.lore, min(self.lore_tokens, left), seen.keys), parts)
+        block("passages", h[7], self._pack(ex.passages, min(self.passage_tokens, left), seen.keys), parts)
+        block("scenes", h[8].format(char=persona.name), self._pack(ex.scenes, min(self.passage_tokens // 2, left), seen.keys), parts)
         text = "\n\n".join(parts)
         if not text:
             return Note(), []
@@ -211,7 +217,7 @@ class Compose:
         keys.update(f"f:{fact}" for fact, line in named if line in text)
         keys.update(f"k:{p.text}" for p in (*ex.lore, *ex.passages, *ex.scenes) if p.text in text)
         memories = {t.seq for r in recalled for t in (r.before, r.turn, r.after) if t is not None}
-        note = Note(text, frozenset(keys), frozenset(memories), count(text) + MESSAGE_OVERHEAD)
+        note = Note(text, frozenset(keys), frozenset(memories), count(text) + MESSAGE_OVERHEAD, tuple(sizes))
         return note, recalled
 
     def _past(self, ex: Exchange, in_window: set[int]) -> dict[int, Note]:

@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from bot.app import App
 from bot.stages.generate import Generate
-from bot.web import pages
+from bot.web import pages, why
 from bot.web.characters import switch_form
 from bot.web.chat import read_capped
 from bot.web.forms import fields
@@ -20,7 +20,7 @@ from core.llm import OpenAIChat
 from core.messages import Incoming
 from memory.facts import forget
 from memory.store import StoreError
-from memory.turns import SessionKey, parse_session
+from memory.turns import CONTEXTS_KEPT, SessionKey, parse_session
 
 PER_PAGE = 50
 TRANSCRIPT_TURNS = 200
@@ -102,6 +102,7 @@ class Console:
         try:
             turns = await self.app.store.recent(key, TRANSCRIPT_TURNS)
             summary = await self.app.store.summary(key)
+            whys = why.by_reply(await self.app.store.contexts(key, CONTEXTS_KEPT), turns)
             speakers = list(dict.fromkeys((t.user_id, t.name) for t in turns if t.role == "user" and t.user_id))
             books = [(uid, name, await self.app.store.fact_book(key.persona, key.platform, uid)) for uid, name in speakers]
             current = self.app.conversations.persona_for(_nobody(key), await self.app.conversations.settings(key.conversation))
@@ -110,7 +111,8 @@ class Console:
         character = self._persona_name(key.persona)
         lines = "".join(
             f'<div class="line {esc(t.role)}"><span class="who">{esc(character if t.role == "assistant" else (t.name or t.user_id))}'
-            f'</span> <span class="at">{esc(pages.when(t.at))}</span><span class="text">{esc(t.text)}</span></div>'
+            f'</span> <span class="at">{esc(pages.when(t.at))}</span><span class="text">{esc(t.text)}</span>'
+            f'{why.details(whys[t.seq]) if t.seq in whys else ""}</div>'
             for t in turns
         ) or "<p>(no turns kept)</p>"
         facts = []
@@ -129,7 +131,8 @@ class Console:
             + switch_form(key.conversation, current.id, self.app) +
             f'<h2>Summary</h2><p class="text">{esc(summary.text) or "(no summary yet)"}</p>'
             f"<h2>Facts per user</h2>{''.join(facts) or '<p>(no speakers here)</p>'}"
-            f'<h2>Transcript (last {TRANSCRIPT_TURNS})</h2><div id="log">{lines}</div>'
+            f'<h2>Transcript (last {TRANSCRIPT_TURNS})</h2><p class="meta">"why" under a reply: what its prompt held '
+            f'and its tokens per section (kept for the last {CONTEXTS_KEPT} replies)</p><div id="log">{lines}</div>'
         )
         return HTMLResponse(pages.page("Conversation", body))
 

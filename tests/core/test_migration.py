@@ -14,9 +14,9 @@ from core.messages import Incoming
 from memory.journal import Entry, Route
 from memory.open import open_store
 from memory.redis_store import RedisStore
-from memory.sqlite_store import SQLiteStore
+from memory.sqlite_store import SCHEMA_VERSION, SQLiteStore
 from memory.store import ConversationStore, StoreError
-from memory.turns import SessionKey, Turn
+from memory.turns import LastContext, SessionKey, Turn
 from tests.conftest import MakeSettings
 from tests.core.v1_stores import V1Redis, V1SQLite
 
@@ -147,7 +147,7 @@ async def test_sqlite_schema_1_file_is_migrated_once(tmp_path: Path) -> None:
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='facts'").fetchone()[0] == 0
     again = SQLiteStore(path)  # opening a file of the current schema changes nothing
     try:
@@ -157,9 +157,26 @@ async def test_sqlite_schema_1_file_is_migrated_once(tmp_path: Path) -> None:
         await again.close()
 
 
+async def test_sqlite_schema_3_keeps_the_last_replys_context(tmp_path: Path) -> None:
+    path = tmp_path / "memory.sqlite3"
+    SQLiteStore(path)._db.close()
+    with sqlite3.connect(path) as db:  # the file as schema 3 left it: one context per session
+        db.execute("DROP TABLE contexts")
+        db.execute("CREATE TABLE last_context (session TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        db.execute("INSERT INTO last_context VALUES (?, ?)", (str(GROUP), LastContext(5.0, message="old").dumps()))
+        db.execute("PRAGMA user_version=3")
+    store = SQLiteStore(path)
+    try:
+        assert [c.message for c in await store.contexts(GROUP, 5)] == ["old"]
+        await store.set_last_context(GROUP, LastContext(6.0, message="new"))
+        assert [c.message for c in await store.contexts(GROUP, 5)] == ["new", "old"]
+    finally:
+        await store.close()
+
+
 async def test_sqlite_refuses_a_file_from_a_newer_version(tmp_path: Path) -> None:
     path = tmp_path / "memory.sqlite3"
     with sqlite3.connect(path) as db:
-        db.execute("PRAGMA user_version=4")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer version"):
         SQLiteStore(path)
