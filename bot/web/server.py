@@ -24,6 +24,8 @@ from bot.web.auth import SESSION_COOKIE, Guard, Logins
 from bot.web.characters import Characters
 from bot.web.chat import WebChat
 from bot.web.console import Console, Platforms
+from bot.web.knowledge import KnowledgePage
+from bot.web.logs import LogsPage
 from core.config import Settings
 from core.config.core import is_local_host
 
@@ -50,6 +52,8 @@ def build_web(app: App, logins: Logins, platforms: Platforms) -> Starlette:
     chat = WebChat(app)
     console = Console(app, platforms)
     characters = Characters(app)
+    knowledge = KnowledgePage(app)
+    logs = LogsPage(app, lambda: logins.token)
 
     async def home(request: Request) -> Response:
         if logins.valid(request.cookies.get(SESSION_COOKIE, "")):
@@ -75,6 +79,10 @@ def build_web(app: App, logins: Logins, platforms: Platforms) -> Starlette:
         Route("/character/save", characters.save, methods=["POST"]),
         Route("/characters/import", characters.upload, methods=["POST"]),
         Route("/characters/switch", characters.switch, methods=["POST"]),
+        Route("/knowledge", knowledge.index),
+        Route("/knowledge/ingest", knowledge.ingest, methods=["POST"]),
+        Route("/api/knowledge", knowledge.progress),
+        Route("/logs", logs.index),
         Route("/logout", logout, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

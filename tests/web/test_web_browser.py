@@ -6,6 +6,7 @@ The page's server runs in the test's event loop, so every blocking browser call 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -16,7 +17,11 @@ from urllib.parse import urlencode
 
 import pytest
 
+from core.logs import LogRing, setup_logging
 from core.messages import Incoming
+from memory.knowledge import knowledge_root
+from memory.knowledge.index import Layout
+from memory.knowledge.ingest import Ingestor
 from memory.turns import Fact, FactBook, SessionKey
 from tests.conftest import ROOT, MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
@@ -152,3 +157,30 @@ async def test_a_card_edited_in_the_form_changes_the_next_replys_system_prompt(p
     await off((await off(browser.find_element, By.ID, "text")).send_keys, "船还好吗？" + Keys.ENTER)
     await until(lambda: "船咱看着呢" in browser.find_element(By.ID, "log").text)
     assert llm.requests[-1]["messages"][0]["content"].startswith("你是赫萝，今晚在码头替人看船。")
+
+
+async def test_knowledge_reingest_shows_its_progress_and_logs_fit_a_phone(page: Page, browser: Any,
+                                                                         tmp_path: Path) -> None:
+    source = tmp_path / "xiyou.txt"
+    source.write_text("第一回 花果山\n" + "花果山上有一块仙石，石中迸出一只石猴。" * 40, encoding="utf-8")
+    Ingestor(Layout(knowledge_root(page.app.settings), "wukong"), ["孙悟空"], 300, 40, progress=False).run([source])
+    source.write_text("第一回 花果山\n" + "花果山上有一块仙石，石中迸出一只石猴。" * 40 + "第二回 东海\n" + "木筏漂过东海。" * 40,
+                      encoding="utf-8")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    setup_logging("INFO", [])  # the bot's logging, with the ring the logs page reads
+    logging.getLogger("bot.probe").warning("a very long line " + "x" * 600)
+    root.handlers[:] = [*handlers, *(h for h in root.handlers if isinstance(h, LogRing))]
+    root.setLevel(level)
+    await off(browser.get, f"{page.base}/?token={TOKEN}")
+    await off(browser.get, f"{page.base}/knowledge")
+    assert await off(fits_phone, browser)
+    button = await off(browser.find_element, By.CSS_SELECTOR, 'form[action="/knowledge/ingest"] button')
+    await off(button.click)
+    await until(lambda: "re-ingested at" in browser.find_element(By.CSS_SELECTOR, '[data-persona="wukong"]').text, 60)
+    assert "1 changed" in (await off(browser.find_element, By.CSS_SELECTOR, '[data-persona="wukong"]')).text
+    assert await off(fits_phone, browser)
+    await off(browser.get, f"{page.base}/logs?level=DEBUG")
+    assert "a very long line" in (await off(browser.find_element, By.ID, "logs")).text
+    assert await off(fits_phone, browser)
+    root.handlers[:] = handlers
