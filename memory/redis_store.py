@@ -234,9 +234,10 @@ class RedisStore:
         index = f"{self._p}:sessions"
         offset, limit = max(0, offset), max(0, limit)
         page: list[tuple[str, float]]
-        if query:  # a filtered page reads the whole index: one range call, fine for tens of thousands
-            everything = cast(list[tuple[str, float]], await self._r.zrevrange(index, 0, -1, withscores=True))
-            matching = [(k, a) for k, a in everything if query in k]
+        if query:  # Redis matches the keys as it scans the index; only the matches travel, then are sorted
+            pattern = f"*{_glob_escape(query)}*"
+            found = {str(k): float(a) async for k, a in self._r.zscan_iter(index, match=pattern, count=2000)}  # once each
+            matching = sorted(found.items(), key=lambda item: (item[1], item[0]), reverse=True)  # as ZREVRANGE orders
             total, page = len(matching), matching[offset:offset + limit]
         else:
             total = int(await self._r.zcard(index))

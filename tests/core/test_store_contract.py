@@ -317,6 +317,8 @@ async def test_sessions_list_most_recent_first_with_totals(opener: Opener) -> No
     assert [i.key for i in rest.items] == [keys[0]]
     found = await store.sessions(0, 10, "g3")
     assert found.total == 1 and [i.key for i in found.items] == [keys[3]]
+    assert (await store.sessions(0, 10, "*")).total == 0 and (await store.sessions(0, 10, "g[34]")).total == 0
+    assert [i.key for i in (await store.sessions(1, 2, "qq:group")).items] == [keys[3], keys[2]]
     assert (await opener().sessions(0, 1)).items[0].key == keys[4]  # reopened: the same list
 
 
