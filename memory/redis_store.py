@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from core.conversation import Conversation
+from memory.redis_index import backfill, glob_escape
 from memory.redis_journal import RedisJournal
 from memory.redis_retry import transient
 from memory.store import FactChange, StoreError
@@ -235,7 +236,7 @@ class RedisStore:
         offset, limit = max(0, offset), max(0, limit)
         page: list[tuple[str, float]]
         if query:  # Redis matches the keys as it scans the index; only the matches travel, then are sorted
-            pattern = f"*{_glob_escape(query)}*"
+            pattern = f"*{glob_escape(query)}*"
             found = {str(k): float(a) async for k, a in self._r.zscan_iter(index, match=pattern, count=2000)}  # once each
             matching = sorted(found.items(), key=lambda item: (item[1], item[0]), reverse=True)  # as ZREVRANGE orders
             total, page = len(matching), matching[offset:offset + limit]
@@ -396,6 +397,13 @@ return 1
         script = self._r.register_script(self._RATE_HIT)
         return bool(await script(keys=[f"{self._p}:rate:{key}"], args=[window_ms, limit, token]))
 
+    async def index_sessions(self) -> int:
+        """Add conversations stored before the session list existed to it (once); how many."""
+        try:
+            return await backfill(self._r, self._p, self.wall)
+        except RedisError as exc:
+            raise StoreError(f"redis: listing the stored conversations failed: {exc}") from exc
+
     async def migrate(self, legacy: str) -> int:
         """Copy the v1 namespace `legacy` (e.g. `rp:v1`) into this one, once; the keys copied.
 
@@ -418,7 +426,7 @@ return 1
             raw = aioredis.Redis.from_url(self._url, decode_responses=False, socket_timeout=COMMAND_TIMEOUT)
             copied = 0
             try:
-                async for name in raw.scan_iter(match=f"{_glob_escape(legacy)}:*", count=1000):
+                async for name in raw.scan_iter(match=f"{glob_escape(legacy)}:*", count=1000):
                     copied += await self._copy_v1(raw, name, legacy)
             finally:
                 await raw.aclose()
@@ -455,7 +463,3 @@ return 1
             raise
         return 1
 
-
-def _glob_escape(text: str) -> str:
-    """`text` matched literally in a SCAN pattern."""
-    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
