@@ -122,6 +122,10 @@ async def test_hostile_qq_name_shows_literally_and_forget_removes_the_fact(page:
     assert HOSTILE_NAME in text and "<script>alert(2)</script>" in text and "likes <b>red</b> apples" in text
     assert await off(no_alert, browser)
     assert not await off(browser.find_elements, By.CSS_SELECTOR, "main img, main script, main b")
+    await off((await off(browser.find_element, By.CSS_SELECTOR, "details.why summary")).click)
+    why = (await off(browser.find_element, By.CSS_SELECTOR, "details.why")).text
+    assert "system prompt and card" in why and "the message" in why  # tokens per section, shown as text
+    assert await off(fits_phone, browser)
     await off(browser.save_screenshot, str(SHOTS / "web-conversation.png"))
     button = await off(browser.find_element, By.CSS_SELECTOR, "ul.facts form button")
     await off(button.click)
