@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -23,9 +23,9 @@ from memory.knowledge import knowledge_root
 from memory.knowledge.index import Layout
 from memory.knowledge.ingest import Ingestor
 from memory.turns import Fact, FactBook, SessionKey
-from tests.conftest import ROOT, MakeSettings
+from tests.conftest import ROOT
 from tests.support.openai_server import FakeOpenAI, Script
-from tests.web.support import HOSTILE_NAME, HOSTILE_TEXT, TOKEN, Page, running_page, web_section
+from tests.web.support import HOSTILE_NAME, HOSTILE_TEXT, TOKEN, Page
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import NoAlertPresentException, WebDriverException  # noqa: E402
@@ -52,13 +52,6 @@ def browser() -> Iterator[Any]:
     driver.set_page_load_timeout(20)
     yield driver
     driver.quit()
-
-
-@pytest.fixture
-async def page(make_settings: MakeSettings, llm: FakeOpenAI) -> AsyncIterator[Page]:
-    settings = make_settings(llm={"base_url": llm.base_url, "model": "test-model"}, web=web_section())
-    async with running_page(settings) as started:
-        yield started
 
 
 async def off(fn: Callable[..., T], *args: Any) -> T:

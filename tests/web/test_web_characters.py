@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from core.messages import Incoming
-from tests.conftest import ROOT, MakeSettings
+from tests.conftest import ROOT
 from tests.support.openai_server import FakeOpenAI, Script
-from tests.web.support import HOSTILE_NAME, TOKEN, Page, running_page, web_section
+from tests.web.support import HOSTILE_NAME, Page
 
 SHIPPED = ROOT / "persona" / "horo" / "card.toml"
-
-
-@pytest.fixture
-async def page(make_settings: MakeSettings, llm: FakeOpenAI) -> AsyncIterator[Page]:
-    settings = make_settings(llm={"base_url": llm.base_url, "model": "test-model"}, web=web_section())
-    async with running_page(settings) as started:
-        yield started
-
-
-@pytest.fixture
-async def client(page: Page) -> AsyncIterator[httpx.AsyncClient]:
-    host = page.base.removeprefix("http://")
-    async with httpx.AsyncClient(base_url=page.base, headers={"Origin": f"http://{host}"}) as c:
-        r = await c.get(f"/?token={TOKEN}")
-        assert r.status_code == 303
-        yield c
 
 
 def card_json(name: str, **more: object) -> bytes:

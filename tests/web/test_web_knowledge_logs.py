@@ -33,14 +33,6 @@ async def page(make_settings: MakeSettings, llm: FakeOpenAI) -> AsyncIterator[Pa
 
 
 @pytest.fixture
-async def client(page: Page) -> AsyncIterator[httpx.AsyncClient]:
-    host = page.base.removeprefix("http://")
-    async with httpx.AsyncClient(base_url=page.base, headers={"Origin": f"http://{host}"}) as c:
-        assert (await c.get(f"/?token={TOKEN}")).status_code == 303
-        yield c
-
-
-@pytest.fixture
 def source(page: Page, tmp_path: Path) -> Path:
     """A source file of wukong's, ingested the way `python -m bot ingest` does."""
     path = tmp_path / "src" / "xiyou.txt"
