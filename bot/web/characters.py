@@ -118,6 +118,8 @@ class Characters:
             return HTMLResponse(pages.page("Character", "<p>no such character</p>"), 404)
         persona = self.app.personas.get(pid)
         table = card_form.merged(persona.card.model_dump(by_alias=True, mode="json"), form)
+        if not self._imported(persona):  # the copy lives elsewhere: its sources keep naming the same files
+            table["knowledge"]["sources"] = [str((persona.folder / s).resolve()) for s in persona.card.knowledge.sources]
         try:
             card = check_card(table, f"card {pid}")
         except CardInvalid as exc:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 from pathlib import Path
 
 import httpx
 
 from core.messages import Incoming
-from tests.conftest import ROOT
+from tests.conftest import ROOT, MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
-from tests.web.support import HOSTILE_NAME, Page
+from tests.web.support import HOSTILE_NAME, Page, logged_in, running_page, web_section
 
 SHIPPED = ROOT / "persona" / "horo" / "card.toml"
 
@@ -45,6 +46,7 @@ async def test_a_saved_edit_reaches_the_next_prompt_without_a_restart(page: Page
     written = tomllib.loads((page.app.settings.personas.import_dir / "horo" / "card.toml").read_text("utf-8"))
     assert written["system_prompt"] == "你是{{char}}，今晚兼任灯塔守夜人。" and written["nickname"] == ["赫萝", "贤狼", "Holo"]
     assert written["lorebook"] and written["description"]  # what the form does not show stays
+    assert page.app.personas.get("horo").folder == page.app.settings.personas.import_dir / "horo"
     assert SHIPPED.read_bytes() == shipped  # the shipped card is untouched
     await page.app.chain.handle(Incoming("test", "c1", "u1", "Al", "还在吗", message_id="m2", is_direct=True))
     assert llm.requests[-1]["messages"][0]["content"].startswith("你是赫萝，今晚兼任灯塔守夜人。")
@@ -100,3 +102,19 @@ async def test_switching_a_channel_works_like_the_persona_command(page: Page, cl
     assert r.status_code == 400 and "No persona" in r.text
     r = await client.post("/characters/switch", data={"platform": "irc", "scope": "group", "id": "1", "persona": "horo"})
     assert r.status_code == 400
+
+
+async def test_an_edited_copy_keeps_reading_the_same_source_files(make_settings: MakeSettings, tmp_path: Path,
+                                                                  llm: FakeOpenAI) -> None:
+    shipped = tmp_path / "cards"
+    shutil.copytree(ROOT / "persona" / "wukong", shipped / "wukong")
+    card = (shipped / "wukong" / "card.toml").read_text("utf-8").replace("sources = []", 'sources = ["xiyou.txt"]')
+    (shipped / "wukong" / "card.toml").write_text(card, "utf-8")
+    settings = make_settings(llm={"base_url": llm.base_url, "model": "m"}, web=web_section(),
+                             personas={"dirs": [str(shipped)]}, bot={"default_persona": "wukong"})
+    async with running_page(settings) as started, logged_in(started) as client:
+        r = await client.post("/character/save", data={"id": "wukong", "personality": "急躁。"})
+        assert r.status_code == 303
+        copy = started.app.personas.get("wukong")
+        assert copy.folder == settings.personas.import_dir / "wukong"
+        assert [copy.folder / s for s in copy.card.knowledge.sources] == [(shipped / "wukong" / "xiyou.txt").resolve()]
