@@ -36,13 +36,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def ingest_cmd(args: argparse.Namespace) -> int:
     """Ingest files for one persona."""
-    from memory.knowledge import knowledge_root
+    from memory.knowledge import ingestor_for
     from memory.knowledge.embedders import open_embedder
     from memory.knowledge.embedding import EmbeddingError
-    from memory.knowledge.index import Layout
-    from memory.knowledge.ingest import Ingestor
     from memory.knowledge.reading import SourceError
-    from memory.knowledge.vectors import open_client
     from persona.library import PersonaLibrary
 
     settings = settings_from(args)
@@ -59,23 +56,7 @@ def ingest_cmd(args: argparse.Namespace) -> int:
         if no_embedder(mode):
             return 2
         mode = "bm25"
-    layout = Layout(knowledge_root(settings), persona.id)
-    embed = mode != "bm25"
-    # a BM25-only run still names the collection, to drop vectors of chunks that changed
-    vectors_exist = embed or bool(cfg.chroma_url) or layout.chroma.exists()
-    ingestor = Ingestor(
-        layout,
-        [persona.name, *persona.card.aliases],
-        cfg.chunk_chars,
-        cfg.chunk_overlap,
-        persona.card.knowledge.chapter_pattern or cfg.chapter_pattern,
-        cfg.tokenizer,
-        embedder,
-        (lambda: open_client(cfg.chroma_url, layout.chroma)) if vectors_exist else None,
-        cfg.embed_batch,
-        progress=not args.quiet,
-        embed=embed,
-    )
+    ingestor = ingestor_for(settings, persona, embedder, mode, progress=not args.quiet)
     try:
         report = ingestor.run(paths, prune=args.prune)
     except SourceError as exc:

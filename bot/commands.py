@@ -258,4 +258,6 @@ class Commands:
                 lines += [f"- {f'[{c.source}] ' if c.source else ''}{_shown(c.text, CITED_CHARS)}" for c in items]
         if withheld:
             lines.append("(and facts about them, which only they may see)")
+        if last.tokens:
+            lines.append("prompt tokens: " + ", ".join(f"{name} {n}" for name, n in last.tokens))
         return Answer("\n".join(lines))

@@ -76,6 +76,7 @@ class Exchange:
     lore: tuple[Passage, ...] = ()
     scenes: tuple[Passage, ...] = ()
     prompt: tuple[ChatMessage, ...] = ()
+    sections: tuple[tuple[str, int], ...] = ()  # the prompt's tokens per section (system, turns, lore …), for /why
     draft: str = ""
     mode: Mode = "model"
     partial: bool = False  # the model stopped mid-reply; the whole sentences so far are the reply

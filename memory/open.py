@@ -49,6 +49,7 @@ async def _open_backend(cfg: MemoryConfig) -> ConversationStore:
             store.retry_seconds = cfg.retry_seconds
             try:
                 await store.migrate(f"{cfg.key_prefix}:{LEGACY}")
+                await store.index_sessions()  # conversations from before the console's list
             except StoreError:
                 await store.close()
                 raise

@@ -2,7 +2,7 @@
 
 Shapes (v2): per conversation `s:<key>:turns` (the window, "seq|json" per turn), `:arch` (turns past
 the window, same form, bounded), `:seq`, `:summary`, `:floor` (turns up to it were forgotten),
-`:done`, `:why` (what the last reply was given); `facts:<persona>:<platform>:<user>` (one JSON book
+`:done`, `:whys` (what the last replies were given, newest first; `:why`, the last one, before it); `facts:<persona>:<platform>:<user>` (one JSON book
 per user); `settings:...`, `seen:...`, `rate:...` as in v1; `journal:...` (memory/redis_journal.py).
 `migrate` copies a v1 namespace once.
 """
@@ -21,10 +21,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from core.conversation import Conversation
+from memory.redis_index import backfill, glob_escape
 from memory.redis_journal import RedisJournal
 from memory.redis_retry import transient
 from memory.store import FactChange, StoreError
 from memory.turns import (
+    CONTEXTS_KEPT,
     Fact,
     FactBook,
     LastContext,
@@ -126,10 +128,10 @@ if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return 1
 """
 
-# KEYS: turns, seq, summary, arch, floor, why
+# KEYS: turns, seq, summary, arch, floor, why, whys
 _RESET = """
 local seq = redis.call('GET', KEYS[2]) or '0'
-redis.call('DEL', KEYS[1], KEYS[4], KEYS[6])
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[6], KEYS[7])
 redis.call('SET', KEYS[3], cjson.encode({text='', upto=tonumber(seq)}))
 redis.call('SET', KEYS[5], seq)
 if tonumber(ARGV[1]) > 0 then
@@ -233,9 +235,10 @@ class RedisStore:
         index = f"{self._p}:sessions"
         offset, limit = max(0, offset), max(0, limit)
         page: list[tuple[str, float]]
-        if query:  # a filtered page reads the whole index: one range call, fine for tens of thousands
-            everything = cast(list[tuple[str, float]], await self._r.zrevrange(index, 0, -1, withscores=True))
-            matching = [(k, a) for k, a in everything if query in k]
+        if query:  # Redis matches the keys as it scans the index; only the matches travel, then are sorted
+            pattern = f"*{glob_escape(query)}*"
+            found = {str(k): float(a) async for k, a in self._r.zscan_iter(index, match=pattern, count=2000)}  # once each
+            matching = sorted(found.items(), key=lambda item: (item[1], item[0]), reverse=True)  # as ZREVRANGE orders
             total, page = len(matching), matching[offset:offset + limit]
         else:
             total = int(await self._r.zcard(index))
@@ -290,7 +293,7 @@ class RedisStore:
     @transient("reset")
     async def reset(self, key: SessionKey) -> None:
         """Forget the session's turns (archived ones too), summary and last context, for everyone in it."""
-        keys = [self._k(key, part) for part in ("turns", "seq", "summary", "arch", "floor", "why")]
+        keys = [self._k(key, part) for part in ("turns", "seq", "summary", "arch", "floor", "why", "whys")]
         await self._reset(keys=keys, args=[self._ttl])
 
     def _facts_key(self, persona: str, platform: str, user_id: str) -> str:
@@ -324,13 +327,29 @@ class RedisStore:
     @transient("read")
     async def last_context(self, key: SessionKey) -> LastContext | None:
         """What the conversation's last reply was given (None before the first)."""
-        raw = await self._r.get(self._k(key, "why"))
+        raw = await self._r.lindex(self._k(key, "whys"), 0) or await self._r.get(self._k(key, "why"))
         return LastContext.loads(raw) if raw else None
+
+    @transient("read")
+    async def contexts(self, key: SessionKey, limit: int) -> list[LastContext]:
+        """What the conversation's last `limit` replies were given, newest first."""
+        if limit <= 0:
+            return []
+        raw = await self._r.lrange(self._k(key, "whys"), 0, limit - 1)
+        if not raw and (last := await self._r.get(self._k(key, "why"))):
+            raw = [last]
+        return [LastContext.loads(r) for r in raw]
 
     @transient("write")
     async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
-        """Record what the reply just made was given."""
-        await self._r.set(self._k(key, "why"), context.dumps(), ex=self._ttl or None)
+        """Record what the reply just made was given (the last CONTEXTS_KEPT are kept)."""
+        name = self._k(key, "whys")
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.lpush(name, context.dumps())
+            pipe.ltrim(name, 0, CONTEXTS_KEPT - 1)
+            if self._ttl:
+                pipe.expire(name, self._ttl)
+            await pipe.execute()
 
     @transient("read")
     async def settings(self, conversation: Conversation) -> dict[str, str]:
@@ -378,6 +397,13 @@ return 1
         script = self._r.register_script(self._RATE_HIT)
         return bool(await script(keys=[f"{self._p}:rate:{key}"], args=[window_ms, limit, token]))
 
+    async def index_sessions(self) -> int:
+        """Add conversations stored before the session list existed to it (once); how many."""
+        try:
+            return await backfill(self._r, self._p, self.wall)
+        except RedisError as exc:
+            raise StoreError(f"redis: listing the stored conversations failed: {exc}") from exc
+
     async def migrate(self, legacy: str) -> int:
         """Copy the v1 namespace `legacy` (e.g. `rp:v1`) into this one, once; the keys copied.
 
@@ -400,7 +426,7 @@ return 1
             raw = aioredis.Redis.from_url(self._url, decode_responses=False, socket_timeout=COMMAND_TIMEOUT)
             copied = 0
             try:
-                async for name in raw.scan_iter(match=f"{_glob_escape(legacy)}:*", count=1000):
+                async for name in raw.scan_iter(match=f"{glob_escape(legacy)}:*", count=1000):
                     copied += await self._copy_v1(raw, name, legacy)
             finally:
                 await raw.aclose()
@@ -437,7 +463,3 @@ return 1
             raise
         return 1
 
-
-def _glob_escape(text: str) -> str:
-    """`text` matched literally in a SCAN pattern."""
-    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

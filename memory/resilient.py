@@ -205,6 +205,16 @@ class ResilientStore:
             self._lost(exc)
             return None
 
+    async def contexts(self, key: SessionKey, limit: int) -> list[LastContext]:
+        """What the recent replies were given; none while the store is away."""
+        if self._down:
+            return []
+        try:
+            return await self.inner.contexts(key, limit)
+        except StoreError as exc:
+            self._lost(exc)
+            return []
+
     async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
         """Record what the reply was given; while the store is away it is not kept (only /why misses it)."""
         if not self.available:

@@ -1,8 +1,8 @@
 """Conversation store in one SQLite file: the embedded default when no Redis answers.
 
-Schema 3 (PRAGMA user_version): the window (`turns`) and the archive of older turns (`archive`),
+Schema 4 (PRAGMA user_version): the window (`turns`) and the archive of older turns (`archive`),
 a floor per session (turns up to it were forgotten), one JSON fact book per user (`fact_books`),
-the last reply's context (`last_context`) and the journal of messages not yet answered
+what the last replies were given (`contexts`) and the journal of messages not yet answered
 (memory/sqlite_journal.py). An older file is migrated in one transaction on open.
 """
 
@@ -23,6 +23,7 @@ from memory.sqlite_journal import DDL as JOURNAL_DDL
 from memory.sqlite_journal import SQLiteJournal
 from memory.store import FactChange, StoreError
 from memory.turns import (
+    CONTEXTS_KEPT,
     Fact,
     FactBook,
     LastContext,
@@ -37,7 +38,7 @@ from memory.turns import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # schema 1, as it was: a file of that version has these tables
 _DDL_V1 = """
@@ -63,6 +64,15 @@ _V1_TO_V2 = [
     "CREATE INDEX archive_at ON archive (session, at)",
     "CREATE TABLE fact_books (owner TEXT PRIMARY KEY, body TEXT NOT NULL)",
     "CREATE TABLE last_context (session TEXT PRIMARY KEY, body TEXT NOT NULL)",
+]
+
+
+# from schema 3 to 4: the last reply's context becomes the last few replies' contexts
+_V3_TO_V4 = [
+    "CREATE TABLE contexts (n INTEGER PRIMARY KEY, session TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE INDEX contexts_session ON contexts (session, n)",
+    "INSERT INTO contexts (session, body) SELECT session, body FROM last_context",
+    "DROP TABLE last_context",
 ]
 
 
@@ -128,6 +138,9 @@ class SQLiteStore:
             if version < 3:
                 for statement in JOURNAL_DDL:
                     db.execute(statement)
+            if version < 4:
+                for statement in _V3_TO_V4:
+                    db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -192,7 +205,7 @@ class SQLiteStore:
         for session in old:
             db.execute("DELETE FROM turns WHERE session=?", (session,))
             db.execute("DELETE FROM archive WHERE session=?", (session,))
-            db.execute("DELETE FROM last_context WHERE session=?", (session,))
+            db.execute("DELETE FROM contexts WHERE session=?", (session,))
             db.execute(
                 "UPDATE sessions SET summary='', summary_upto=seq, floor=seq, active=? WHERE session=?",
                 (now, session),
@@ -273,7 +286,7 @@ class SQLiteStore:
         def tx(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM turns WHERE session=?", (str(key),))
             db.execute("DELETE FROM archive WHERE session=?", (str(key),))
-            db.execute("DELETE FROM last_context WHERE session=?", (str(key),))
+            db.execute("DELETE FROM contexts WHERE session=?", (str(key),))
             db.execute(
                 "UPDATE sessions SET summary='', summary_upto=seq, floor=seq WHERE session=?", (str(key),)
             )
@@ -308,16 +321,25 @@ class SQLiteStore:
     async def last_context(self, key: SessionKey) -> LastContext | None:
         """What the conversation's last reply was given (None before the first)."""
 
-        def tx(db: sqlite3.Connection) -> LastContext | None:
-            row = db.execute("SELECT body FROM last_context WHERE session=?", (str(key),)).fetchone()
-            return LastContext.loads(row[0]) if row else None
+        found = await self.contexts(key, 1)
+        return found[0] if found else None
 
-        return await self._run(tx)
+    async def contexts(self, key: SessionKey, limit: int) -> list[LastContext]:
+        """What the conversation's last `limit` replies were given, newest first."""
+        rows: list[Any] = await self._run(lambda db: db.execute(
+            "SELECT body FROM contexts WHERE session=? ORDER BY n DESC LIMIT ?", (str(key), max(0, limit))).fetchall())
+        return [LastContext.loads(r[0]) for r in rows]
 
     async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
-        """Record what the reply just made was given."""
-        body = context.dumps()
-        await self._run(lambda db: db.execute("INSERT OR REPLACE INTO last_context VALUES (?,?)", (str(key), body)))
+        """Record what the reply just made was given (the last CONTEXTS_KEPT are kept)."""
+        session, body = str(key), context.dumps()
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO contexts (session, body) VALUES (?,?)", (session, body))
+            db.execute("DELETE FROM contexts WHERE session=? AND n NOT IN "
+                       "(SELECT n FROM contexts WHERE session=? ORDER BY n DESC LIMIT ?)", (session, session, CONTEXTS_KEPT))
+
+        await self._run(tx)
 
     async def settings(self, conversation: Conversation) -> dict[str, str]:
         """Per-channel settings (persona, voice, max_chapter...)."""

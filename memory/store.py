@@ -74,7 +74,11 @@ class ConversationStore(Protocol):
         ...
 
     async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
-        """Record what the reply just made was given."""
+        """Record what the reply just made was given (the last CONTEXTS_KEPT are kept)."""
+        ...
+
+    async def contexts(self, key: SessionKey, limit: int) -> list[LastContext]:
+        """What the conversation's last `limit` replies were given, newest first."""
         ...
 
     async def settings(self, conversation: Conversation) -> dict[str, str]:

@@ -11,6 +11,8 @@ from core.conversation import Conversation, Platform, Scope
 Role = Literal["user", "assistant"]
 SCHEMA = 1
 TURN_CHARS = 16_000  # text kept of one stored turn; messages and replies are cut shorter before this
+CONTEXTS_KEPT = 20  # what the last this many replies of a conversation were given (/why, the console)
+CITED_CHARS = 400  # text kept of each thing a reply was given (a passage, a memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,7 @@ class Cited:
 
 @dataclass(frozen=True, slots=True)
 class LastContext:
-    """What the conversation's last reply was given, for `/why`."""
+    """What one reply was given, for `/why` and the console: what it cited and the prompt's tokens per section."""
 
     at: float = 0.0
     user_id: str = ""
@@ -165,11 +167,16 @@ class LastContext:
     message: str = ""
     mode: str = ""
     cited: tuple[Cited, ...] = ()
+    seq: int = 0  # the reply's turn (0: unknown, or stored while the store was away)
+    tokens: tuple[tuple[str, int], ...] = ()  # (section, tokens as the server counts them), in prompt order
 
     def dumps(self) -> str:
-        """JSON for the store."""
+        """JSON for the store (each cited text cut to CITED_CHARS)."""
         data = asdict(self)
-        data["v"] = 2
+        for c in data["cited"]:
+            if len(c["text"]) > CITED_CHARS:
+                c["text"] = c["text"][: CITED_CHARS - 1] + "…"
+        data["v"] = 3
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -180,8 +187,9 @@ class LastContext:
             Cited(**{k: c[k] for k in Cited.__dataclass_fields__ if k in c})
             for c in data.get("cited", []) if isinstance(c, dict)
         )
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "cited"}
-        return cls(**known, cited=cited)
+        tokens = tuple((str(t[0]), int(t[1])) for t in data.get("tokens") or [] if isinstance(t, list) and len(t) == 2)
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k not in ("cited", "tokens")}
+        return cls(**known, cited=cited, tokens=tokens)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import json
 import re
 import struct
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +31,30 @@ def read_card_file(path: Path) -> dict[str, Any]:
         raw = path.read_bytes()
     except OSError as exc:
         raise PersonaError(f"{path}: {exc.strerror}") from None
+    return read_card_bytes(raw, str(path))
+
+
+def read_card_bytes(raw: bytes, where: str) -> dict[str, Any]:
+    """The card JSON from the bytes of a .json or .png card (`where` names them in errors)."""
     if raw.startswith(PNG_MAGIC):
-        chunks = png_text_chunks(raw, path)
+        chunks = png_text_chunks(raw, where)
         payload = chunks.get("ccv3") or chunks.get("chara")
         if payload is None:
-            raise PersonaError(f"{path}: PNG has no 'chara' or 'ccv3' text chunk")
+            raise PersonaError(f"{where}: PNG has no 'chara' or 'ccv3' text chunk")
         try:
             raw = base64.b64decode(payload, validate=False)
         except (binascii.Error, ValueError):
-            raise PersonaError(f"{path}: card chunk is not base64") from None
+            raise PersonaError(f"{where}: card chunk is not base64") from None
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PersonaError(f"{path}: not a card (invalid JSON: {exc})") from None
+        raise PersonaError(f"{where}: not a card (invalid JSON: {exc})") from None
     if not isinstance(data, dict):
-        raise PersonaError(f"{path}: not a card (JSON is not an object)")
+        raise PersonaError(f"{where}: not a card (JSON is not an object)")
     return data
 
 
-def png_text_chunks(raw: bytes, path: Path) -> dict[str, str]:
+def png_text_chunks(raw: bytes, where: Path | str) -> dict[str, str]:
     """tEXt / iTXt / zTXt chunks of a PNG, keyword -> text."""
     out: dict[str, str] = {}
     pos = len(PNG_MAGIC)
@@ -56,7 +62,7 @@ def png_text_chunks(raw: bytes, path: Path) -> dict[str, str]:
         length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
         body = raw[pos + 8 : pos + 8 + length]
         if len(body) < length:
-            raise PersonaError(f"{path}: truncated PNG")
+            raise PersonaError(f"{where}: truncated PNG")
         pos += 12 + length
         if kind == b"tEXt":
             key, _, text = body.partition(b"\0")
@@ -172,10 +178,30 @@ def import_card(path: Path, dest_root: Path, pid: str | None = None, force: bool
     pid = pid or slug_for(card.name)
     if not ID_PATTERN.match(pid):
         raise PersonaError(f"invalid persona id '{pid}' (use a-z, 0-9, '-' and '_')")
-    folder = dest_root / pid
-    target = folder / "card.toml"
+    target = dest_root / pid / "card.toml"
     if target.exists() and not force:
         raise PersonaError(f"{target} exists (use --force to replace it, or --id for another id)")
+    return save_card(card, dest_root, pid)
+
+
+def import_card_bytes(raw: bytes, where: str, dest_root: Path, taken: Iterable[str] = ()) -> Path:
+    """A card from its bytes into `dest_root/<id>/card.toml`; the id comes from the card's name,
+    numbered on where it is taken (a card in `taken` or a folder already there), so nothing is replaced."""
+    card = card_from_json(read_card_bytes(raw, where), Path(where))
+    base, used = slug_for(card.name)[:60], set(taken)
+    pid = base
+    for n in range(2, 10_000):
+        if pid not in used and not (dest_root / pid).exists():
+            break
+        pid = f"{base}-{n}"
+    return save_card(card, dest_root, pid)
+
+
+def save_card(card: Card, dest_root: Path, pid: str) -> Path:
+    """Write `card` as `dest_root/<pid>/card.toml` (private, replaced at once); its path."""
+    if not ID_PATTERN.match(pid):
+        raise PersonaError(f"invalid persona id '{pid}' (use a-z, 0-9, '-' and '_')")
+    target = dest_root / pid / "card.toml"
     text = tomli_w.dumps(card.model_dump(by_alias=True, mode="json", exclude_none=True), multiline_strings=True)
     write_private(target, text.encode("utf-8"))
     return target

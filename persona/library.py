@@ -31,20 +31,33 @@ class PersonaError(Exception):
     """A card that cannot be loaded or imported; the message names the file and key."""
 
 
+class CardInvalid(PersonaError):
+    """A card whose values break the card format; `problems` holds (key, what is wrong) for each."""
+
+    def __init__(self, where: str, problems: list[tuple[str, str]]):
+        key, what = problems[0]
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{where}: {key}: {what}{more}")
+        self.problems = problems
+
+
+def check_card(data: object, where: str) -> Card:
+    """The card in `data` (a card.toml's table), or CardInvalid naming every key that is wrong."""
+    try:
+        return Card.model_validate(data)
+    except ValidationError as exc:
+        problems = [(".".join(str(p) for p in err["loc"]) or "(card)",
+                     "unknown key" if err["type"] == "extra_forbidden" else err["msg"]) for err in exc.errors()]
+        raise CardInvalid(where, problems) from None
+
+
 def load_card(path: Path) -> Card:
     """Parse one card.toml, raising PersonaError that names the file and the key."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PersonaError(f"{path}: {exc}") from None
-    try:
-        return Card.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(card)"
-        what = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise PersonaError(f"{path}: {key}: {what}{more}") from None
+    return check_card(data, str(path))
 
 
 class PersonaLibrary:

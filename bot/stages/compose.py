@@ -36,6 +36,7 @@ class Note:
     memories: frozenset[int] = frozenset()  # seqs of the older turns its memories show
     cost: int = 0  # tokens as the server counts them, message overhead included
     memory: int = 0  # tokens of its memory blocks (summary, facts, recalled turns): [memory] memory_tokens
+    sections: tuple[tuple[str, int], ...] = ()  # (summary, facts, memories, lore, passages, scenes): tokens each
 
 
 @dataclass
@@ -79,7 +80,8 @@ class Compose:
         self.profile = profile
         self.probe = probe
         self.passage_tokens, self.lore_tokens = knowledge_tokens
-        self._stable: dict[tuple[str, int, float, float], str] = {}
+        # per persona id: (the card it was made from, budget and counts, the text); an edited card is a new one
+        self._stable: dict[str, tuple[Persona, tuple[int, float, float], str]] = {}
         self._starts: OrderedDict[SessionKey, int] = OrderedDict()
         self._shown: OrderedDict[SessionKey, _Shown] = OrderedDict()
 
@@ -94,10 +96,12 @@ class Compose:
     def stable(self, persona: Persona) -> str:
         """The persona's stable prefix for this server: the same bytes every turn."""
         budget = int(self.room() * STABLE_SHARE)
-        key = (persona.id, budget, self.profile.per_cjk, self.profile.per_other)
-        if key not in self._stable:
-            self._stable[key] = stable_prompt(persona, self.llm.example_tokens, self.profile.count, budget)
-        return self._stable[key]
+        shape = (budget, self.profile.per_cjk, self.profile.per_other)
+        cached = self._stable.get(persona.id)
+        if cached is None or cached[0] is not persona or cached[1] != shape:
+            cached = self._stable[persona.id] = (persona, shape, stable_prompt(
+                persona, self.llm.example_tokens, self.profile.count, budget))
+        return cached[2]
 
     async def __call__(self, ex: Exchange) -> Exchange:
         """Fill ex.prompt so that, as the server counts, prompt + reply cap fit its context.
@@ -126,7 +130,8 @@ class Compose:
         message = truncate_tokens(message, max(16, min(count(message), left // 2)), count)
         left -= count(message) + MESSAGE_OVERHEAD + len(ex.images) * self.profile.image_tokens
         turns, dropped = self._window(ex.session, list(ex.history), min(self.memory.history_tokens, left // 2), group)
-        left -= self._cost(turns, group)
+        window = self._cost(turns, group)
+        left -= window
         in_window = {t.seq for t in turns}
         past = self._past(ex, in_window)
         facts_now = {f"f:{rec.text if rec else line}"
@@ -153,8 +158,10 @@ class Compose:
         messages.append(ChatMessage("user", message, images=ex.images))
         if reminder:
             messages.append(ChatMessage("system", reminder))
+        sections = (("system", count(stable)), ("turns", window), ("earlier notes", held), *note.sections,
+                    ("message", count(message)), ("reminder", count(reminder) if reminder else 0))
         return replace(ex, prompt=tuple(_merge(messages)), unsummarized=ex.unsummarized + tuple(dropped),
-                       recalled=tuple(recalled))
+                       recalled=tuple(recalled), sections=tuple((name, n) for name, n in sections if n))
 
     def _note(self, ex: Exchange, budget: int, in_window: set[int], seen: Note) -> tuple[Note, list[Recollection]]:
         """This message's context within `budget` tokens, without what `seen` shows; the memories it holds.
@@ -170,6 +177,7 @@ class Compose:
         head, tail = FENCE[lang]
         quoted: list[str] = []
         parts: list[str] = []
+        sizes: list[tuple[str, int]] = []
         left = budget - MESSAGE_OVERHEAD
         fence = count(head) + count(tail) + 4
         if ex.summary.text or ex.facts or ex.memories:
@@ -177,38 +185,39 @@ class Compose:
 
         memory = self.memory.memory_tokens  # what the memory blocks together may still take
 
-        def block(title: str, body: str, into: list[str], cap: int | None = None) -> None:
+        def block(name: str, title: str, body: str, into: list[str], cap: int | None = None) -> None:
             nonlocal left, memory
             if body and left > 0:
                 text = truncate_tokens(f"【{title}】\n{body}", left if cap is None else min(left, cap), count)
                 into.append(text)
-                left -= count(text) + 2
+                sizes.append((name, count(text)))
+                left -= sizes[-1][1] + 2
                 if cap is not None:
-                    memory -= count(text)
+                    memory -= sizes[-1][1]
 
         summary = "" if f"s:{ex.summary.text}" in seen.keys else ex.summary.text
         summary = quote(truncate_tokens(summary, max(0, min(self.memory.summary_tokens, left, memory - 8)), count))
-        block(h[4], summary, quoted, memory)
+        block("summary", h[4], summary, quoted, memory)
         named = [(rec.text if rec else line, attributed(who, rec, line))
                  for rec, line in zip((*ex.fact_records, *[None] * len(ex.facts)), ex.facts, strict=False)]
         facts = "\n".join(line for fact, line in named if f"f:{fact}" not in seen.keys)
-        block(h[5].format(who=THEM[lang]), truncate_tokens(facts, max(0, min(self.memory.facts_tokens, left // 2)), count),
-              quoted, memory)
+        block("facts", h[5].format(who=THEM[lang]),
+              truncate_tokens(facts, max(0, min(self.memory.facts_tokens, left // 2)), count), quoted, memory)
         title = remember_heading(persona.card.language)
         # each recalled line is quoted ("> "): about one token a line more than the budget counts
         room = min(self.memory.recall_tokens, left - count(title) - 8, memory - count(title) - 8)
         remembered, recalled = render_memories(
             ex.memories, max(0, room * 9 // 10), count, persona.name, persona.card.language, in_window | seen.memories,
         )
-        block(title, quote(remembered), quoted, memory)
+        block("memories", title, quote(remembered), quoted, memory)
         used_memory = self.memory.memory_tokens - memory
         if quoted:
             parts = [head, *quoted, tail]
         elif ex.summary.text or ex.facts or ex.memories:
             left += fence
-        block(h[6], self._pack(ex.lore, min(self.lore_tokens, left), seen.keys), parts)
-        block(h[7], self._pack(ex.passages, min(self.passage_tokens, left), seen.keys), parts)
-        block(h[8].format(char=persona.name), self._pack(ex.scenes, min(self.passage_tokens // 2, left), seen.keys), parts)
+        block("lore", h[6], self._pack(ex.lore, min(self.lore_tokens, left), seen.keys), parts)
+        block("passages", h[7], self._pack(ex.passages, min(self.passage_tokens, left), seen.keys), parts)
+        block("scenes", h[8].format(char=persona.name), self._pack(ex.scenes, min(self.passage_tokens // 2, left), seen.keys), parts)
         text = "\n\n".join(parts)
         if not text:
             return Note(), []
@@ -216,7 +225,7 @@ class Compose:
         keys.update(f"f:{fact}" for fact, line in named if line in text)
         keys.update(f"k:{p.text}" for p in (*ex.lore, *ex.passages, *ex.scenes) if p.text in text)
         memories = {t.seq for r in recalled for t in (r.before, r.turn, r.after) if t is not None}
-        note = Note(text, frozenset(keys), frozenset(memories), count(text) + MESSAGE_OVERHEAD, used_memory)
+        note = Note(text, frozenset(keys), frozenset(memories), count(text) + MESSAGE_OVERHEAD, used_memory, tuple(sizes))
         return note, recalled
 
     def _past(self, ex: Exchange, in_window: set[int]) -> dict[int, Note]:

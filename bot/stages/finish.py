@@ -50,7 +50,7 @@ class Finish:
                 await self.store.append(ex.session, [answer])
             return replace(ex, draft=text, mode=mode, reply=reply)
         stored = await self.store.append(ex.session, [question, answer])
-        await self._remember_context(ex, mode, now)
+        await self._remember_context(ex, mode, now, stored[1].seq)
         if self.summarizer and mode == "model":
             self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized)
             # seq 0: the store is away and the exchange waits in memory; facts can wait too
@@ -61,7 +61,7 @@ class Finish:
                     self.summarizer.note_facts(persona, ex.session, msg.user_id, msg.display_name, said)
         return replace(ex, draft=text, mode=mode, reply=reply)
 
-    async def _remember_context(self, ex: Exchange, mode: str, now: float) -> None:
+    async def _remember_context(self, ex: Exchange, mode: str, now: float, seq: int) -> None:
         """Keep what this reply was given (memories, facts, summary, lore, passages) for `/why`."""
         msg = ex.incoming
         cited: list[Cited] = []
@@ -77,7 +77,7 @@ class Finish:
                 cited.append(Cited("summary", ex.summary.text))
             for kind, items in (("lore", ex.lore), ("passage", ex.passages), ("scene", ex.scenes)):
                 cited.extend(Cited(kind, p.text, p.source) for p in items if p.text in shown)
-        record = LastContext(now, msg.user_id, msg.display_name, ex.text, mode, tuple(cited))
+        record = LastContext(now, msg.user_id, msg.display_name, ex.text, mode, tuple(cited), seq, ex.sections)
         try:
             await self.store.set_last_context(ex.session, record)
         except StoreError as exc:  # only /why misses it

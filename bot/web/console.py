@@ -11,13 +11,16 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from bot.app import App
 from bot.stages.generate import Generate
-from bot.web import pages
+from bot.web import pages, why
+from bot.web.characters import switch_form
 from bot.web.chat import read_capped
+from bot.web.forms import fields
 from bot.web.pages import esc
 from core.llm import OpenAIChat
+from core.messages import Incoming
 from memory.facts import forget
 from memory.store import StoreError
-from memory.turns import SessionKey, parse_session
+from memory.turns import CONTEXTS_KEPT, SessionKey, parse_session
 
 PER_PAGE = 50
 TRANSCRIPT_TURNS = 200
@@ -99,14 +102,17 @@ class Console:
         try:
             turns = await self.app.store.recent(key, TRANSCRIPT_TURNS)
             summary = await self.app.store.summary(key)
+            whys = why.by_reply(await self.app.store.contexts(key, CONTEXTS_KEPT), turns)
             speakers = list(dict.fromkeys((t.user_id, t.name) for t in turns if t.role == "user" and t.user_id))
             books = [(uid, name, await self.app.store.fact_book(key.persona, key.platform, uid)) for uid, name in speakers]
+            current = self.app.conversations.persona_for(_nobody(key), await self.app.conversations.settings(key.conversation))
         except StoreError as exc:
             return HTMLResponse(pages.page("Conversation", f"<p>memory unavailable: {esc(exc)}</p>"), 503)
         character = self._persona_name(key.persona)
         lines = "".join(
             f'<div class="line {esc(t.role)}"><span class="who">{esc(character if t.role == "assistant" else (t.name or t.user_id))}'
-            f'</span> <span class="at">{esc(pages.when(t.at))}</span><span class="text">{esc(t.text)}</span></div>'
+            f'</span> <span class="at">{esc(pages.when(t.at))}</span><span class="text">{esc(t.text)}</span>'
+            f'{why.details(whys[t.seq]) if t.seq in whys else ""}</div>'
             for t in turns
         ) or "<p>(no turns kept)</p>"
         facts = []
@@ -122,9 +128,11 @@ class Console:
             facts.append(f'<h3>{esc(name or uid)} <small>{esc(uid)}</small></h3><ul class="facts">{items or "<li>(none)</li>"}</ul>{everything}')
         body = (
             f"<h1>{esc(character)} · {esc(key.platform)} {esc(key.scope)}:{esc(key.id)}</h1>"
+            + switch_form(key.conversation, current.id, self.app) +
             f'<h2>Summary</h2><p class="text">{esc(summary.text) or "(no summary yet)"}</p>'
             f"<h2>Facts per user</h2>{''.join(facts) or '<p>(no speakers here)</p>'}"
-            f'<h2>Transcript (last {TRANSCRIPT_TURNS})</h2><div id="log">{lines}</div>'
+            f'<h2>Transcript (last {TRANSCRIPT_TURNS})</h2><p class="meta">"why" under a reply: what its prompt held '
+            f'and its tokens per section (kept for the last {CONTEXTS_KEPT} replies)</p><div id="log">{lines}</div>'
         )
         return HTMLResponse(pages.page("Conversation", body))
 
@@ -133,7 +141,7 @@ class Console:
         body = await read_capped(request, 4096)
         if body is None:
             return Response("too large", 413)
-        form = {k: v[-1] for k, v in _parse_form(body).items()}
+        form = fields(body)
         key = parse_session(form.get("key", ""))
         user, which = form.get("user", ""), form.get("fact", "")
         if key is None or not user or not (which == "all" or which.isdigit()):
@@ -154,7 +162,6 @@ class Console:
         return self.app.personas.get(pid).name if pid in self.app.personas.ids() else pid
 
 
-def _parse_form(body: bytes) -> dict[str, list[str]]:
-    from urllib.parse import parse_qs
-
-    return parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+def _nobody(key: SessionKey) -> Incoming:
+    """A message from no one in the session's conversation (which persona speaks there, by its settings)."""
+    return Incoming(key.platform, key.id, key.id, "", "", is_direct=key.scope == "dm", conversation=key.conversation)

@@ -11,7 +11,8 @@ import html
 import time
 from collections.abc import Iterable
 
-NAV = (("/chat", "Chat"), ("/conversations", "Conversations"), ("/api/status", "Status"))
+NAV = (("/chat", "Chat"), ("/conversations", "Conversations"), ("/characters", "Characters"), ("/knowledge", "Knowledge"),
+       ("/logs", "Logs"), ("/api/status", "Status"))
 
 
 def esc(value: object) -> str:

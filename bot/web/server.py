@@ -21,8 +21,11 @@ from starlette.staticfiles import StaticFiles
 from bot.app import App
 from bot.web import pages
 from bot.web.auth import SESSION_COOKIE, Guard, Logins
+from bot.web.characters import Characters
 from bot.web.chat import WebChat
 from bot.web.console import Console, Platforms
+from bot.web.knowledge import KnowledgePage
+from bot.web.logs import LogsPage
 from core.config import Settings
 from core.config.core import exposed_without_token
 
@@ -46,6 +49,9 @@ def build_web(app: App, logins: Logins, platforms: Platforms) -> Starlette:
     """The whole page as one ASGI app: the routes, wrapped in the guard."""
     chat = WebChat(app)
     console = Console(app, platforms)
+    characters = Characters(app)
+    knowledge = KnowledgePage(app)
+    logs = LogsPage(app, lambda: logins.token)
 
     async def home(request: Request) -> Response:
         if logins.valid(request.cookies.get(SESSION_COOKIE, "")):
@@ -66,6 +72,15 @@ def build_web(app: App, logins: Logins, platforms: Platforms) -> Starlette:
         Route("/conversations", console.conversations),
         Route("/conversation", console.conversation),
         Route("/conversation/forget", console.forget, methods=["POST"]),
+        Route("/characters", characters.index),
+        Route("/character", characters.edit),
+        Route("/character/save", characters.save, methods=["POST"]),
+        Route("/characters/import", characters.upload, methods=["POST"]),
+        Route("/characters/switch", characters.switch, methods=["POST"]),
+        Route("/knowledge", knowledge.index),
+        Route("/knowledge/ingest", knowledge.ingest, methods=["POST"]),
+        Route("/api/knowledge", knowledge.progress),
+        Route("/logs", logs.index),
         Route("/logout", logout, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

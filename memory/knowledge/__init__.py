@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from core.config import Settings
 from core.knowledge import Knowledge, NoKnowledge
 from memory.knowledge.base import KnowledgeBase
-from memory.knowledge.catalog import Catalog
+from memory.knowledge.catalog import Catalog, FileRow
 from memory.knowledge.embedders import open_embedder
 from memory.knowledge.embedding import (
     EMBED_EXTRA,
@@ -20,13 +21,43 @@ from memory.knowledge.embedding import (
     EmbeddingError,
     describe,
 )
-from memory.knowledge.index import CATALOG_FILE
+from memory.knowledge.index import CATALOG_FILE, Layout
+from memory.knowledge.ingest import Ingestor
+from memory.knowledge.vectors import open_client
 from persona.card import Persona
 
 
 def knowledge_root(settings: Settings) -> Path:
     """Where indexes live: data_dir/knowledge."""
     return settings.bot.data_dir / "knowledge"
+
+
+def ingestor_for(settings: Settings, persona: Persona, embedder: Embedder | None, mode: str, *, progress: bool = True,
+                 on_progress: Callable[[str, int, int], None] | None = None) -> Ingestor:
+    """The ingestor of a persona's index as [knowledge] configures it (`ingest` and the web page run it)."""
+    cfg = settings.knowledge
+    layout = Layout(knowledge_root(settings), persona.id)
+    embed = mode != "bm25"
+    # a BM25-only run still names the collection, to drop vectors of chunks that changed
+    vectors_exist = embed or bool(cfg.chroma_url) or layout.chroma.exists()
+    return Ingestor(
+        layout, [persona.name, *persona.card.aliases], cfg.chunk_chars, cfg.chunk_overlap,
+        persona.card.knowledge.chapter_pattern or cfg.chapter_pattern, cfg.tokenizer, embedder,
+        (lambda: open_client(cfg.chroma_url, layout.chroma)) if vectors_exist else None, cfg.embed_batch,
+        progress=progress, embed=embed, on_progress=on_progress,
+    )
+
+
+def ingested(settings: Settings, persona_id: str) -> list[FileRow]:
+    """The files in a persona's index (none before its first ingest; nothing is created to tell)."""
+    path = Layout(knowledge_root(settings), persona_id).catalog
+    if not path.is_file():
+        return []
+    catalog = Catalog(path)
+    try:
+        return catalog.files()
+    finally:
+        catalog.close()
 
 
 async def open_knowledge(settings: Settings, embedder: Embedder | None = None) -> Knowledge[Persona]:

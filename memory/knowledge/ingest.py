@@ -59,6 +59,7 @@ class Ingestor:
     batch: int = 32
     progress: bool = True
     embed: bool = True
+    on_progress: Callable[[str, int, int], None] | None = None  # (stage, done, total), from the ingesting thread
     _vectors: Vectors | None = None
 
     def run(self, paths: list[Path], prune: bool = False) -> IngestReport:
@@ -75,7 +76,9 @@ class Ingestor:
                         report.pruned.append(row.name)
                         report.removed += self._drop(catalog, catalog.remove(row.key))
             self._embed(catalog, keys, report)
+            self._told("indexing", 0, 1)
             index = SourceIndex.load(self.layout, self.tokenizer, save=True)
+            self._told("indexing", 1, 1)
             report.chunks = len(index.chunks) if index else 0
             report.scenes = len(index.scenes) if index else 0
         finally:
@@ -87,7 +90,8 @@ class Ingestor:
     def _store(self, catalog: Catalog, files: list[Path], report: IngestReport) -> set[str]:
         """Read changed files into the catalog; returns the keys of every file named."""
         keys: set[str] = set()
-        for path in self._bar(files, "files", "file"):
+        for n, path in enumerate(self._bar(files, "files", "file")):
+            self._told("reading", n, len(files))
             key = str(path.resolve())
             keys.add(key)
             # the settings that shape chunks and scenes are part of the signature: changing them
@@ -128,11 +132,16 @@ class Ingestor:
                     catalog.mark_embedded([c.id for c in part], name)
                     report.embedded += len(part)
                     bar.update(len(part))
+                    self._told("embedding", report.embedded, total)
                 catalog.set_done(key)
             bar.close()
             report.embed_seconds = time.perf_counter() - started
         for key in keys:
             catalog.set_done(key)
+
+    def _told(self, stage: str, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(stage, done, total)
 
     def _settings_hash(self) -> str:
         text = f"{self.chunk_chars}|{self.chunk_overlap}|{self.pattern}|{'|'.join(sorted(self.names))}"

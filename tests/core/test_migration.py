@@ -14,9 +14,9 @@ from core.messages import Incoming
 from memory.journal import Entry, Route
 from memory.open import open_store
 from memory.redis_store import RedisStore
-from memory.sqlite_store import SQLiteStore
+from memory.sqlite_store import SCHEMA_VERSION, SQLiteStore
 from memory.store import ConversationStore, StoreError
-from memory.turns import SessionKey, Turn
+from memory.turns import LastContext, SessionKey, Turn
 from tests.conftest import MakeSettings
 from tests.core.v1_stores import V1Redis, V1SQLite
 
@@ -147,7 +147,7 @@ async def test_sqlite_schema_1_file_is_migrated_once(tmp_path: Path) -> None:
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='facts'").fetchone()[0] == 0
     again = SQLiteStore(path)  # opening a file of the current schema changes nothing
     try:
@@ -157,9 +157,64 @@ async def test_sqlite_schema_1_file_is_migrated_once(tmp_path: Path) -> None:
         await again.close()
 
 
+async def test_sqlite_schema_3_keeps_the_last_replys_context(tmp_path: Path) -> None:
+    path = tmp_path / "memory.sqlite3"
+    SQLiteStore(path)._db.close()
+    with sqlite3.connect(path) as db:  # the file as schema 3 left it: one context per session
+        db.execute("DROP TABLE contexts")
+        db.execute("CREATE TABLE last_context (session TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        db.execute("INSERT INTO last_context VALUES (?, ?)", (str(GROUP), LastContext(5.0, message="old").dumps()))
+        db.execute("PRAGMA user_version=3")
+    store = SQLiteStore(path)
+    try:
+        assert [c.message for c in await store.contexts(GROUP, 5)] == ["old"]
+        await store.set_last_context(GROUP, LastContext(6.0, message="new"))
+        assert [c.message for c in await store.contexts(GROUP, 5)] == ["new", "old"]
+    finally:
+        await store.close()
+
+
 async def test_sqlite_refuses_a_file_from_a_newer_version(tmp_path: Path) -> None:
     path = tmp_path / "memory.sqlite3"
     with sqlite3.connect(path) as db:
-        db.execute("PRAGMA user_version=4")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer version"):
         SQLiteStore(path)
+
+
+async def test_redis_conversations_from_before_the_session_list_are_added_to_it_at_start(
+    redis_url: str, redis_prefix: str
+) -> None:
+    cfg = memory_cfg(redis_url, redis_prefix)
+    ns = f"{redis_prefix}:v2"
+    old = RedisStore(redis_url, prefix=ns)
+    third = SessionKey("yexiu", "qq", "group", "7:8")  # an id with a colon
+    try:
+        await old.append(GROUP, exchange(1, 1_700_000_000.0) + exchange(2, 1_700_000_000.0))
+        await old.append(DM, exchange(1, 1_700_000_500.0))
+        await old.append(third, exchange(1, 1_700_000_900.0))
+        await old.reset(third)  # its turns are gone: it is listed, with no time of activity
+    finally:
+        await old.close()
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        # as an older version left it: no session list; then a newer process noted DM with one later exchange
+        raw.delete(f"{ns}:sessions", f"{ns}:turn_count")
+        raw.zadd(f"{ns}:sessions", {str(DM): 1_800_000_000.0})
+        raw.incrby(f"{ns}:turn_count", 2)
+        store = await open_store(cfg)
+        try:
+            page = await store.sessions(0, 10)
+            assert [(i.key, i.active, i.turns) for i in page.items] == [
+                (DM, 1_800_000_000.0, 2), (GROUP, 1_700_000_002.0, 4), (third, 0.0, 2)]
+            assert page.total == 3 and page.turns == 2 + 4 + 2  # DM's were counted when it was noted
+        finally:
+            await store.close()
+        raw.zrem(f"{ns}:sessions", str(GROUP))
+        again = await open_store(cfg)  # once only: a later start does not scan again
+        try:
+            assert (await again.sessions(0, 10)).total == 2
+        finally:
+            await again.close()
+    finally:
+        raw.close()

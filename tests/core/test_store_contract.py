@@ -15,7 +15,7 @@ from memory.journal import Adopted, Entry, Route
 from memory.redis_store import RedisStore
 from memory.sqlite_store import SQLiteStore
 from memory.store import ConversationStore, StoreError
-from memory.turns import Fact, FactBook, SessionKey, Summary, Turn
+from memory.turns import CITED_CHARS, CONTEXTS_KEPT, Cited, Fact, FactBook, LastContext, SessionKey, Summary, Turn
 
 KEY = SessionKey("horo", "test", "group", "c1")
 OTHER = SessionKey("yexiu", "test", "group", "c1")
@@ -317,4 +317,26 @@ async def test_sessions_list_most_recent_first_with_totals(opener: Opener) -> No
     assert [i.key for i in rest.items] == [keys[0]]
     found = await store.sessions(0, 10, "g3")
     assert found.total == 1 and [i.key for i in found.items] == [keys[3]]
+    assert (await store.sessions(0, 10, "*")).total == 0 and (await store.sessions(0, 10, "g[34]")).total == 0
+    assert [i.key for i in (await store.sessions(1, 2, "qq:group")).items] == [keys[3], keys[2]]
     assert (await opener().sessions(0, 1)).items[0].key == keys[4]  # reopened: the same list
+
+
+async def test_the_last_replies_contexts_are_kept_newest_first_and_reset_with_the_session(opener: Opener) -> None:
+    store = opener()
+    assert await store.last_context(KEY) is None and await store.contexts(KEY, 5) == []
+    long = "长" * (CITED_CHARS + 50)
+    for n in range(CONTEXTS_KEPT + 3):
+        record = LastContext(float(n), "u1", "Alice", f"m{n}", "model", (Cited("passage", long, "book"),),
+                             seq=2 * n + 2, tokens=(("system", 900), ("message", n)))
+        await store.set_last_context(KEY, record)
+    await store.set_last_context(OTHER, LastContext(1.0, message="other"))
+    kept = await opener().contexts(KEY, 100)
+    assert [c.message for c in kept] == [f"m{n}" for n in reversed(range(3, CONTEXTS_KEPT + 3))]
+    assert kept[0].seq == 2 * (CONTEXTS_KEPT + 2) + 2 and kept[0].tokens == (("system", 900), ("message", CONTEXTS_KEPT + 2))
+    assert len(kept[0].cited[0].text) == CITED_CHARS and kept[0].cited[0].text.endswith("…")
+    assert (await store.last_context(KEY)) == kept[0]
+    assert [c.message for c in await store.contexts(KEY, 2)] == [f"m{CONTEXTS_KEPT + 2}", f"m{CONTEXTS_KEPT + 1}"]
+    await store.reset(KEY)
+    assert await store.contexts(KEY, 5) == [] and await store.last_context(KEY) is None
+    assert [c.message for c in await store.contexts(OTHER, 5)] == ["other"]

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
+
 from bot.app import App
 from bot.web.run import fronts
 from bot.web.server import WebServer
@@ -32,6 +34,15 @@ class Page:
 def web_section() -> dict[str, object]:
     """A [web] section on a free local port."""
     return {"host": "127.0.0.1", "port": free_port()}
+
+
+@asynccontextmanager
+async def logged_in(page: Page) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that opened the login link and sends this page's Origin, as the page's own forms do."""
+    host = page.base.removeprefix("http://")
+    async with httpx.AsyncClient(base_url=page.base, headers={"Origin": f"http://{host}"}) as client:
+        assert (await client.get(f"/?token={TOKEN}")).status_code == 303
+        yield client
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 
 from bot.web.auth import FAILURES_ALLOWED, OPEN_PATHS
 from core.messages import Incoming
-from memory.turns import SessionKey
+from memory.turns import Fact, FactBook, SessionKey
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
 from tests.support.texts import varied_chinese
@@ -99,6 +99,8 @@ async def test_status_reports_fronts_model_and_memory_and_no_secret(page: Page, 
 
 
 async def test_a_change_needs_this_pages_origin(page: Page) -> None:
+    facts = (Fact(1, "likes plums", conversation="dm:u1"), Fact(2, "lives by the sea", conversation="dm:u1"))
+    await page.app.store.change_facts("horo", "test", "u1", lambda book: FactBook(facts, book.noted))
     async with httpx.AsyncClient(base_url=page.base) as client:
         await login(client)
         form = {"key": "horo:test:dm:u1", "user": "u1", "fact": "all"}
@@ -107,8 +109,11 @@ async def test_a_change_needs_this_pages_origin(page: Page) -> None:
         assert r.status_code == 403  # a browser POST without Origin
         r = await client.post("/conversation/forget", data=form, headers={"Origin": "http://evil.example"})
         assert r.status_code == 403
+        assert len(await page.app.store.facts("horo", "test", "u1")) == 2  # refused: nothing forgotten
+        r = await client.post("/conversation/forget", data=form | {"fact": "2"}, headers={"Origin": f"http://{host}"})
+        assert r.status_code == 303 and await page.app.store.facts("horo", "test", "u1") == ["likes plums"]
         r = await client.post("/conversation/forget", data=form, headers={"Origin": f"http://{host}"})
-        assert r.status_code == 303
+        assert r.status_code == 303 and await page.app.store.facts("horo", "test", "u1") == []
         r = await client.get("/conversation/forget")
         assert r.status_code == 405  # no change by GET
     async with httpx.AsyncClient(base_url=page.base) as script:
