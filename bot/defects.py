@@ -10,6 +10,7 @@ the start of something it will have to take back.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -26,6 +27,7 @@ FOREIGN_CJK = 8  # Chinese characters in a stretch inside an English reply
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _IS_CJK = re.compile(f"[{_CJK}]")
+_CJK_RUN = re.compile(f"[{_CJK}]+")
 _RUNS = re.compile(r"([^\w\s])(?:\s*\1){" + str(RUN - 1) + ",}")
 _TAIL_RUN = re.compile(r"([^\w\s])(?:\s*\1)*\s*\Z")
 _LATIN = re.compile(r"[A-Za-z][\w'’-]*(?:[\s,.;:!?\"()/&-]+[A-Za-z0-9][\w'’-]*)*")
@@ -78,6 +80,7 @@ class DefectScan:
         self.known = known
         self.safe = 0  # raw characters before which nothing can turn out broken
         self.defect: Defect | None = None
+        self._seen: set[str] = set()  # every span cut so far
         self._grams: dict[str, list[int]] = {}  # span -> [times seen apart, last start, second start]
         self._gram_at = 0  # next start position of a span to count
         self._run_at = 0  # where the run search starts again
@@ -103,27 +106,54 @@ class DefectScan:
         return self.defect
 
     def _loops(self, raw: str, final: bool) -> Defect | None:
-        grams = self._grams
+        """A span seen for the third time, apart from its earlier sightings (the loop starts at the second).
+
+        The new spans are cut and compared by the interpreter's own machinery (list, set and counter
+        operations); only spans seen before, or twice among the new ones, are followed one by one.
+        """
+        start = self._gram_at
         end = len(raw) if final else len(raw) - LOOP_OTHER + 1
-        i = self._gram_at
-        while i < end:
-            size = LOOP_CJK if _IS_CJK.match(raw, i) else LOOP_OTHER
-            gram = raw[i : i + size]
-            if len(gram) == size and not gram.isspace():
-                seen = grams.get(gram)
-                if seen is None:
-                    grams[gram] = [1, i, -1]
-                elif i >= seen[1] + size:  # apart, not overlapping the last sighting
-                    seen[0] += 1
-                    seen[1] = i
-                    if seen[0] == 2:
-                        seen[2] = i
-                        self._loop_hold = i if self._loop_hold < 0 else min(self._loop_hold, i)
-                    elif seen[0] >= LOOP_TIMES:
-                        self._gram_at = i + 1
-                        return Defect("loop", seen[2])
-            i += 1
-        self._gram_at = max(self._gram_at, i)
+        if start >= end:
+            return None
+        grams: list[str] = []
+        at = start
+        for m in _CJK_RUN.finditer(raw, start, end):  # a span is 8 characters from a Chinese one, else 20
+            grams += [raw[i : i + LOOP_OTHER] for i in range(at, m.start())]
+            grams += [raw[i : i + LOOP_CJK] for i in range(m.start(), m.end())]
+            at = m.end()
+        grams += [raw[i : i + LOOP_OTHER] for i in range(at, end)]
+        while final and grams and len(grams[-1]) < (LOOP_CJK if _IS_CJK.match(raw, start + len(grams) - 1)
+                                                    else LOOP_OTHER):
+            grams.pop()  # cut short by the end of the reply: no span
+        self._gram_at = end
+        unique = set(grams)
+        suspects = unique & self._seen
+        if len(unique) < len(grams):
+            suspects.update(g for g, n in Counter(grams).items() if n > 1)
+        self._seen |= unique
+        suspects = {g for g in suspects if not g.isspace()}
+        return self._follow(raw, grams, start, suspects) if suspects else None
+
+    def _follow(self, raw: str, grams: list[str], start: int, suspects: set[str]) -> Defect | None:
+        """Count the sightings of spans that may repeat, in order, each apart from the last."""
+        state = self._grams
+        for k in [k for k, g in enumerate(grams) if g in suspects]:
+            gram, i = grams[k], start + k
+            seen = state.get(gram)
+            if seen is None:
+                first = raw.find(gram)  # its first sighting: every earlier start was cut into a span
+                state[gram] = seen = [1, first, -1]
+                if first == i:
+                    continue
+            if i >= seen[1] + len(gram):  # apart, not overlapping the last sighting
+                seen[0] += 1
+                seen[1] = i
+                if seen[0] == 2:
+                    seen[2] = i
+                    self._loop_hold = i if self._loop_hold < 0 else min(self._loop_hold, i)
+                elif seen[0] >= LOOP_TIMES:
+                    self._gram_at = i + 1
+                    return Defect("loop", seen[2])
         return None
 
     def _runs(self, raw: str, final: bool) -> Defect | None:
