@@ -123,6 +123,7 @@ class MemoryConfig(Section):
     facts_per_user: int = Field(12, ge=0)
     facts_every: int = Field(6, ge=1)
     share_facts: bool = False
+    background_after_reply: bool = True
 
     @field_validator("recall_dense", mode="before")
     @classmethod
