@@ -94,7 +94,8 @@ def replay(persona: Any, message: str, deltas: Sequence[str], group: bool,
     speakers = ["Alice", persona.card.user_alias, "用户", "User", "user"]
     known = known_words([message, *speakers, persona.name, *persona.card.nickname, *persona.card.aliases])
     cpu, wall = time.thread_time(), time.perf_counter()
-    scan = DefectScan(language_of(message, persona.card.language), persona.length(group).max, known)
+    language = language_of(message, persona.card.language)
+    scan = DefectScan(language, persona.length(group, language).max, known)
     check = ReplyCheck(persona, hidden[persona.id], message, speakers, scan)
     for delta in deltas:
         check.feed(delta)
@@ -126,7 +127,7 @@ def generated(library: Any, n: int, seed: int = 7) -> Iterator[Stream]:
     for i in range(n):
         persona = library.get(ids[i % len(ids)])
         group, lang, kind = rng.random() < 0.5, rng.choice(("zh", "en")), kinds[i % len(kinds)]
-        most = persona.length(group).max
+        most = persona.length(group, lang).max
         size = most * 2 if kind == "overrun" else rng.randint(most // 3, most)
         text = _text(rng, lang, size)
         if kind == "loop":

@@ -145,7 +145,7 @@ class Generate:
         said = [t.text for t in ex.history[-6:] if t.role == "user"]
         language = conversation_language(ex.text, said, bool(ex.incoming.unprompted), persona.card.language)
         known = known_words([ex.text, *said, *speakers, persona.name, *persona.card.nickname, *persona.card.aliases])
-        return DefectScan(language, persona.length(not ex.incoming.is_direct).max, known)
+        return DefectScan(language, persona.length(not ex.incoming.is_direct, language).max, known)
 
     async def _attempt(self, ex: Exchange, model: ChatModel, steady: bool = False) -> Attempt:
         speakers = [ex.incoming.display_name, ex.persona.card.user_alias, "用户", "User", "user"]

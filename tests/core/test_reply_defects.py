@@ -164,6 +164,21 @@ async def test_the_card_sizes_replies_for_groups_and_private_chats(
     assert moved({}, scrape(port), 'bot_reply_defects_total{kind="overrun"}') == 2
 
 
+async def test_an_english_chat_with_a_chinese_card_has_room_to_say_as_much(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    """The card's sizes count Chinese characters: in English the same reply takes about three times the letters."""
+    app, _ = await open_app(make_settings, app_factory, llm)
+    said = ("Apples, of course, the red ones that crunch when you bite them. A wolf who has slept through "
+            "a hundred harvests knows good fruit when she smells it. Bring me a sack of those and some wine "
+            "from the south, and I might even let you brush my tail tonight, if you ask nicely enough.")
+    assert len(said) > app.personas.get("horo").card.reply_size.private.max
+    llm.push(Script(text=said, chunk_size=5))
+    reply, shown = await ask(app, dm("What is your favourite food?"))
+    assert reply is not None and reply.mode == "model" and reply.text == shown == said
+    assert replies(llm.requests)[-1]["messages"][-1]["content"].endswith("(Reply in English, two or three sentences.)")
+
+
 def test_the_check_stays_linear_and_cheap() -> None:
     """A 16 kB looping or clean reply in small pieces: the check's whole cost grows with the length."""
     horo = PersonaLibrary([ROOT / "persona"]).get("horo")
