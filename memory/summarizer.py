@@ -207,9 +207,9 @@ class Summarizer:
         names = persona.triggers()
         ops = [op for op in parse_ops(raw) if op.op == "delete" or usable_fact(op.text, texts, names)]
         limit = self.cfg.facts_per_user
-        after = await self.store.change_facts(
+        changed = await self.store.change_facts(
             persona.id, key.platform, user_id,
             lambda current: apply_ops(current, ops, shown, said, where, limit, shared),
         )
         kinds = ", ".join(f"{sum(op.op == k for op in ops)} {k}" for k in ("add", "update", "delete"))
-        log.info("facts about %s:%s: %s; %d known", key.platform, user_id, kinds, len(after.visible(where, shared)))
+        log.info("facts about %s:%s: %s; %d known", key.platform, user_id, kinds, len(changed.visible(where, shared)))
