@@ -21,6 +21,7 @@ KINDS: tuple[Kind, ...] = ("loop", "symbols", "language", "overrun", "prompt")
 LOOP_CJK = 8  # a span this long (mostly Chinese/Japanese) seen three times is a loop
 LOOP_OTHER = 20  # Latin text repeats short spans naturally ("Lawrence", " the wolf"): a longer span
 LOOP_TIMES = 3
+HINT_BACK = 100  # a copied hint is this long at most: each scan looks this far back for one
 RUN = 6  # the same punctuation mark or symbol this many times ("；；；；；；", "!!!!!!")
 FOREIGN_LATIN = 24  # letters in a stretch of Latin words in a Chinese reply (names and quoted words excused)
 FOREIGN_CJK = 8  # Chinese characters in a stretch inside an English reply
@@ -35,7 +36,11 @@ _HAN = re.compile(f"[{_CJK}](?:[{_CJK}\\s，。！？、；：“”‘’（）
 _GLUE = " \t\n,.;:!?\"()/&-，。！？、；：“”‘’（）《》…—·"  # what may join the words of one stretch
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 # the length hint's own words (persona.prompt.length_hint): too short for the leak check, never the character's
-_HINT = re.compile(r"[一两三四]句话即可|用中文回复|(?:最多|通常)\s*\d+\s*字|\d+\s*字左右|(?i:reply in english|keep it to (?:one|two|three))")
+_HINT = re.compile(
+    r"[一两三四]句话即可|用中文回复|(?:最多|通常)\s*\d+\s*字|\d+\s*字左右|[(（][^()（）\n]{0,20}[一两三四]+句话[^()（）\n]{0,10}[)）]"
+    r"|(?i:reply in english|keep it to (?:one|two|three)"  # and its variants: "(Not in English, one sentence.)"
+    r"|[(（][^()（）\n]{0,40}\b(?:one|two|three|four)(?: or (?:two|three|four))? sentences?\b[^()（）\n]{0,20}[)）])"
+)
 _CODE = re.compile(r"`[^`\n]{0,200}`")
 
 
@@ -93,7 +98,7 @@ class DefectScan:
         if self.defect is not None:
             return self.defect
         found = [d for d in (self._loops(raw, final), self._runs(raw, final), self._foreign(raw, final)) if d]
-        hint = _HINT.search(raw, max(0, self._hint_at - 32))
+        hint = _HINT.search(raw, max(0, self._hint_at - HINT_BACK))
         self._hint_at = len(raw)
         if hint:
             found.append(Defect("prompt", hint.start()))

@@ -179,6 +179,18 @@ async def test_an_english_chat_with_a_chinese_card_has_room_to_say_as_much(
     assert replies(llm.requests)[-1]["messages"][-1]["content"].endswith("(Reply in English, two or three sentences.)")
 
 
+@pytest.mark.parametrize(("text", "at"), [
+    ("Hello there! (Reply in English, one sentence.)", 13),
+    ("Good wine. (Not in English, one or two sentences.)", 11),
+    ("Apples. (Reply in Italian, two or three sentences.)", 8),
+    ("呵呵，汝说得对。（两三句话。）", 8),
+    ("It was one sentence too long, he said. Two sentences (or three) then.", None),
+])
+def test_a_copied_length_hint_is_caught_in_its_variants(text: str, at: int | None) -> None:
+    found = DefectScan("zh" if "呵" in text else "en", 1000).scan(text, final=True)
+    assert (found.kind, found.at) == ("prompt", at) if at is not None else found is None
+
+
 def test_the_check_stays_linear_and_cheap() -> None:
     """A 16 kB looping or clean reply in small pieces: the check's whole cost grows with the length."""
     horo = PersonaLibrary([ROOT / "persona"]).get("horo")
