@@ -25,6 +25,8 @@ HINT_BACK = 100  # a copied hint is this long at most: each scan looks this far 
 RUN = 6  # the same punctuation mark or symbol this many times ("；；；；；；", "!!!!!!")
 FOREIGN_LATIN = 24  # letters in a stretch of Latin words in a Chinese reply (names and quoted words excused)
 FOREIGN_CJK = 8  # Chinese characters in a stretch inside an English reply
+FOREIGN_SHORT_LATIN = 6  # a whole reply mostly in Latin letters, this many or more, in a Chinese conversation
+FOREIGN_SHORT_CJK = 2  # a whole reply mostly in Chinese characters, this many or more, in an English one
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _IS_CJK = re.compile(f"[{_CJK}]")
@@ -72,8 +74,10 @@ def conversation_language(text: str, said: Sequence[str], unprompted: bool, defa
 
 
 def known_words(texts: Iterable[str]) -> frozenset[str]:
-    """Latin words that may appear in a Chinese reply: names, and words the user used."""
-    return frozenset(w.lower() for t in texts for w in _WORD.findall(t))
+    """Words that may appear in a reply in the other language: names, and words the user used (Latin
+    words lowercased, for a Chinese reply; runs of Chinese characters, for an English one)."""
+    texts = list(texts)
+    return frozenset([w.lower() for t in texts for w in _WORD.findall(t)] + [r for t in texts for r in _CJK_RUN.findall(t)])
 
 
 class DefectScan:
@@ -189,13 +193,14 @@ class DefectScan:
 
     def _mostly_foreign(self, raw: str) -> Defect | None:
         """A short reply all in the other language (each stretch alone was short)."""
-        cjk = len(_IS_CJK.findall(raw))
         if self.language == "zh":
+            cjk = len(_IS_CJK.findall(raw))
             latin = sum(len(w) for w in _WORD.findall(_CODE.sub("", raw)) if w.lower() not in self.known)
-            bad = latin >= 12 and latin > cjk * 2
+            bad = latin >= FOREIGN_SHORT_LATIN and latin > cjk * 2
         else:
+            cjk = sum(len(r) for r in _CJK_RUN.findall(raw) if r not in self.known)  # "I'm 赫萝." names her
             latin = sum(len(w) for w in _WORD.findall(raw))
-            bad = cjk >= 4 and cjk * 2 > latin
+            bad = cjk >= FOREIGN_SHORT_CJK and cjk * 2 > latin
         return Defect("language", 0) if bad else None
 
     def recheck(self, kept: str) -> Defect | None:

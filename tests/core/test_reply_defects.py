@@ -191,6 +191,15 @@ def test_a_copied_length_hint_is_caught_in_its_variants(text: str, at: int | Non
     assert (found.kind, found.at) == ("prompt", at) if at is not None else found is None
 
 
+@pytest.mark.parametrize(("language", "text", "wrong"), [
+    ("en", "保持叶？", True), ("en", "I'm 赫萝, and you?", False), ("en", "嗯", False),
+    ("zh", "Hello there!", True), ("zh", "嗯，OK。", False), ("zh", "Holo 就是咱。", False),
+])
+def test_a_short_reply_in_the_other_language_is_caught_and_a_name_is_not(language: str, text: str, wrong: bool) -> None:
+    scan = DefectScan(language, 1000, known_words(["赫萝", "Holo", "Alice"]))
+    assert (scan.scan(text, final=True) is not None) is wrong
+
+
 def test_the_check_stays_linear_and_cheap() -> None:
     """A 16 kB looping or clean reply in small pieces: the check's whole cost grows with the length."""
     horo = PersonaLibrary([ROOT / "persona"]).get("horo")
