@@ -39,7 +39,7 @@ _GLUE = " \t\n,.;:!?\"()/&-，。！？、；：“”‘’（）《》…—·
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 # the length hint's own words (persona.prompt.length_hint): too short for the leak check, never the character's
 _HINT = re.compile(
-    r"[一两三四]句话即可|用中文回复|(?:最多|通常)\s*\d+\s*字|\d+\s*字左右|[(（][^()（）\n]{0,20}[一两三四]+句话[^()（）\n]{0,10}[)）]"
+    r"[一两三四]句话即可|用中文回复|(?:最多|通常)\s*\d+\s*字|\d+\s*字左右|[(（][^()（）\n]{0,20}(?:[一两三四]+|\d+)句话[^()（）\n]{0,10}[)）]"
     r"|(?i:reply in english|keep it to (?:one|two|three)"  # and its variants: "(Not in English, one sentence.)"
     r"|[(（][^()（）\n]{0,40}\b(?:one|two|three|four)(?: or (?:two|three|four))? sentences?\b[^()（）\n]{0,20}[)）])"
 )

@@ -16,6 +16,7 @@ import pytest
 from bot.app import App
 from bot.defects import DefectScan, known_words
 from bot.hygiene import Hidden, ReplyCheck
+from core.llm import NO_CJK_GRAMMAR
 from core.messages import Incoming
 from persona.library import PersonaLibrary
 from tests.conftest import ROOT, MakeSettings
@@ -177,6 +178,18 @@ async def test_an_english_chat_with_a_chinese_card_has_room_to_say_as_much(
     reply, shown = await ask(app, dm("What is your favourite food?"))
     assert reply is not None and reply.mode == "model" and reply.text == shown == said
     assert replies(llm.requests)[-1]["messages"][-1]["content"].endswith("(Reply in English, two or three sentences.)")
+
+
+@pytest.mark.parametrize("grammar", [True, False])
+async def test_an_english_reply_of_a_chinese_card_keeps_to_latin_script_on_llamacpp(
+    grammar: bool, make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    app, _ = await open_app(make_settings, app_factory, llm, script_grammar=grammar)
+    llm.push(Script(text="Apples, always apples."), Script(text="呵呵，苹果。"))
+    await ask(app, dm("What is your favourite food?"))
+    await ask(app, dm("你最喜欢吃什么？"))
+    english, chinese = replies(llm.requests)
+    assert english.get("grammar") == (NO_CJK_GRAMMAR if grammar else None) and "grammar" not in chinese
 
 
 @pytest.mark.parametrize(("text", "at"), [
