@@ -41,7 +41,7 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _HINT = re.compile(
     r"[一两三四]句话即可|用中文回复|(?:最多|通常)\s*\d+\s*字|\d+\s*字左右|[(（][^()（）\n]{0,20}(?:[一两三四]+|\d+)句话[^()（）\n]{0,10}[)）]"
     r"|(?i:reply in english|keep it to (?:one|two|three)"  # and its variants: "(Not in English, one sentence.)"
-    r"|[(（][^()（）\n]{0,40}\b(?:one|two|three|four)(?: or (?:two|three|four))? sentences?\b[^()（）\n]{0,20}[)）])"
+    r"|[(（][^()（）\n]{0,40}\b(?:one|two|three|four|\d+)(?: or (?:two|three|four|\d+))? sentences?\b[^()（）\n]{0,20}[)）])"
 )
 _CODE = re.compile(r"`[^`\n]{0,200}`")
 

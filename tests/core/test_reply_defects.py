@@ -197,6 +197,7 @@ async def test_an_english_reply_of_a_chinese_card_keeps_to_latin_script_on_llama
     ("Good wine. (Not in English, one or two sentences.)", 11),
     ("Apples. (Reply in Italian, two or three sentences.)", 8),
     ("呵呵，汝说得对。（两三句话。）", 8),
+    ("(Lemon, 2 sentences.)\nThis is a simple answer.", 0),
     ("It was one sentence too long, he said. Two sentences (or three) then.", None),
 ])
 def test_a_copied_length_hint_is_caught_in_its_variants(text: str, at: int | None) -> None:
