@@ -24,9 +24,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = ROOT / "bench" / "data" / "smollm2_streams.jsonl"
-_EN = ("the wolf", "apples", "the merchant", "a warm inn", "the road north", "my tail", "some wine", "the harvest",
-       "this town", "a fair price", "the river", "old friends", "the winter", "your purse", "a long night")
-_EN_VERBS = ("likes", "remembers", "wants", "found", "brings", "smells", "misses", "sells", "counts", "guards")
+_WORD_LIST = """apple wolf merchant road north inn wine tail harvest town price river friend winter purse night
+moon wheat field village coin silver copper trade market cart horse rain snow forest mountain fur ear smile
+laugh story song bread cheese honey pepper salt ship harbor letter map compass lantern fire candle blanket bed
+morning evening sun wind cloud storm bridge gate wall church festival dance music fiddle drum guard soldier
+king queen knight sword shield armor helmet book paper ink quill secret promise lie truth memory dream fear
+hope joy anger sorrow patience wisdom fool clever quick slow warm cold bright dark sweet bitter old young
+always never often rarely perhaps surely gladly slowly loudly quietly remember forget bring carry follow
+lead watch listen answer ask count sell buy borrow lend travel rest sleep wake eat drink"""
+_WORDS = tuple(_WORD_LIST.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +153,8 @@ def _text(rng: random.Random, lang: str, size: int) -> str:
             out.append("".join(chr(0x4E00 + rng.randrange(3000)) for _ in range(rng.randrange(6, 22)))
                        + rng.choice("。！？，"))
         else:
-            out.append(f"{rng.choice(_EN).capitalize()} {rng.choice(_EN_VERBS)} {rng.choice(_EN)} and "
-                       f"{rng.choice(_EN)}{rng.choice('.!?,')} ")
+            words = [rng.choice(_WORDS) for _ in range(rng.randrange(5, 16))]
+            out.append(" ".join(words).capitalize() + rng.choice((".", "!", "?", ",")) + " ")
     return "".join(out)[:size]
 
 

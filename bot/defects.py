@@ -43,6 +43,9 @@ _HINT = re.compile(
     r"|(?i:reply in english|keep it to (?:one|two|three)"  # and its variants: "(Not in English, one sentence.)"
     r"|[(（][^()（）\n]{0,40}\b(?:one|two|three|four|\d+)(?: or (?:two|three|four|\d+))? sentences?\b[^()（）\n]{0,20}[)）])"
 )
+# each copy of the hint ends with one of these within its last _HINT_TAIL characters
+_HINT_WORDS = ("即可", "回复", "字", "左右", ")", "）", "english", "t to ")
+_HINT_TAIL = 12
 _CODE = re.compile(r"`[^`\n]{0,200}`")
 
 
@@ -102,10 +105,9 @@ class DefectScan:
         if self.defect is not None:
             return self.defect
         found = [d for d in (self._loops(raw, final), self._runs(raw, final), self._foreign(raw, final)) if d]
-        hint = _HINT.search(raw, max(0, self._hint_at - HINT_BACK))
-        self._hint_at = len(raw)
-        if hint:
-            found.append(Defect("prompt", hint.start()))
+        hint = self._hint(raw)
+        if hint is not None:
+            found.append(hint)
         if len(raw) > self.max_chars:
             found.append(Defect("overrun", self.max_chars))
         if final and not found:
@@ -164,6 +166,17 @@ class DefectScan:
                     self._gram_at = i + 1
                     return Defect("loop", seen[2])
         return None
+
+    def _hint(self, raw: str) -> Defect | None:
+        """A copy of the length hint that ends in the new text: looked for only when the new text holds
+        one of the few words every such copy ends with (plain substring tests, no regex over the text)."""
+        new = raw[max(0, self._hint_at - _HINT_TAIL) :]
+        self._hint_at = len(raw)
+        lowered = new.lower()
+        if not any(word in lowered for word in _HINT_WORDS):
+            return None
+        hint = _HINT.search(raw, max(0, len(raw) - len(new) - HINT_BACK))
+        return Defect("prompt", hint.start()) if hint else None
 
     def _runs(self, raw: str, final: bool) -> Defect | None:
         for m in _RUNS.finditer(raw, self._run_at):

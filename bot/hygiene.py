@@ -86,14 +86,22 @@ def _speaker_labels(speakers: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"(?:^|(?<=[\s。！？.!?…」』）)]))(?:{known})\s*[:：]") if known else None
 
 
+_COLON = re.compile("[:：]")
+LABEL_REACH = 64  # a label ends at its colon and begins at most this far before it (a 32-character name, spaces)
+
+
 def cut_invented_turns(text: str, speakers: Sequence[str]) -> str:
-    """Cut where the model starts speaking for someone else ("Tom: …"), even mid-line."""
-    cut = len(text)
-    for pattern in (_speaker_labels(tuple(speakers)), _LABEL):
-        match = pattern.search(text) if pattern is not None else None
-        if match:
-            cut = min(cut, match.start())
-    return text[:cut].rstrip()
+    """Cut where the model starts speaking for someone else ("Tom: …"), even mid-line.
+
+    A label ends at a colon: only the stretch before each colon is searched, the first colon first.
+    """
+    patterns = [p for p in (_speaker_labels(tuple(speakers)), _LABEL) if p is not None]
+    for colon in _COLON.finditer(text):
+        at = colon.start()
+        found = [m.start() for p in patterns if (m := p.search(text, max(0, at - LABEL_REACH), at + 2))]
+        if found:
+            return text[: min(found)].rstrip()
+    return text.rstrip()
 
 
 def whole_sentences(text: str) -> str:
@@ -137,6 +145,7 @@ class ReplyCheck:
         self.cost = 0.0  # seconds spent checking this reply
         self._retry = False  # the last check held back text that only the defect scan's caution kept
         self._cleaned: tuple[int, bool, str, bool] = (-1, False, "", False)  # (raw length, final, text, cut)
+        self._clean_base: tuple[int, str] = (0, "")  # raw characters up to a blank, and them cleaned
         self._whole: tuple[str | None, str] = (None, "")  # (text, its clean whole sentences) before a defect
 
     @property
@@ -154,10 +163,27 @@ class ReplyCheck:
     def _clean(self, raw: str, final: bool) -> tuple[str, bool]:
         """The cleaned text of `raw`, and whether it was cut where someone else starts speaking."""
         names = [self.persona.name, *self.persona.card.nickname]
-        text = clean_reply(clean_text(raw), names)  # no control or bidi characters either
+        text = clean_reply(self._clean_text(raw), names)  # no control or bidi characters either
         text = strip_echo(text, self.message) if final or len(text) > len(self.message) + 2 else ""
         cut = cut_invented_turns(text, self.speakers)
         return cut, len(cut) < len(text)
+
+    def _clean_text(self, raw: str) -> str:
+        """clean_text(raw), the part up to a blank already cleaned by an earlier call read only once.
+
+        Nothing clean_text removes or joins spans a blank (control tokens hold none), so the text
+        cleaned up to its last blank stays the start of the whole, cleaned, however it grows (at
+        most a blank differs where a control token was cut).
+        """
+        at, done = self._clean_base
+        if at > len(raw):  # the reply cut short before a defect: clean it whole
+            at, done = 0, ""
+        cut = max(raw.rfind(" ", at), raw.rfind("\n", at)) + 1
+        if cut > at:
+            done += clean_text(raw[at:cut])
+            at = cut
+            self._clean_base = (at, done)
+        return done + clean_text(raw[at:])
 
     def text(self, final: bool = False) -> str:
         """The cleaned reply so far (up to its first defect)."""
@@ -224,7 +250,9 @@ class ReplyCheck:
         if limit is not None:
             upto = min(upto, limit)
         if self.scan is not None and not (final or self.stopped):  # whole sentences only, so a cut never takes back
-            upto = len(whole_sentences(text[:upto]))
+            # the last sentence end: what was shown ends at one, so only what came after is searched
+            ends = list(_SENTENCE_END.finditer(text, max(0, self.released - 4), upto))
+            upto = len(text[: ends[-1].end()].rstrip()) if ends else 0
         if upto <= self.released:
             return ""
         out, self.released = text[self.released : upto], upto

@@ -88,9 +88,17 @@ GRAM = 6  # run detection works on shared 6-character grams
 _CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff]")
 
 
+# common marks and blanks: neither letters nor digits, nor do they become any under NFKC, so they are
+# dropped before it (full-width Chinese marks would otherwise send every Chinese text down NFKC's slow path)
+_MARKS = str.maketrans("", "", "，。！？、；：“”‘’（）《》【】「」『』…—～·　 \t\n,.!?;:'\"()[]-~*_/")
+
+
 def normalize(text: str) -> str:
     """Letters and digits only, case-folded (punctuation, symbols and spaces dropped)."""
-    return "".join(filter(str.isalnum, unicodedata.normalize("NFKC", text).casefold()))
+    text = text.translate(_MARKS)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return "".join(filter(str.isalnum, text.casefold()))
 
 
 def _grams(text: str) -> set[str]:
