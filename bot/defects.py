@@ -31,6 +31,7 @@ FOREIGN_SHORT_CJK = 2  # a whole reply mostly in Chinese characters, this many o
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _IS_CJK = re.compile(f"[{_CJK}]")
 _CJK_RUN = re.compile(f"[{_CJK}]+")
+_LATIN_LETTER = re.compile("[A-Za-z]")
 _RUNS = re.compile(r"([^\w\s])(?:\s*\1){" + str(RUN - 1) + ",}")
 _TAIL_RUN = re.compile(r"([^\w\s])(?:\s*\1)*\s*\Z")
 _LATIN = re.compile(r"[A-Za-z][\w'’-]*(?:[\s,.;:!?\"()/&-]+[A-Za-z0-9][\w'’-]*)*")
@@ -206,6 +207,8 @@ class DefectScan:
 
     def _mostly_foreign(self, raw: str) -> Defect | None:
         """A short reply all in the other language (each stretch alone was short)."""
+        if (_LATIN_LETTER if self.language == "zh" else _IS_CJK).search(raw) is None:
+            return None  # not one letter of the other script
         if self.language == "zh":
             cjk = len(_IS_CJK.findall(raw))
             latin = sum(len(w) for w in _WORD.findall(_CODE.sub("", raw)) if w.lower() not in self.known)
