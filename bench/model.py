@@ -168,7 +168,8 @@ async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.N
         "memory": {"backend": "sqlite"},
         "knowledge": {"enabled": False},
         "pacing": {"enabled": False},
-        "llm": {"base_url": base_url, "request_timeout": 120.0, "deadline": 120.0, "first_token_timeout": 120.0},
+        # generous: on a busy machine a slow server is not what is measured (a timeout would answer offline)
+        "llm": {"base_url": base_url, "request_timeout": 600.0, "deadline": 600.0, "first_token_timeout": 600.0},
     }
     if not args.base_url:
         cfg["llm"]["context_tokens"] = args.n_ctx
