@@ -22,12 +22,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [str(script), *argv[1:]]
         runpy.run_path(str(script), run_name="__main__")
         return 0
-    from bench import memory, model, pipeline, qq, runaway, stop, web
+    from bench import check, memory, model, pipeline, qq, runaway, stop, web
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pipeline.register(sub)
     model.register(sub)
+    check.register(sub)
     qq.register(sub)
     memory.register(sub)
     runaway.register(sub)

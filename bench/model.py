@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import tempfile
 import time
@@ -28,7 +29,7 @@ from bench.model_chats import CHATS
 from tests.support.outlet import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
-_OUTCOME = re.compile(r"model reply had a (\w+) defect; (kept|asking|answering)")
+_OUTCOME = re.compile(r"-(zh|en): model reply had a (\w+) defect; (kept|asking|answering)")
 _OUTCOMES = {"kept": "cut", "asking": "retried", "answering": "offline"}
 
 
@@ -43,6 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument("--turns", type=int, default=8)
     p.add_argument("--json", action="store_true")
     p.add_argument("--verbose", action="store_true", help="print each shown reply, its mode and any defect in it")
+    p.add_argument("--record", type=Path, help="keep each reply's stream (deltas) in this JSON-lines file, "
+                   "for `python -m bench check --recorded FILE`")
     p.set_defaults(func=run)
 
 
@@ -54,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server: Any = None
         if not args.base_url:
-            python = ROOT / ".venv-llm" / "bin" / "python"
+            python = Path(os.environ.get("BOT_TEST_LLM_PYTHON", "") or ROOT / ".venv-llm" / "bin" / "python")
             if not python.exists():
-                print("bench model: no .venv-llm; run `bash .ci/llm.sh` first, or pass --base-url")
+                print(f"bench model: no {python}; run `bash .ci/llm.sh` first, or pass --base-url")
                 return 2
             server = LlamaServer(python, find_gguf(python), args.n_ctx, Path(tmp) / "server.log").start()
         try:
@@ -77,9 +80,11 @@ def run(args: argparse.Namespace) -> int:
 def table(results: dict[str, dict[str, Any]]) -> str:
     """The numbers as a Markdown table, one column per setting."""
     rows = [
-        ("replies (zh / en)", lambda r: f"{r['replies']['zh']} / {r['replies']['en']}"),
-        ("defects found", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r["defects"].items())) or "0"),
-        ("what was done", lambda r: ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items())) or "-"),
+        ("replies (zh / en)", lambda r: f"{r['replies'].get('zh', 0)} / {r['replies'].get('en', 0)}"),
+        ("defects found, zh", lambda r: _tally(r["defects"]["zh"]) or "0"),
+        ("defects found, en", lambda r: _tally(r["defects"]["en"]) or "0"),
+        ("what was done, zh", lambda r: _tally(r["outcomes"]["zh"]) or "-"),
+        ("what was done, en", lambda r: _tally(r["outcomes"]["en"]) or "-"),
         ("defects shown", lambda r: str(r["shown_defects"])),
         ("asked again (share of replies)", lambda r: f"{r['retried_share']:.0%}"),
         ("model's own words, zh / en", lambda r: f"{r['own_words']['zh']:.0%} / {r['own_words']['en']:.0%}"),
@@ -93,17 +98,21 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return head + "\n" + "\n".join(f"| {name} | " + " | ".join(f(r) for r in results.values()) + " |" for name, f in rows)
 
 
+def _tally(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 class _Outcomes(logging.Handler):
     """Collects the generate stage's defect lines (they carry the kind and the outcome, never the text)."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
-        self.seen: list[tuple[str, str]] = []
+        self.seen: list[tuple[str, str, str]] = []  # (language of the chat, kind, outcome)
 
     def emit(self, record: logging.LogRecord) -> None:
         m = _OUTCOME.search(record.getMessage())
         if m:
-            self.seen.append((m.group(1), _OUTCOMES[m.group(2)]))
+            self.seen.append((m.group(1), m.group(2), _OUTCOMES[m.group(3)]))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -125,15 +134,15 @@ async def _setting(setting: str, server: Any, args: argparse.Namespace, data: Pa
                 await _chat(pid, lang, setting, server, args, data / f"{pid}-{lang}", stats)
     finally:
         logging.getLogger("bot.stages.generate").removeHandler(outcomes)
-    costs = _check_costs(stats["streams"])
+    costs = _check_costs(stats["streams"], args.record)
     hits = stats["hits"]
     total = sum(stats["replies"].values())
     return {
         "replies": dict(stats["replies"]),
-        "defects": dict(Counter(kind for kind, _ in outcomes.seen)),
-        "outcomes": dict(Counter(outcome for _, outcome in outcomes.seen)),
+        "defects": {lang: dict(Counter(kind for lg, kind, _ in outcomes.seen if lg == lang)) for lang in ("zh", "en")},
+        "outcomes": {lang: dict(Counter(o for lg, _, o in outcomes.seen if lg == lang)) for lang in ("zh", "en")},
         "shown_defects": stats["shown"],
-        "retried_share": sum(1 for _, o in outcomes.seen if o == "retried") / max(1, total),
+        "retried_share": sum(1 for _, _, o in outcomes.seen if o == "retried") / max(1, total),
         "own_words": {lang: stats["own"][lang] / max(1, stats["replies"][lang]) for lang in ("zh", "en")},
         "length_p50": int(_pct(stats["lengths"], 0.5)), "length_p95": int(_pct(stats["lengths"], 0.95)),
         "prefix_reuse": sum(c for c, _ in hits) / sum(c + e for c, e in hits) if hits else None,
@@ -160,14 +169,15 @@ async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.N
         "memory": {"backend": "sqlite"},
         "knowledge": {"enabled": False},
         "pacing": {"enabled": False},
-        "llm": {"base_url": base_url, "request_timeout": 120.0, "deadline": 120.0, "first_token_timeout": 120.0},
+        # generous: on a busy machine a slow server is not what is measured (a timeout would answer offline)
+        "llm": {"base_url": base_url, "request_timeout": 600.0, "deadline": 600.0, "first_token_timeout": 600.0},
     }
     if not args.base_url:
         cfg["llm"]["context_tokens"] = args.n_ctx
     (data / "config.toml").write_text(tomli_w.dumps(cfg), encoding="utf-8")
     async with App.open(load_config(data / "config.toml")) as app:
         persona = app.personas.get(pid)
-        _record_streams(app.model, persona, stats["streams"])
+        _record_streams(app.model, persona, setting == "group", stats["streams"])
         for turn, text in enumerate(CHATS[pid][lang][: args.turns]):
             start = time.monotonic()
             first: list[float] = []
@@ -180,7 +190,8 @@ async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.N
                 shown.append(delta)
 
             direct = setting == "private"
-            msg = Incoming("test", f"bench-{pid}-{lang}", "u1", "Alice", text, is_direct=direct, mentions_bot=not direct)
+            who = f"bench-{pid}-{lang}"  # in the conversation key, so the log's defect lines tell the chats apart
+            msg = Incoming("test", who, who, "Alice", text, is_direct=direct, mentions_bot=not direct)
             mark = server.mark() if server is not None else 0
             reply = await app.chain.handle(msg, Recorder(partial=sink))
             stats["wholes"].append(time.monotonic() - start)
@@ -193,7 +204,7 @@ async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.N
             stats["own"][lang] += bool(reply and reply.mode == "model")
             stats["lengths"].append(len(said))
             conversation = language_of(text, persona.card.language)
-            scan = DefectScan(conversation, persona.length(not direct).max,
+            scan = DefectScan(conversation, persona.length(not direct, conversation).max,
                               known_words([text, "Alice", persona.name, *persona.card.nickname, *persona.card.aliases]))
             defect = scan.scan(said, final=True) if reply and reply.mode == "model" else None  # example lines are the card's
             stats["shown"] += defect is not None
@@ -202,15 +213,15 @@ async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.N
                 print(f"[{setting} {pid} {lang} {mode} {defect}] {text} -> {said!r}", flush=True)
 
 
-def _record_streams(model: Any, persona: Any, into: list[tuple[Any, str, str, list[str], bool]]) -> None:
-    """Keep each reply's raw deltas (and what the check was given), to time the check alone afterwards."""
+def _record_streams(model: Any, persona: Any, group: bool, into: list[dict[str, Any]]) -> None:
+    """Keep each request's raw deltas (and what the check is given), to time the check alone afterwards."""
     stream = model.stream
 
     def recording(messages: Any, **kw: Any) -> Any:
         async def gen() -> Any:
             deltas: list[str] = []
-            into.append((persona, messages[-2].content
-                         if len(messages) > 1 else "", "", deltas, kw.get("priority", "reply") == "reply"))
+            into.append({"persona": persona.id, "group": group, "message": messages[-2].content if len(messages) > 1
+                         else "", "deltas": deltas, "reply": kw.get("priority", "reply") == "reply"})
             async for delta in stream(messages, **kw):
                 deltas.append(delta)
                 yield delta
@@ -219,25 +230,16 @@ def _record_streams(model: Any, persona: Any, into: list[tuple[Any, str, str, li
     model.stream = recording
 
 
-def _check_costs(streams: list[tuple[Any, str, str, list[str], bool]]) -> list[float]:
-    """Seconds the whole reply check (cleaning, leaks, defects) takes per reply, replayed delta by delta."""
-    from bot.defects import DefectScan, language_of
-    from bot.hygiene import Hidden, ReplyCheck
+def _check_costs(streams: list[dict[str, Any]], record: Path | None) -> list[float]:
+    """CPU seconds the whole reply check (cleaning, leaks, defects) takes per reply, replayed delta by delta."""
+    from bench.check import replay
+    from persona.library import PersonaLibrary
 
-    hidden: dict[str, Hidden] = {}
-    costs = []
-    for persona, message, _, deltas, is_reply in streams:
-        if not is_reply or not deltas:
-            continue
-        h = hidden.setdefault(persona.id, Hidden(persona))
-        scan = DefectScan(language_of(message, persona.card.language), persona.length(False).max)
-        check = ReplyCheck(persona, h, message, ["Alice"], scan)
-        started = time.perf_counter()
-        for delta in deltas:
-            check.feed(delta)
-            if check.stopped:
-                break
-        check.finish()
-        check.result()
-        costs.append(time.perf_counter() - started)
-    return costs
+    library = PersonaLibrary([ROOT / "persona"])
+    replies = [s for s in streams if s["reply"] and s["deltas"]]
+    if record is not None:
+        with record.open("a", encoding="utf-8") as f:
+            for s in replies:
+                f.write(json.dumps({k: s[k] for k in ("persona", "group", "message", "deltas")}, ensure_ascii=False) + "\n")
+    return [min(replay(library.get(s["persona"]), s["message"], s["deltas"], s["group"])[0] for _ in range(3))
+            for s in replies]

@@ -32,7 +32,7 @@ class Tier:
 
     def leaked_by(self, text: str) -> bool:
         """True when `text` (normalized) shares a long enough run with these texts."""
-        length, cjk = longest_shared_run(text, self.grams)
+        length, cjk = longest_shared_run(text, self.grams, min(self.cjk, self.other))  # shorter runs never leak
         return length >= (self.cjk if cjk * 2 >= length else self.other)
 
 
@@ -59,7 +59,14 @@ class Hidden:
 def strip_echo(reply: str, message: str) -> str:
     """The reply without a leading repeat of the user's message."""
     target = normalize(message)
-    if len(target) < 4 or not normalize(reply).startswith(target):
+    if len(target) < 4:
+        return reply
+    # only the reply's start can hold the echo: normalizing a few characters more than the message
+    # (normalizing drops marks and spaces) is enough, however long the reply grows
+    size = len(message) + 16
+    while len(head := normalize(reply[:size])) < len(target) and size < len(reply):
+        size *= 2
+    if not head.startswith(target):
         return reply
     seen = ""
     for i, ch in enumerate(reply):
@@ -79,14 +86,22 @@ def _speaker_labels(speakers: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"(?:^|(?<=[\s。！？.!?…」』）)]))(?:{known})\s*[:：]") if known else None
 
 
+_COLON = re.compile("[:：]")
+LABEL_REACH = 64  # a label ends at its colon and begins at most this far before it (a 32-character name, spaces)
+
+
 def cut_invented_turns(text: str, speakers: Sequence[str]) -> str:
-    """Cut where the model starts speaking for someone else ("Tom: …"), even mid-line."""
-    cut = len(text)
-    for pattern in (_speaker_labels(tuple(speakers)), _LABEL):
-        match = pattern.search(text) if pattern is not None else None
-        if match:
-            cut = min(cut, match.start())
-    return text[:cut].rstrip()
+    """Cut where the model starts speaking for someone else ("Tom: …"), even mid-line.
+
+    A label ends at a colon: only the stretch before each colon is searched, the first colon first.
+    """
+    patterns = [p for p in (_speaker_labels(tuple(speakers)), _LABEL) if p is not None]
+    for colon in _COLON.finditer(text):
+        at = colon.start()
+        found = [m.start() for p in patterns if (m := p.search(text, max(0, at - LABEL_REACH), at + 2))]
+        if found:
+            return text[: min(found)].rstrip()
+    return text.rstrip()
 
 
 def whole_sentences(text: str) -> str:
@@ -98,11 +113,13 @@ def whole_sentences(text: str) -> str:
 class ReplyCheck:
     """Cleans a reply as it streams; `feed` and `finish` give the text that may be displayed so far.
 
-    Each check reads the whole reply so far, so checks come after the reply has grown by a quarter
-    since the last one (or by STEP characters while it is short): the checks of a whole stream cost a
-    bounded multiple of its length, however small its pieces. The defect scan (loops, runs of one
-    mark, the wrong language, overruns) reads only what is new; once it finds one the stream stops
-    and the reply keeps its clean whole sentences (`result`), never less than was shown.
+    Checks come after the reply has grown by a quarter since the last one (or by STEP characters
+    while it is short): the checks of a whole stream cost a bounded multiple of its length, however
+    small its pieces. The defect scan (loops, runs of one mark, the wrong language, overruns) reads
+    only what is new and runs at every check; cleaning and the leak check (which read the reply
+    again) run only when a sentence end has come within reach, since a stream shows whole sentences
+    only. Once a defect is found the stream stops and the reply keeps its clean whole sentences
+    (`result`), never less than was shown.
     """
 
     HOLD = 24  # characters kept back until a leak or an invented turn through them is ruled out
@@ -126,6 +143,10 @@ class ReplyCheck:
         self.stopped = False  # the rest of the stream is not wanted (another speaker, a leak, a defect)
         self.leaked = False
         self.cost = 0.0  # seconds spent checking this reply
+        self._retry = False  # the last check held back text that only the defect scan's caution kept
+        self._cleaned: tuple[int, bool, str, bool] = (-1, False, "", False)  # (raw length, final, text, cut)
+        self._clean_base: tuple[int, str] = (0, "")  # raw characters up to a blank, and them cleaned
+        self._whole: tuple[str | None, str] = (None, "")  # (text, its clean whole sentences) before a defect
 
     @property
     def raw(self) -> str:
@@ -142,16 +163,36 @@ class ReplyCheck:
     def _clean(self, raw: str, final: bool) -> tuple[str, bool]:
         """The cleaned text of `raw`, and whether it was cut where someone else starts speaking."""
         names = [self.persona.name, *self.persona.card.nickname]
-        text = clean_reply(clean_text(raw), names)  # no control or bidi characters either
+        text = clean_reply(self._clean_text(raw), names)  # no control or bidi characters either
         text = strip_echo(text, self.message) if final or len(text) > len(self.message) + 2 else ""
         cut = cut_invented_turns(text, self.speakers)
         return cut, len(cut) < len(text)
+
+    def _clean_text(self, raw: str) -> str:
+        """clean_text(raw), the part up to a blank already cleaned by an earlier call read only once.
+
+        Nothing clean_text removes or joins spans a blank (control tokens hold none), so the text
+        cleaned up to its last blank stays the start of the whole, cleaned, however it grows (at
+        most a blank differs where a control token was cut).
+        """
+        at, done = self._clean_base
+        if at > len(raw):  # the reply cut short before a defect: clean it whole
+            at, done = 0, ""
+        cut = max(raw.rfind(" ", at), raw.rfind("\n", at)) + 1
+        if cut > at:
+            done += clean_text(raw[at:cut])
+            at = cut
+            self._clean_base = (at, done)
+        return done + clean_text(raw[at:])
 
     def text(self, final: bool = False) -> str:
         """The cleaned reply so far (up to its first defect)."""
         raw = self.raw
         defect = self.defect
-        text, cut = self._clean(raw if defect is None else raw[: defect.at], final or defect is not None)
+        upto, final = (len(raw), final) if defect is None else (defect.at, True)
+        if self._cleaned[:2] != (upto, final):  # the final text is asked for twice (finish, then result)
+            self._cleaned = (upto, final, *self._clean(raw[:upto], final))
+        text, cut = self._cleaned[2:]
         if cut:
             self.stopped = True
         return text
@@ -164,7 +205,18 @@ class ReplyCheck:
         self._size += len(delta)
         if self._size - self._checked < max(self.STEP, self._checked // self.GROWTH):
             return ""
-        self._checked = self._size
+        checked, self._checked = self._checked, self._size
+        if self.scan is not None and not self._retry:
+            # a stream shows whole sentences only: unless a sentence end has come within reach since
+            # the last check, nothing could be shown, and only the defect scan (which reads only
+            # what is new) runs; leaks and other speakers are looked for before anything is shown
+            started = time.perf_counter()
+            raw = self.raw
+            fresh = _SENTENCE_END.search(raw, max(0, checked - self.HOLD), max(0, self._size - self.HOLD))
+            found = fresh is None and self.scan.scan(raw) is not None
+            self.cost += time.perf_counter() - started
+            if fresh is None and not found:
+                return ""
         return self._release(final=False)
 
     def finish(self) -> str:
@@ -194,10 +246,13 @@ class ReplyCheck:
             # where `safe` falls in the cleaned text, or earlier (cleaning drops and adds a few characters)
             limit = safe - abs(self._size - len(text)) if safe < self._size else None
         upto = len(text) if final or self.stopped else max(self.released, len(text) - self.HOLD)
+        self._retry = limit is not None and limit < upto  # something held back for now: look again next time
         if limit is not None:
             upto = min(upto, limit)
         if self.scan is not None and not (final or self.stopped):  # whole sentences only, so a cut never takes back
-            upto = len(whole_sentences(text[:upto]))
+            # the last sentence end: what was shown ends at one, so only what came after is searched
+            ends = list(_SENTENCE_END.finditer(text, max(0, self.released - 4), upto))
+            upto = len(text[: ends[-1].end()].rstrip()) if ends else 0
         if upto <= self.released:
             return ""
         out, self.released = text[self.released : upto], upto
@@ -206,9 +261,12 @@ class ReplyCheck:
 
     def _kept(self, text: str) -> str:
         """The clean part before a defect: its whole sentences, never less than was already shown."""
-        kept = whole_sentences(text)
-        if kept and self.scan is not None and self.scan.recheck(kept):  # e.g. a short reply all in the other language
-            kept = ""
+        if self._whole[0] != text:
+            kept = whole_sentences(text)
+            if kept and self.scan is not None and self.scan.recheck(kept):  # e.g. a short reply all in the other language
+                kept = ""
+            self._whole = (text, kept)
+        kept = self._whole[1]
         return kept if len(kept) >= self.released else text[: self.released]
 
     def result(self) -> str:

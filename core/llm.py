@@ -45,6 +45,8 @@ CHARS_PER_TOKEN = 8
 MAX_REPLY_CHARS = 16_000  # whatever max_tokens says
 LONGEST_LINE = 256 * 1024  # characters in one stream line (one event: a whole reply fits, JSON-escaped)
 ERROR_BODY = 64 * 1024  # bytes of an error answer read for its message
+# llama.cpp's grammar (GBNF) for a reply without Chinese or Japanese characters or their punctuation
+NO_CJK_GRAMMAR = r"root ::= [^\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]*"
 _MAX_CONTEXT = re.compile(r"maximum context length is (\d+)")
 _PROMPT_TOKENS = re.compile(r"(\d+) in the messages|(\d+) in your prompt|has (\d+) input tokens|(\d+) prompt tokens")
 
@@ -105,11 +107,14 @@ class ChatModel(Protocol):
         queue: str = "",
         on_sent: Callable[[], None] | None = None,
         steady: bool = False,
+        script: str = "",
     ) -> AsyncGenerator[str, None]:
         """Yield the reply text as it is generated (closing the generator ends the request).
 
         `steady`: the second try after a broken reply, with lower temperature and a stronger
-        repetition penalty ([llm] steady_temperature, steady_repetition_penalty).
+        repetition penalty ([llm] steady_temperature, steady_repetition_penalty). `script`: "en"
+        keeps an English reply free of Chinese and Japanese characters where the server takes a
+        grammar ([llm] script_grammar).
 
         `queue` names the conversation whose turn it waits for; `on_sent` is called once the request
         has its slot, just before it goes to the server (what it raises cancels the request)."""
@@ -164,7 +169,8 @@ class OpenAIChat:
         return self.profile
 
     def body(
-        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float | None, steady: bool = False
+        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float | None, steady: bool = False,
+        script: str = "",
     ) -> dict[str, Any]:
         """The request body for this server kind: only fields it honours."""
         if steady:
@@ -189,6 +195,8 @@ class OpenAIChat:
             if penalty != 1.0:
                 field = "repeat_penalty" if kind == "llamacpp" else "repetition_penalty"
                 body[field] = penalty
+            if script == "en" and kind == "llamacpp" and self.cfg.script_grammar:
+                body["grammar"] = NO_CJK_GRAMMAR
         elif steady and penalty > 1.0:  # OpenAI's own field against repeats (-2..2)
             body["frequency_penalty"] = min(2.0, round((penalty - 1.0) * 2, 2))
         return body
@@ -209,6 +217,7 @@ class OpenAIChat:
         queue: str = "",
         on_sent: Callable[[], None] | None = None,
         steady: bool = False,
+        script: str = "",
     ) -> AsyncGenerator[str, None]:
         """Yield the reply text as it is generated (closing the iterator closes the request)."""
         async with self.slots.take(priority, queue):
@@ -216,7 +225,7 @@ class OpenAIChat:
                 on_sent()
             await self.probe()  # talking to the server: timed like the request itself
             cap = max_tokens or self.cfg.max_tokens
-            body = self.body(messages, cap, None, steady)
+            body = self.body(messages, cap, None, steady, script)
             async for delta in self._sse(body, self._estimate(messages), reply_chars(cap)):
                 yield delta
 

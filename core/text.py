@@ -88,31 +88,49 @@ GRAM = 6  # run detection works on shared 6-character grams
 _CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff]")
 
 
+# common marks and blanks: neither letters nor digits, nor do they become any under NFKC, so they are
+# dropped before it (full-width Chinese marks would otherwise send every Chinese text down NFKC's slow path)
+_MARKS = str.maketrans("", "", "，。！？、；：“”‘’（）《》【】「」『』…—～·　 \t\n,.!?;:'\"()[]-~*_/")
+
+
 def normalize(text: str) -> str:
     """Letters and digits only, case-folded (punctuation, symbols and spaces dropped)."""
-    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
+    text = text.translate(_MARKS)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return "".join(filter(str.isalnum, text.casefold()))
 
 
 def _grams(text: str) -> set[str]:
     return {text[i : i + GRAM] for i in range(len(text) - GRAM + 1)}
 
 
-def longest_shared_run(text: str, grams: AbstractSet[str]) -> tuple[int, int]:
-    """(length, CJK characters in it) of the longest run of `text` made of grams from `grams`."""
-    best = (0, 0)
-    i = 0
-    while i <= len(text) - GRAM:
-        if text[i : i + GRAM] not in grams:
-            i += 1
-            continue
-        j = i
-        while j + 1 <= len(text) - GRAM and text[j + 1 : j + 1 + GRAM] in grams:
-            j += 1
-        run = text[i : j + GRAM]
-        if len(run) > best[0]:
-            best = (len(run), len(_CJK_CHAR.findall(run)))
-        i = j + 1
-    return best
+def longest_shared_run(text: str, grams: AbstractSet[str], shortest: int = GRAM) -> tuple[int, int]:
+    """(length, CJK characters in it) of the longest run of `text` made of grams from `grams`.
+
+    Runs shorter than `shortest` characters may be missed: only every (shortest - GRAM + 1)th gram
+    is looked up at first (a run that long holds one of them), then each hit is followed both ways.
+    """
+    last = len(text) - GRAM
+    if last < 0 or not grams:
+        return (0, 0)
+    stride = max(1, shortest - GRAM + 1)
+    hits = [i for i in range(0, last + 1, stride) if text[i : i + GRAM] in grams]
+    best, best_at, reach = 0, 0, -1
+    for i in hits:
+        if i <= reach:
+            continue  # inside the run just followed
+        lo = i
+        while lo > reach + 1 and text[lo - 1 : lo - 1 + GRAM] in grams:
+            lo -= 1
+        hi = i
+        while hi < last and text[hi + 1 : hi + 1 + GRAM] in grams:
+            hi += 1
+        reach = hi
+        if hi - lo + GRAM > best:
+            best, best_at = hi - lo + GRAM, lo
+    run = text[best_at : best_at + best]
+    return (best, len(_CJK_CHAR.findall(run)))
 
 
 def grams_of(texts: Sequence[str]) -> set[str]:

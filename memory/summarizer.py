@@ -9,6 +9,7 @@ from core.background import Background
 from core.config import MemoryConfig
 from core.llm import ChatMessage, ChatModel, LLMError
 from core.sanitize import clean_name, clean_text
+from core.serving import MESSAGE_OVERHEAD
 from core.text import char_classes, estimate_tokens, grams_of, longest_shared_run, normalize
 from memory.facts import apply_ops, conversation_of, instruction_like, numbered, parse_ops, without_instructions
 from memory.store import ConversationStore
@@ -108,8 +109,22 @@ class Summarizer:
         self.model = model
         self.background = background
 
-    def fold(self, key: SessionKey, persona: Persona, summary: Summary, turns: Sequence[Turn]) -> None:
-        """Fold `turns` (which fell out of the window) into the summary, later."""
+    def asked(self, task: list[ChatMessage], after: Sequence[ChatMessage], max_tokens: int) -> list[ChatMessage]:
+        """The task's messages after the conversation's own prompt `after` (the reply's, with the reply), when
+        that is on and fits the server's context: the server's cache already holds that prefix, so only the
+        task is read, and the next reply still finds its prefix there. Else the task alone."""
+        if not (self.cfg.background_after_reply and after):
+            return task
+        profile = self.model.profile
+        messages = [*after, *task]
+        cost = sum(profile.count_message(m.content) for m in messages) + max_tokens + MESSAGE_OVERHEAD
+        return messages if cost <= profile.context else task
+
+    def fold(
+        self, key: SessionKey, persona: Persona, summary: Summary, turns: Sequence[Turn],
+        after: Sequence[ChatMessage] = (),
+    ) -> None:
+        """Fold `turns` (which fell out of the window) into the summary, later (asked after `after`, see `asked`)."""
         if not (self.cfg.summary and turns):
             return
         # a bounded bite, oldest first: a long backlog is folded over several replies
@@ -120,16 +135,19 @@ class Summarizer:
             if bite and used > FOLD_TOKENS:
                 break
             bite.append(turn)
-        self.background.spawn(self._fold(key, persona, summary, bite), name=f"summary {key}", key=f"sum:{key}")
+        self.background.spawn(self._fold(key, persona, summary, bite, after), name=f"summary {key}", key=f"sum:{key}")
 
-    async def _fold(self, key: SessionKey, persona: Persona, old: Summary, turns: list[Turn]) -> None:
+    async def _fold(
+        self, key: SessionKey, persona: Persona, old: Summary, turns: list[Turn], after: Sequence[ChatMessage]
+    ) -> None:
         limit = self.cfg.summary_tokens
         prompt = [
             ChatMessage("system", SUMMARY_PROMPT[_lang(persona)].format(limit=limit)),
             ChatMessage("user", f"【旧提要】\n{old.text or '（无）'}\n\n【新对话】\n{render_turns(turns, persona)}"),
         ]
+        cap = limit + limit // 2
         try:
-            raw = await self.model.complete(prompt, max_tokens=limit + limit // 2, temperature=0.3)
+            raw = await self.model.complete(self.asked(prompt, after, cap), max_tokens=cap, temperature=0.3)
         except LLMError as exc:
             log.info("summary skipped: %s", exc)
             return
@@ -140,8 +158,11 @@ class Summarizer:
         if await self.store.set_summary(key, Summary(text, turns[-1].seq)):
             log.info("summary of %s now covers turns up to %d", key, turns[-1].seq)
 
-    def note_facts(self, persona: Persona, key: SessionKey, user_id: str, name: str, said: Sequence[Turn]) -> None:
-        """Read what a user said (oldest first) for lasting facts about them, later.
+    def note_facts(
+        self, persona: Persona, key: SessionKey, user_id: str, name: str, said: Sequence[Turn],
+        after: Sequence[ChatMessage] = (),
+    ) -> None:
+        """Read what a user said (oldest first) for lasting facts about them, later (asked after `after`).
 
         Each candidate adds, updates or deletes one of the user's facts shown in this conversation;
         the conversation's read mark moves past what was read, so nothing is read twice or skipped.
@@ -156,12 +177,14 @@ class Summarizer:
                 break
             bite.append(turn)
         self.background.spawn(
-            self._facts(persona, key, user_id, name, bite),
+            self._facts(persona, key, user_id, name, bite, after),
             name=f"facts {key.platform}:{user_id}",
             key=f"facts:{persona.id}:{key.platform}:{user_id}",
         )
 
-    async def _facts(self, persona: Persona, key: SessionKey, user_id: str, name: str, said: list[Turn]) -> None:
+    async def _facts(
+        self, persona: Persona, key: SessionKey, user_id: str, name: str, said: list[Turn], after: Sequence[ChatMessage]
+    ) -> None:
         lang = _lang(persona)
         who = clean_name(name, PROMPT_NAME_CHARS) or UNNAMED[lang]
         where = conversation_of(key)
@@ -175,7 +198,8 @@ class Summarizer:
             ChatMessage("user", FACTS_INPUT[lang].format(known=known, name=who, said=lines)),
         ]
         try:
-            raw = await self.model.complete(prompt, max_tokens=FACTS_TOKENS, temperature=0.2)
+            raw = await self.model.complete(self.asked(prompt, after, FACTS_TOKENS), max_tokens=FACTS_TOKENS,
+                                            temperature=0.2)
         except LLMError as exc:
             log.info("facts skipped: %s", exc)
             return
@@ -183,9 +207,9 @@ class Summarizer:
         names = persona.triggers()
         ops = [op for op in parse_ops(raw) if op.op == "delete" or usable_fact(op.text, texts, names)]
         limit = self.cfg.facts_per_user
-        after = await self.store.change_facts(
+        changed = await self.store.change_facts(
             persona.id, key.platform, user_id,
             lambda current: apply_ops(current, ops, shown, said, where, limit, shared),
         )
         kinds = ", ".join(f"{sum(op.op == k for op in ops)} {k}" for k in ("add", "update", "delete"))
-        log.info("facts about %s:%s: %s; %d known", key.platform, user_id, kinds, len(after.visible(where, shared)))
+        log.info("facts about %s:%s: %s; %d known", key.platform, user_id, kinds, len(changed.visible(where, shared)))

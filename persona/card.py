@@ -62,6 +62,10 @@ class KnowledgeSpec(_Strict):
     chapter_pattern: str = ""
 
 
+# characters of one sentence: the same thing said takes about three times the characters in English
+CHARS_PER_SENTENCE = {"zh": 20, "en": 60}
+
+
 class Length(_Strict):
     """A reply length in characters (a Chinese character and a Latin letter count one each)."""
 
@@ -165,9 +169,16 @@ class Persona:
             .replace("<USER>", user)
         )
 
-    def length(self, group: bool) -> Length:
-        """How long a reply may be here: the card's group or private size."""
-        return self.card.reply_size.group if group else self.card.reply_size.private
+    def length(self, group: bool, language: str = "") -> Length:
+        """How long a reply may be here: the card's group or private size, in the card's language, or
+        in `language` (the conversation's) as long as it takes to say as much there."""
+        size = self.card.reply_size.group if group else self.card.reply_size.private
+        own = "zh" if self.card.language.startswith("zh") else "en"
+        there = own if not language else "zh" if language.startswith("zh") else "en"
+        if own == there:
+            return size
+        ratio = CHARS_PER_SENTENCE[there] / CHARS_PER_SENTENCE[own]
+        return Length(typical=max(1, round(size.typical * ratio)), max=max(1, round(size.max * ratio)))
 
     def triggers(self) -> list[str]:
         """Words that summon the character in a group: name plus nicknames."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.text import estimate_tokens, truncate_tokens
-from persona.card import Persona
+from persona.card import CHARS_PER_SENTENCE, Persona
 
 _HEADINGS = {
     "zh": ("角色", "性格", "场景", "说话示例", "前情提要", "你记得关于{who}的事", "设定", "原著片段", "{char}自己说过的话"),
@@ -26,7 +26,6 @@ _SENTENCES = {
     "zh": ("一句话", "一两句话", "两三句话", "三四句话"),
     "en": ("one sentence", "one or two sentences", "two or three sentences", "three or four sentences"),
 }
-_CHARS_PER_SENTENCE = {"zh": 20, "en": 60}
 
 
 def length_hint(persona: Persona, group: bool, language: str = "") -> str:
@@ -34,8 +33,8 @@ def length_hint(persona: Persona, group: bool, language: str = "") -> str:
     when the conversation's, `language`, is not the card's)."""
     card_lang = "zh" if persona.card.language.startswith("zh") else "en"
     lang = "zh" if (language or card_lang).startswith("zh") else "en"
-    typical = persona.length(group).typical
-    size = _SENTENCES[lang][min(3, max(0, round(typical / _CHARS_PER_SENTENCE[lang]) - 1))]
+    typical = persona.length(group, lang).typical
+    size = _SENTENCES[lang][min(3, max(0, round(typical / CHARS_PER_SENTENCE[lang]) - 1))]
     if lang == "zh":
         return f"（{size}即可。）" if lang == card_lang else f"（用中文回复，{size}即可。）"
     return f"(Keep it to {size}.)" if lang == card_lang else f"(Reply in English, {size}.)"

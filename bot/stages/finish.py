@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from bot.exchange import Exchange
 from bot.offline import Offline
+from core.llm import ChatMessage
 from core.messages import Reply, said_at
 from memory.episodes import speaker
 from memory.store import ConversationStore, StoreError
@@ -52,13 +53,14 @@ class Finish:
         stored = await self.store.append(ex.session, [question, answer])
         await self._remember_context(ex, mode, now, stored[1].seq)
         if self.summarizer and mode == "model":
-            self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized)
+            after = _next_prefix(ex.prompt, text)
+            self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized, after)
             # seq 0: the store is away and the exchange waits in memory; facts can wait too
             if stored[0].seq:
                 said = [t for t in ex.stored if t.user_id == msg.user_id and t.role == "user" and t.seq > ex.facts_noted]
                 said.append(stored[0])
                 if len(said) >= self.facts_every:
-                    self.summarizer.note_facts(persona, ex.session, msg.user_id, msg.display_name, said)
+                    self.summarizer.note_facts(persona, ex.session, msg.user_id, msg.display_name, said, after)
         return replace(ex, draft=text, mode=mode, reply=reply)
 
     async def _remember_context(self, ex: Exchange, mode: str, now: float, seq: int) -> None:
@@ -82,3 +84,17 @@ class Finish:
             await self.store.set_last_context(ex.session, record)
         except StoreError as exc:  # only /why misses it
             log.info("last context of %s not kept: %s", ex.session, exc)
+
+
+def _next_prefix(prompt: Sequence[ChatMessage], reply: str) -> tuple[ChatMessage, ...]:
+    """How the conversation's next prompt begins: this one less its closing reminder, then the reply.
+
+    Background work asked after it finds it in the server's cache, and leaves it there for the next
+    reply. Pictures are left out: the stored turn that the next prompt shows has none.
+    """
+    end = len(prompt)
+    while end and prompt[end - 1].role == "system":
+        end -= 1
+    if not end:
+        return ()
+    return (*(replace(m, images=()) if m.images else m for m in prompt[:end]), ChatMessage("assistant", reply))

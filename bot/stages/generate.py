@@ -83,12 +83,13 @@ class Generate:
     async def __call__(self, ex: Exchange) -> Exchange:
         """Fill ex.draft and ex.mode."""
         overflowed = regenerated = False
+        defect: Defect | None = None
         while True:
             if self.clock() < self._down_until:
                 return await self._offline(ex, "fallback")
             if ex.arrived and self.clock() - ex.arrived >= self.max_queue_seconds:
                 return await self._shed(ex)  # waited its limit behind its conversation's earlier messages
-            attempt = await self._attempt(ex, self.model, steady=regenerated)
+            attempt = await self._attempt(ex, self.model, steady=regenerated, after=defect)
             if attempt.shed:
                 return await self._shed(ex)
             if attempt.skipped:
@@ -130,7 +131,7 @@ class Generate:
                     _repaired(key, attempt.defect, "offline")
                 log.warning("model reply unusable (%s) twice; answering with an example line", attempt.unusable)
                 return await self._offline(ex, "fallback", shown=attempt.shown)
-            regenerated = True
+            regenerated, defect = True, attempt.defect
             if attempt.defect is not None:
                 _repaired(key, attempt.defect, "retried")
             log.info("model reply unusable (%s); asking once more with steadier sampling", attempt.unusable)
@@ -145,13 +146,17 @@ class Generate:
         said = [t.text for t in ex.history[-6:] if t.role == "user"]
         language = conversation_language(ex.text, said, bool(ex.incoming.unprompted), persona.card.language)
         known = known_words([ex.text, *said, *speakers, persona.name, *persona.card.nickname, *persona.card.aliases])
-        return DefectScan(language, persona.length(not ex.incoming.is_direct).max, known)
+        return DefectScan(language, persona.length(not ex.incoming.is_direct, language).max, known)
 
-    async def _attempt(self, ex: Exchange, model: ChatModel, steady: bool = False) -> Attempt:
+    async def _attempt(self, ex: Exchange, model: ChatModel, steady: bool = False, after: Defect | None = None) -> Attempt:
+        """One request; `after`: the defect of the try before (a reply in the wrong language is held to the script)."""
         speakers = [ex.incoming.display_name, ex.persona.card.user_alias, "用户", "User", "user"]
         speakers += [t.name for t in ex.history if t.role == "user"]
         speakers += [t.name for r in ex.recalled for t in (r.before, r.turn, r.after) if t and t.role == "user"]
         scan = self._scan(ex, speakers)
+        # an English reply of a Chinese card, or one that slipped into Chinese, keeps to Latin script
+        script = "en" if scan.language == "en" and (not ex.persona.card.language.startswith("en")
+                                                     or (after is not None and after.kind == "language")) else ""
         check = ReplyCheck(ex.persona, self.hidden(ex.persona), ex.text, speakers, scan)
         attempt = Attempt()
         arrived = ex.arrived or self.clock()
@@ -170,7 +175,8 @@ class Generate:
                 ex.on_sent()
 
         stream = model.stream(
-            ex.prompt, max_tokens=self.max_tokens(ex), queue=ex.incoming.conversation.key, on_sent=sent, steady=steady
+            ex.prompt, max_tokens=self.max_tokens(ex), queue=ex.incoming.conversation.key, on_sent=sent, steady=steady,
+            script=script,
         )
         try:
             async with asyncio.timeout(None) as limit:

@@ -78,6 +78,7 @@ class LLMConfig(Section):
     repetition_penalty: float = Field(1.05, gt=0.0)
     steady_temperature: float = Field(0.3, ge=0.0, le=2.0)
     steady_repetition_penalty: float = Field(1.3, gt=0.0)
+    script_grammar: bool = True
     max_tokens: int = Field(512, ge=1)
     context_tokens: int | Literal["auto"] = Field("auto", union_mode="left_to_right")
     example_tokens: int = Field(800, ge=0)
@@ -132,6 +133,7 @@ class MemoryConfig(Section):
     facts_per_user: int = Field(12, ge=0)
     facts_every: int = Field(6, ge=1)
     share_facts: bool = False
+    background_after_reply: bool = True
 
     @field_validator("recall_dense", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ import pytest
 from bot.app import App
 from bot.defects import DefectScan, known_words
 from bot.hygiene import Hidden, ReplyCheck
+from core.llm import NO_CJK_GRAMMAR
 from core.messages import Incoming
 from persona.library import PersonaLibrary
 from tests.conftest import ROOT, MakeSettings
@@ -163,6 +164,55 @@ async def test_the_card_sizes_replies_for_groups_and_private_chats(
     hints = [body["messages"][-1]["content"] for body in (first, second)]  # Horo: 60 in private, 40 in groups
     assert hints[0].endswith("（两三句话即可。）") and hints[1].endswith("（一两句话即可。）")
     assert moved({}, scrape(port), 'bot_reply_defects_total{kind="overrun"}') == 2
+
+
+async def test_an_english_chat_with_a_chinese_card_has_room_to_say_as_much(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    """The card's sizes count Chinese characters: in English the same reply takes about three times the letters."""
+    app, _ = await open_app(make_settings, app_factory, llm)
+    said = ("Apples, of course, the red ones that crunch when you bite them. A wolf who has slept through "
+            "a hundred harvests knows good fruit when she smells it. Bring me a sack of those and some wine "
+            "from the south, and I might even let you brush my tail tonight, if you ask nicely enough.")
+    assert len(said) > app.personas.get("horo").card.reply_size.private.max
+    llm.push(Script(text=said, chunk_size=5))
+    reply, shown = await ask(app, dm("What is your favourite food?"))
+    assert reply is not None and reply.mode == "model" and reply.text == shown == said
+    assert replies(llm.requests)[-1]["messages"][-1]["content"].endswith("(Reply in English, two or three sentences.)")
+
+
+@pytest.mark.parametrize("grammar", [True, False])
+async def test_an_english_reply_of_a_chinese_card_keeps_to_latin_script_on_llamacpp(
+    grammar: bool, make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    app, _ = await open_app(make_settings, app_factory, llm, script_grammar=grammar)
+    llm.push(Script(text="Apples, always apples."), Script(text="呵呵，苹果。"))
+    await ask(app, dm("What is your favourite food?"))
+    await ask(app, dm("你最喜欢吃什么？"))
+    english, chinese = replies(llm.requests)
+    assert english.get("grammar") == (NO_CJK_GRAMMAR if grammar else None) and "grammar" not in chinese
+
+
+@pytest.mark.parametrize(("text", "at"), [
+    ("Hello there! (Reply in English, one sentence.)", 13),
+    ("Good wine. (Not in English, one or two sentences.)", 11),
+    ("Apples. (Reply in Italian, two or three sentences.)", 8),
+    ("呵呵，汝说得对。（两三句话。）", 8),
+    ("(Lemon, 2 sentences.)\nThis is a simple answer.", 0),
+    ("It was one sentence too long, he said. Two sentences (or three) then.", None),
+])
+def test_a_copied_length_hint_is_caught_in_its_variants(text: str, at: int | None) -> None:
+    found = DefectScan("zh" if "呵" in text else "en", 1000).scan(text, final=True)
+    assert (found.kind, found.at) == ("prompt", at) if at is not None else found is None
+
+
+@pytest.mark.parametrize(("language", "text", "wrong"), [
+    ("en", "保持叶？", True), ("en", "I'm 赫萝, and you?", False), ("en", "嗯", False),
+    ("zh", "Hello there!", True), ("zh", "嗯，OK。", False), ("zh", "Holo 就是咱。", False),
+])
+def test_a_short_reply_in_the_other_language_is_caught_and_a_name_is_not(language: str, text: str, wrong: bool) -> None:
+    scan = DefectScan(language, 1000, known_words(["赫萝", "Holo", "Alice"]))
+    assert (scan.scan(text, final=True) is not None) is wrong
 
 
 def test_the_check_stays_linear_and_cheap() -> None:

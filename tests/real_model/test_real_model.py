@@ -163,6 +163,32 @@ async def test_consecutive_turns_reuse_the_servers_prefix_cache(
     assert share >= 0.9, share
 
 
+async def test_background_work_between_replies_leaves_the_next_replys_prefix_cached(
+    llama: Llama, make_settings: MakeSettings, app_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Summaries and facts on, facts read after every message: a single-slot server still finds each
+    reply's prefix, because the background requests follow the reply's own prompt."""
+    caplog.set_level(logging.INFO)
+    server: LlamaServer = llama(4096)
+    settings = make_settings(llm=llm(server, max_tokens=40, context_tokens=4096),
+                             memory={"facts_every": 1}, bot={"rate_limit_per_minute": 1000})
+    app: App = await app_factory(settings)
+    hits: list[tuple[int, int]] = []
+    background = 0
+    for i, text in enumerate(["你好", "我叫阿青，住在杭州", "你喜欢苹果吗", "我养了一只猫", "你的家乡在哪", "晚安"]):
+        mark = server.mark()
+        reply = await app.chain.handle(dm(text, name="阿青"))
+        assert answered(reply, caplog), text
+        if i:
+            hits.extend(server.prefix_hits(mark)[:1])  # the reply's own request
+        mark = server.mark()
+        await asyncio.wait_for(app.background.drain(), 120)
+        background += len(server.prefix_hits(mark))
+    share = sum(c for c, _ in hits) / sum(c + e for c, e in hits)
+    print(f"prefix cache with background work: {share:.1%} over {len(hits)} replies, {background} background requests")
+    assert background >= 4 and share >= 0.8, (share, background)
+
+
 def test_piped_terminal_chat_prints_only_replies_and_finishes_its_background_work(
     llama: Llama, tmp_path: Path
 ) -> None:
