@@ -44,6 +44,9 @@ class Incoming:
     bot_id: str = ""  # the bot account that received it (QQ self_id, Discord user id)
     # "remark" or "greeting": no one wrote this; it asks the character to speak first (never stored)
     unprompted: str = ""
+    # in a scene: the persona id of the character who said this line, handed to the next character to
+    # answer (its user_id is that character's, "scene:<id>"); "" for what people say
+    speaker: str = ""
     # where it was said; adapters may name it, else the channel in groups and the user in direct chats
     conversation: Conversation = field(default=None)  # type: ignore[assignment]
 

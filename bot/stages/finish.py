@@ -43,7 +43,7 @@ class Finish:
             text, mode = self.offline.line(persona, ex.text, msg.display_name, []), "fallback"
         now = self.clock()
         reply = Reply(text, persona.id, persona.name, mode, reply_to=msg.message_id)
-        question = Turn("user", ex.text, msg.user_id, msg.display_name, True, now, msg.message_id)
+        question = Turn("user", ex.text, msg.user_id, msg.display_name, True, now, msg.message_id, speaker=msg.speaker)
         answer = Turn("assistant", text, "", persona.name, True, now, partial=ex.partial)
         if msg.unprompted:  # the nudge is never stored; the character's remark is, when the model made it
             if mode == "model":
@@ -54,7 +54,7 @@ class Finish:
         if self.summarizer and mode == "model":
             self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized)
             # seq 0: the store is away and the exchange waits in memory; facts can wait too
-            if stored[0].seq:
+            if stored[0].seq and not msg.speaker:  # facts are about members, never another character
                 said = [t for t in ex.stored if t.user_id == msg.user_id and t.role == "user" and t.seq > ex.facts_noted]
                 said.append(stored[0])
                 if len(said) >= self.facts_every:
