@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from bot import metrics
 from bot.chain import Chain
@@ -17,6 +18,7 @@ from bot.exchange import Stage
 from bot.initiative import Initiative, running
 from bot.offline import Offline
 from bot.replay import Replay
+from bot.scene.runner import Scenes
 from bot.stages.compose import Compose
 from bot.stages.finish import Finish
 from bot.stages.gate import Gate
@@ -80,6 +82,12 @@ class App:
         """Who answers: the model's name, or the offline responder."""
         return self.model.name if self.model else "offline (example lines)"
 
+    @cached_property
+    def scenes(self) -> Scenes:
+        """The channels with several characters: each message's round, each copy taken once."""
+        return Scenes(self.settings.scene, self.settings.bot, self.chain, self.personas,
+                      self.clocks.wall, self.clocks.mono, self.clocks.chance)
+
     @property
     def conversations(self) -> Conversations:
         """Each conversation's persona and settings."""
@@ -111,6 +119,8 @@ class App:
         personas = PersonaLibrary.configured(settings.personas)
         if not personas.ids():
             raise PersonaError(f"no persona cards found in {', '.join(str(d) for d in settings.personas.dirs)}")
+        if unknown := sorted({p for p in settings.qq.accounts.values() if p not in personas}):
+            raise PersonaError(f"[qq] accounts: no persona card {', '.join(unknown)} (known: {', '.join(personas.ids())})")
         try:
             private_dir(settings.bot.data_dir)  # 0700 when made here: memory, logs and voice clips are private
         except OSError as exc:

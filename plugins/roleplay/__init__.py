@@ -21,6 +21,7 @@ from core.config import Settings, load_config
 from core.messages import Incoming, Reply
 from core.sanitize import clean_text
 from memory.store import StoreError
+from plugins.roleplay import scene
 from plugins.roleplay.config import Config
 from plugins.roleplay.fronts import Front, answer_command, front_for
 from plugins.roleplay.replay import FRONT, OneBotReplayer
@@ -82,7 +83,9 @@ async def _chat(bot: Bot, event: Event) -> None:
     if holder.app is None:  # only while stopping, after the drain (bot/platforms.py): too late to journal
         log.warning("qq message %s arrived after the bot closed; not answered", msg.message_id)
         return
-    await _answer(holder.app, front, bot, event, msg)
+    taken = await scene.take(holder.app, front, bot, event, msg)  # [qq] accounts: one character per account
+    if taken is not None:
+        await _answer(holder.app, front, bot, event, taken)
 
 
 async def _answer(app: App, front: Front, bot: Bot, event: Event, msg: Incoming) -> None:
@@ -143,6 +146,7 @@ def _matcher(head: str) -> None:
     async def _run(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
         front = front_for(bot, event)
         msg = front.incoming(bot, event) if front else None
+        msg = scene.for_command(holder.get(), bot, msg) if msg is not None else None
         if front is None or msg is None:
             return
         words = clean_text(arg.extract_plain_text()).split()
