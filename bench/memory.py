@@ -459,7 +459,19 @@ FLOORS = {
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the bench and print the numbers."""
+    """Run the bench and print the numbers (with --locomo, the LoCoMo conversations first)."""
+    if args.locomo is not None:
+        from bench import locomo
+        from bench.qq import _change
+
+        ids = [i.strip() for i in args.conversations.split(",") if i.strip()]
+        found = asyncio.run(locomo.run(args.locomo, ids, [_change(item) for item in args.set], args.misses))
+        if args.json:
+            print(json.dumps(found, ensure_ascii=False))
+        else:
+            print("LoCoMo, replayed into a QQ group:")
+            locomo.report(found)
+            print("\nthe synthetic set:")
     embedding = (args.embedding_url, args.embedding_model or "embedding")
     result = asyncio.run(run(args.seed, args.turns, args.queries, embedding, args.embed_wait))
     if args.json:
@@ -489,6 +501,12 @@ def register(sub: Any) -> None:
     p.add_argument("--embedding-url", default="", help="an OpenAI-compatible /v1/embeddings server: dense + BM25 recall")
     p.add_argument("--embedding-model", default="", help="the model name sent to --embedding-url")
     p.add_argument("--embed-wait", type=float, default=600.0, help="seconds the latency run waits for its turns' embeddings")
+    p.add_argument("--locomo", type=Path, help="LoCoMo's locomo10.json (or its zip, or its folder of <id>.json): "
+                   "replay its conversations into a QQ group first (the data is read, never copied)")
+    p.add_argument("--conversations", default="30,41,42,43,44", help="LoCoMo conversation ids, comma-separated")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="with --locomo: change one key of the shipped config.toml (a TOML value)")
+    p.add_argument("--misses", action="store_true", help="with --locomo: list the questions whose evidence was missed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=main)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.model_chats import CHATS
+from tests.support.outlet import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
 _OUTCOME = re.compile(r"model reply had a (\w+) defect; (kept|asking|answering)")
@@ -181,7 +182,7 @@ async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.N
             direct = setting == "private"
             msg = Incoming("test", f"bench-{pid}-{lang}", "u1", "Alice", text, is_direct=direct, mentions_bot=not direct)
             mark = server.mark() if server is not None else 0
-            reply = await app.chain.handle(msg, sink)
+            reply = await app.chain.handle(msg, Recorder(partial=sink))
             stats["wholes"].append(time.monotonic() - start)
             stats["firsts"].extend(first[:1])
             if server is not None and turn:  # between consecutive replies of one chat

@@ -27,6 +27,7 @@ from bot.app import App
 from bot.stages.generate import Generate
 from core.config import load_config
 from core.messages import Incoming, Reply
+from core.outlet import ClipTask
 from tests.support.openai_server import Script
 from tests.support.requests import is_background
 
@@ -50,6 +51,30 @@ class SceneResponder(Responder):
         calls = " 赫萝、叶修、大圣，你们说呢？" if len(body["messages"]) % 3 == 0 else ""
         text = f"{LINES[me]}第{numbers}句我听见了。{calls}"
         return Script(text=text, delay=self.latency / 3, chunk_delay=self.latency * 2 / 3 / (len(text) // 4 + 3))
+
+
+class Said:
+    """A character's outlet in the bench: keeps (group, seq, persona, text) of each line it posts."""
+
+    def __init__(self, lines: list[tuple[int, int, str, str]], group: int, seq: int):
+        self.lines, self.group, self.seq = lines, group, seq
+
+    def placed(self, position: int) -> None:
+        """Nothing to show."""
+
+    async def partial(self, text: str) -> None:
+        """Nothing to show."""
+
+    async def send(self, reply: Reply) -> None:
+        """The line, kept."""
+        self.lines.append((self.group, self.seq, reply.persona_id, reply.text))
+
+    async def react(self, emoji: str) -> None:
+        """Nothing to show."""
+
+    async def voice(self, clip: ClipTask) -> None:
+        """No voice in the bench."""
+        clip.cancel()
 
 
 def register(sub: Any) -> None:
@@ -129,10 +154,6 @@ async def _drive(app: App, groups: int, messages: int) -> tuple[list[tuple[int, 
             else:
                 text = f"今天群里好热闹 {mark(g, seq)}"
 
-            def send_as(pid: str, g: int = g, seq: int = seq) -> Any:
-                async def send(reply: Reply) -> None:
-                    lines.append((g, seq, pid, reply.text))
-                return send
 
             copies = [Incoming("qq", f"{g}", f"2{g:04d}", f"群友{g}", text, message_id=str(seq), bot_id=ACCOUNTS[pid])
                       for pid in CAST]
@@ -141,7 +162,7 @@ async def _drive(app: App, groups: int, messages: int) -> tuple[list[tuple[int, 
             t = time.perf_counter()
             taken = [m for m in copies if app.scenes.first_copy(m)]
             extra += len(taken) - 1
-            await app.scenes.handle(taken[0], CAST, send_as, to)
+            await app.scenes.handle(taken[0], CAST, {pid: Said(lines, g, seq) for pid in CAST}, to)
             rounds.append((g, seq, time.perf_counter() - t, waited[0]))
 
     await asyncio.gather(*(group(g) for g in range(groups)))

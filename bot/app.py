@@ -6,16 +6,15 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from bot import metrics
 from bot.chain import Chain
 from bot.conversations import Conversations
 from bot.exchange import Stage
-from bot.initiative import Initiative, running
+from bot.initiative import Initiative, Watchlist, running
 from bot.offline import Offline
 from bot.replay import Replay
 from bot.scene.runner import Scenes
@@ -35,6 +34,7 @@ from core.files import private_dir
 from core.images import ImageGate
 from core.knowledge import Knowledge
 from core.llm import ChatModel, OpenAIChat
+from core.outlet import Poster
 from core.serving import ServerProfile
 from memory.knowledge import open_knowledge
 from memory.knowledge.embedders import open_embedder
@@ -75,18 +75,13 @@ class App:
     chain: Chain
     initiative: Initiative
     replay: Replay
+    scenes: Scenes  # the channels with several characters: each message's round, each copy taken once
     clocks: Clocks = field(default_factory=Clocks)
 
     @property
     def answered_by(self) -> str:
         """Who answers: the model's name, or the offline responder."""
         return self.model.name if self.model else "offline (example lines)"
-
-    @cached_property
-    def scenes(self) -> Scenes:
-        """The channels with several characters: each message's round, each copy taken once."""
-        return Scenes(self.settings.scene, self.settings.bot, self.chain, self.personas,
-                      self.clocks.wall, self.clocks.mono, self.clocks.chance)
 
     @property
     def conversations(self) -> Conversations:
@@ -113,8 +108,13 @@ class App:
         clocks: Clocks | None = None,
         knowledge: Knowledge[Persona] | None = None,
         voice: Voice | None = None,
+        posters: Mapping[str, Poster] | None = None,
     ) -> AsyncIterator[App]:
-        """Build the app; everything built here is closed on exit."""
+        """Build the app; everything built here is closed on exit.
+
+        `posters` (per platform) are how the fronts that run reach a conversation nobody just wrote
+        in, for the character to speak first; the fronts that start them build them (a platform
+        without one is never spoken into unprompted)."""
         clocks = clocks or Clocks()
         personas = PersonaLibrary.configured(settings.personas)
         if not personas.ids():
@@ -141,13 +141,14 @@ class App:
             if model else None
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
         conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)
+        watchlist = Watchlist(clocks.wall)  # the chain tells it every message and reply; speaking first reads it
         chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono, clocks.wall,
-                      settings.bot.busy_notice_seconds)
-        initiative = Initiative(settings.initiative, store, chain, clocks.wall)
-        chain.on_seen = initiative.seen
-        chain.on_spoke = initiative.spoke
+                      settings.bot.busy_notice_seconds, observers=[watchlist])
+        initiative = Initiative(settings.initiative, store, chain, watchlist, posters or {}, clocks.wall)
         replay = Replay(chain.ledger, settings.bot.replay_minutes, clocks.wall)
-        app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, clocks)
+        scenes = Scenes(settings.scene, settings.bot, chain, personas, clocks.wall, clocks.mono, clocks.chance)
+        app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, scenes,
+                  clocks)
         exporter: metrics.Exporter | None = None
         try:
             if settings.metrics.enabled:

@@ -5,25 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import Protocol
 
 from bot import metrics
 from bot.addressing import addressed
 from bot.burst import Bursts, merge
 from bot.conversations import Conversations
-from bot.exchange import ChannelSettings, Exchange, Sink, Stage
+from bot.exchange import ChannelSettings, Exchange, Stage
 from bot.ledger import Ledger
 from bot.waits import Waits
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
+from core.outlet import Outlet
 from memory.journal import Route
 from memory.store import ConversationStore
 from persona.lines import canned
 
 log = logging.getLogger(__name__)
-Send = Callable[[Reply], Awaitable[object]]
 SEND_GRACE = 5.0  # seconds a reply already going out may take to finish when the chain stops
 
 
@@ -52,6 +53,24 @@ class SessionLocks:
         return len(self._locks)
 
 
+class Observer(Protocol):
+    """Watches the conversations go by (the initiative scheduler): every message, every reply sent."""
+
+    def seen(self, msg: Incoming, settings: ChannelSettings) -> None:
+        """A message of this conversation reached its turn (with the conversation's settings)."""
+
+    def spoke(self, where: Conversation) -> None:
+        """The character said something here."""
+
+
+async def post(outlet: Outlet, reply: Reply) -> None:
+    """A reply part out through the outlet: an emoji as a reaction, anything else as a message."""
+    if reply.mode == "reaction":
+        await outlet.react(reply.text)
+    else:
+        await outlet.send(reply)
+
+
 class Chain:
     """Runs each message through the stages, in order within a conversation."""
 
@@ -64,6 +83,7 @@ class Chain:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         busy_notice_seconds: float = 0.0,
+        observers: Sequence[Observer] = (),
     ):
         self.stages = list(stages)
         self.store = store
@@ -73,29 +93,22 @@ class Chain:
         self.clock = clock
         self.ledger = Ledger(store.journal, wall)
         self.waits = Waits(busy_notice_seconds, clock, self._busy_line)
+        self.observers = tuple(observers)
         self.accepting = True  # false once `drain` began: messages are journaled, not answered
         self._running: set[asyncio.Future[Reply | None]] = set()
-        # observers (the initiative scheduler): every message with its settings; every reply sent
-        self.on_seen: Callable[[Incoming, ChannelSettings], None] | None = None
-        self.on_spoke: Callable[[Conversation], None] | None = None
+        self._in_line: dict[str, int] = {}  # per conversation: messages placed and not yet through
 
-    async def handle(
-        self,
-        msg: Incoming,
-        sink: Sink | None = None,
-        send: Callable[[Reply], Awaitable[object]] | None = None,
-        placed: Callable[[], None] | None = None,
-        route: Route | None = None,
-    ) -> Reply | None:
+    async def handle(self, msg: Incoming, outlet: Outlet | None = None, route: Route | None = None) -> Reply | None:
         """The character's reply to one message, or None when it stays silent.
 
-        Messages a user sends while their conversation is busy are answered together, once; the
-        later calls return None. `send`, when given, posts the reply while the conversation is
-        still held, so replies in one conversation go out in order. `placed` is called once the
-        message has its place in the conversation, before anything is awaited. A message with an
-        id is journaled as it arrives (with `route`, how its front reaches it after a restart) and
-        marked done once answered; one still unanswered when the chain stops stays journaled, and
-        this call returns None.
+        Everything that goes out goes through `outlet` (core/outlet.py): `placed` once the message has
+        its place in the conversation, before anything is awaited; the reply as it is written; the
+        reply itself, posted while the conversation is still held (so replies in one conversation go
+        out in order); then its voice clip, outside the turn. Without an outlet nothing is posted (the
+        reply is only returned). Messages a user sends while their conversation is busy are answered
+        together, once; the later calls return None. A message with an id is journaled as it arrives
+        (with `route`, how its front reaches it after a restart) and marked done once answered; one
+        still unanswered when the chain stops stays journaled, and this call returns None.
         """
         arrived = self.clock()
         metrics.message_in(msg.platform)
@@ -110,20 +123,25 @@ class Chain:
             # the message's place in its conversation is taken before anything is awaited: a store call
             # here would let a later message that got its answer sooner take the conversation first
             self.bursts.arrive(key, msg)
-            self.waits.arrive(key, msg, arrived, send)
-            if placed is not None:
-                placed()  # the front may now hand over the conversation's next message
-            work = asyncio.ensure_future(self._answer(msg, sink, send, arrived))
+            self.waits.arrive(key, msg, arrived, outlet)
+            position = self._in_line.get(key, 0)
+            self._in_line[key] = position + 1
+            if outlet is not None:
+                outlet.placed(position)  # the front may now hand over the conversation's next message
+            work = asyncio.ensure_future(self._answer(msg, outlet, arrived))
         # the work runs in a task of the chain's own, so a stop cancels it without cancelling the caller
         self._running.add(work)
         work.add_done_callback(self._running.discard)
         try:
-            return await work
+            reply = await work
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if work.cancelled() and (task is None or not task.cancelling()):
                 return None  # stopped by `drain`: the message stays journaled for the next run
             raise
+        if reply is not None and reply.voice is not None and outlet is not None:
+            await outlet.voice(reply.voice)  # outside the turn: the conversation's next message goes on
+        return reply
 
     @property
     def in_hand(self) -> int:
@@ -149,19 +167,24 @@ class Chain:
         if msg.message_id:
             await self.ledger.shelve(msg)
 
-    async def _answer(self, msg: Incoming, sink: Sink | None, send: Send | None, arrived: float) -> Reply | None:
+    async def _answer(self, msg: Incoming, outlet: Outlet | None, arrived: float) -> Reply | None:
         key = msg.conversation.key
         try:
             async with self.locks.hold(key):
-                return await self._turn(msg, sink, send, arrived)
+                return await self._turn(msg, outlet, arrived)
         except asyncio.CancelledError:
             self.bursts.drop(key, msg)
             self.ledger.let_go([msg])
             raise
         finally:
             self.waits.over(key, [msg])  # answered, merged, a duplicate or stopped: no busy notice for it
+            left = self._in_line.get(key, 1) - 1
+            if left > 0:
+                self._in_line[key] = left
+            else:
+                self._in_line.pop(key, None)
 
-    async def _turn(self, msg: Incoming, sink: Sink | None, send: Send | None, arrived: float) -> Reply | None:
+    async def _turn(self, msg: Incoming, outlet: Outlet | None, arrived: float) -> Reply | None:
         """With the conversation held: the message (and its burst) answered, then marked done."""
         where, key = msg.conversation, msg.conversation.key
         if not self.bursts.holds(key, msg):
@@ -175,8 +198,7 @@ class Chain:
             return None
         run = [m for m in run if m is msg or await self.ledger.answers(m)]
         try:
-            whole = (lambda r: self._send_whole(send, r, run)) if send is not None else None
-            reply = await self._reply(merge(run), run, sink, whole, arrived)
+            reply = await self._reply(merge(run), run, outlet, arrived)
         except asyncio.CancelledError:
             self.ledger.let_go(run)
             raise
@@ -186,10 +208,10 @@ class Chain:
         await self.ledger.done(run)
         return reply
 
-    async def _send_whole(self, send: Send, reply: Reply, run: list[Incoming]) -> None:
+    async def _send_whole(self, outlet: Outlet, reply: Reply, run: list[Incoming]) -> None:
         """Send the reply; a stop that arrives meanwhile lets it finish and marks the messages done
         (a reply cut off halfway would be said again after the restart)."""
-        sending = asyncio.ensure_future(send(reply))
+        sending = asyncio.ensure_future(post(outlet, reply))
         try:
             await asyncio.shield(sending)
         except asyncio.CancelledError:
@@ -197,21 +219,19 @@ class Chain:
             await self.ledger.done(run)
             raise
 
-    async def _reply(
-        self, msg: Incoming, run: list[Incoming], sink: Sink | None, send: Send | None, arrived: float
-    ) -> Reply | None:
+    async def _reply(self, msg: Incoming, run: list[Incoming], outlet: Outlet | None, arrived: float) -> Reply | None:
         """The stages for one (merged) message, inside its conversation's turn; the reply is posted here."""
         where = msg.conversation
         persona, settings, session = await self.conversations.here(msg)
-        if self.on_seen is not None:
-            self.on_seen(msg, settings)
+        for observer in self.observers:
+            observer.seen(msg, settings)
         start = Exchange(
             incoming=msg,
             persona=persona,
             session=session,
             settings=settings,
             text=msg.text,
-            sink=sink,
+            sink=outlet.partial if outlet is not None else None,
             arrived=arrived,
             on_sent=lambda: self.waits.over(where.key, run),
         )
@@ -227,10 +247,11 @@ class Chain:
         reply = ex.reply
         if reply is not None:
             metrics.reply(reply.mode, self.clock() - arrived)
-        if reply is not None and send is not None:
-            await send(reply)
-        if reply is not None and self.on_spoke is not None and reply.mode != "reaction":
-            self.on_spoke(where)
+        if reply is not None and outlet is not None:
+            await self._send_whole(outlet, reply, run)
+        if reply is not None and reply.mode != "reaction":
+            for observer in self.observers:
+                observer.spoke(where)
         return reply
 
     async def _stages(self, ex: Exchange) -> Exchange | None:

@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import time
 import zoneinfo
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,14 +24,13 @@ from bot.exchange import ChannelSettings
 from core.config import InitiativeConfig
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
+from core.outlet import ClipTask, Outlet, Poster
 from memory.store import ConversationStore, StoreError
 from persona.lines import in_language
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["remark", "greeting"]
-# posts text unprompted into a conversation for the bot account that last heard there
-Poster = Callable[[Conversation, str, str], Awaitable[object]]
 DAY = 24 * 3600.0
 
 NUDGE: dict[Kind, dict[str, str]] = {
@@ -59,25 +58,12 @@ class Watch:
     capped_on: str = ""  # the local day whose cap is spent here
 
 
-class Initiative:
-    """Watches opted-in group conversations and lets the character speak first when one is due."""
+class Watchlist:
+    """The chain's observer: the opted-in group conversations, who spoke there last, and when."""
 
-    def __init__(
-        self,
-        cfg: InitiativeConfig,
-        store: ConversationStore,
-        chain: Chain,
-        wall: Callable[[], float] = time.time,
-    ):
-        self.cfg = cfg
-        self.store = store
-        self.chain = chain
-        self.conversations = chain.conversations
+    def __init__(self, wall: Callable[[], float] = time.time):
         self.wall = wall
-        self.zone = zoneinfo.ZoneInfo(cfg.timezone) if cfg.timezone else None
-        self.posters: dict[str, Poster] = {}
         self.watched: dict[str, Watch] = {}
-        self._last_tick = wall()
 
     def seen(self, msg: Incoming, settings: ChannelSettings) -> None:
         """Every message of a group (called by the chain): who spoke last, and when."""
@@ -94,6 +80,59 @@ class Initiative:
         watch = self.watched.get(where.key)
         if watch is not None:
             watch.last_at, watch.mine = self.wall(), True
+
+
+class FirstWords:
+    """The outlet for a line the character starts: only the model's own words go out, whole (an
+    example line out of the blue would be odd; nobody waits for it, so no preview, voice or emoji)."""
+
+    def __init__(self, outlet: Outlet):
+        self.outlet = outlet
+
+    def placed(self, position: int) -> None:
+        """Nobody waits for this one."""
+
+    async def partial(self, text: str) -> None:
+        """No preview: the line may yet be replaced by an example line, which is never posted."""
+
+    async def send(self, reply: Reply) -> None:
+        """The model's words, posted; anything else stays unsaid."""
+        if reply.mode == "model" and reply.text:
+            await self.outlet.send(reply)
+
+    async def react(self, emoji: str) -> None:
+        """Nothing to react to."""
+
+    async def voice(self, clip: ClipTask) -> None:
+        """Text only: the clip is left to finish on its own."""
+
+
+class Initiative:
+    """Lets the character speak first in the conversations its watchlist follows, when one is due."""
+
+    def __init__(
+        self,
+        cfg: InitiativeConfig,
+        store: ConversationStore,
+        chain: Chain,
+        watchlist: Watchlist,
+        posters: Mapping[str, Poster],
+        wall: Callable[[], float] = time.time,
+    ):
+        self.cfg = cfg
+        self.store = store
+        self.chain = chain
+        self.conversations = chain.conversations
+        self.watchlist = watchlist
+        self.posters = dict(posters)  # per platform, an outlet into a conversation nobody just wrote in
+        self.wall = wall
+        self.zone = zoneinfo.ZoneInfo(cfg.timezone) if cfg.timezone else None
+        self._last_tick = wall()
+
+    @property
+    def watched(self) -> dict[str, Watch]:
+        """The conversations followed, by key."""
+        return self.watchlist.watched
 
     async def run(self) -> None:
         """Look at the watched conversations every `check_seconds` until cancelled (tests call `tick`)."""
@@ -155,16 +194,14 @@ class Initiative:
         nudge = in_language(NUDGE[kind], persona.card.language).format(time=hhmm)
         msg = Incoming(where.platform, where.id, "", "", nudge, mentions_bot=True, bot_id=watch.bot_id,
                        unprompted=kind, conversation=where)
-        post = self.posters[where.platform]
-
-        async def send(reply: Reply) -> None:
-            if reply.mode == "model" and reply.text:
-                await post(where, watch.bot_id, reply.text)
-
-        reply = await self.chain.handle(msg, send=send)
+        outlet = await self.posters[where.platform](where, watch.bot_id)
+        if outlet is None:
+            log.warning("cannot post into %s now; not speaking first there", where.key)
+            return False
+        reply = await self.chain.handle(msg, FirstWords(outlet))
         if reply is None or reply.mode != "model":
             return False  # the model is down: an example line out of the blue would be odd
-        self.spoke(where)
+        self.watchlist.spoke(where)
         log.info("spoke first in %s (%s)", where.key, kind)
         return True
 

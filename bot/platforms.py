@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +24,10 @@ from bot.onebot_guard import guard_nonebot
 from bot.web.server import web_problem
 from core.config import Settings
 from core.config.core import exposed_without_token
+from core.outlet import Poster
 
 if TYPE_CHECKING:
+    import discord
     import uvicorn
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class AppHolder:
     def __init__(self) -> None:
         self.app: App | None = None
         self.hosted = False
+        self.offered: dict[str, Callable[[Settings], Poster]] = {}
         self._stack: AsyncExitStack | None = None
 
     def get(self) -> App:
@@ -53,11 +57,16 @@ class AppHolder:
         """Use an App whose lifetime someone else manages (tests, embedding hosts)."""
         self.app = app
 
-    async def open(self, settings: Settings) -> App:
-        """Open an App from settings; `close` closes it."""
+    def offer(self, platform: str, poster: Callable[[Settings], Poster]) -> None:
+        """A front loaded before the App opens (the QQ plugin) offers how it speaks first; `open` hands it in."""
+        self.offered[platform] = poster
+
+    async def open(self, settings: Settings, posters: Mapping[str, Poster] | None = None) -> App:
+        """Open an App from settings, with the offered posters and `posters`; `close` closes it."""
         await self.close()
         stack = AsyncExitStack()
-        self.app = await stack.enter_async_context(App.open(settings))
+        made = {platform: make(settings) for platform, make in self.offered.items()}
+        self.app = await stack.enter_async_context(App.open(settings, posters={**made, **(posters or {})}))
         self._stack = stack
         return self.app
 
@@ -98,6 +107,14 @@ def serve(settings: Settings, *, discord: bool, qq: bool, web: bool = False) -> 
     return 2
 
 
+def discord_client(settings: Settings) -> tuple[discord.Client, dict[str, Poster]]:
+    """The Discord client, made before the App, and its poster for the App (speaking first)."""
+    from bot.discord_front import discord_poster, new_client
+
+    client = new_client(settings.discord)
+    return client, {"discord": discord_poster(client)}
+
+
 async def _discord_only(settings: Settings, discord: bool = True, web: bool = False) -> int:
     from bot.discord_front import DiscordStartError, serve_discord
 
@@ -105,14 +122,17 @@ async def _discord_only(settings: Settings, discord: bool = True, web: bool = Fa
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    made, posters = discord_client(settings) if discord else (None, {})
     try:
-        async with App.open(settings) as app:
+        async with App.open(settings, posters=posters) as app:
+            serving = serve_discord(app, made) if made is not None else None
             if web:
                 from bot.web.run import together
 
-                front = together(app, serve_discord(app) if discord else None, discord=discord)
+                front = together(app, serving, discord=discord)
             else:
-                front = serve_discord(app)
+                assert serving is not None  # Discord alone when the page is off
+                front = serving
             client = asyncio.create_task(front, name="fronts")
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({client, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,18 +170,19 @@ class Runner:
 
     async def startup(self) -> None:
         """Open the App (the plugin finds it in `holder`); start Discord when it is on."""
+        client, posters = discord_client(self.settings) if self.discord else (None, {})
         try:
-            app = await holder.open(self.settings)
+            app = await holder.open(self.settings, posters)
         except Exception as exc:  # end with one line instead of uvicorn's traceback
             log.debug("startup failed", exc_info=exc)
             self.error = f"could not start: {exc}"
             if self.server is not None:
                 self.server.should_exit = True
             return
-        if self.discord:
+        if client is not None:
             from bot.discord_front import serve_discord
 
-            self._task = asyncio.create_task(serve_discord(app), name="discord")
+            self._task = asyncio.create_task(serve_discord(app, client), name="discord")
             self._task.add_done_callback(self._discord_ended)
         if self.web:
             from bot.web.run import together

@@ -9,12 +9,54 @@ from typing import TextIO
 from bot.app import App
 from bot.command_table import Access, find, help_text, invoke
 from bot.commands import Commands
-from core.messages import Incoming
+from core.messages import Incoming, Reply
+from core.outlet import ClipTask
 from memory.store import StoreError
 from memory.turns import SessionKey
 from persona.card import Persona
 
 HELP = "/help lists the commands · /persona ID switches character · /quit leaves"
+
+
+class TerminalOutlet:
+    """The terminal's outlet: interactive, the reply streams as it is written; scripted, one line per reply."""
+
+    def __init__(self, out: TextIO, interactive: bool):
+        self.out = out
+        self.interactive = interactive
+        self.shown: list[str] = []  # what streamed since the last reply part
+        self.replied = False
+
+    def placed(self, position: int) -> None:
+        """One user, one line at a time: nothing to show."""
+
+    async def partial(self, text: str) -> None:
+        """Interactive: the words as they come."""
+        if self.interactive:
+            self.shown.append(text)
+            self.out.write(text)
+            self.out.flush()
+
+    async def send(self, reply: Reply) -> None:
+        """Interactive: the reply again when it differs from what streamed; scripted: the reply on one line."""
+        self.replied = True
+        if not self.interactive:
+            print(reply.text.replace("\n", " "), file=self.out, flush=True)
+            return
+        if not "".join(self.shown).strip().endswith(reply.text.strip()):
+            self.out.write(f"\n{reply.persona_name}: {reply.text}")
+        self.out.write("\n")
+        self.shown.clear()
+
+    async def react(self, emoji: str) -> None:
+        """Never asked for in a direct chat; shown as a line if it ever is."""
+        await self.send(Reply(emoji, "", "", "reaction"))
+
+    async def voice(self, clip: ClipTask) -> None:
+        """The clip is made (and waited for); interactive, a note says so."""
+        made = await clip
+        if made and self.interactive:
+            print(f"(voice clip: {made.duration:.1f}s {made.format})", file=self.out)
 
 
 class TerminalChat:
@@ -85,25 +127,10 @@ class TerminalChat:
     async def _say(self, line: str, interactive: bool) -> None:
         if interactive:
             self.out.write(f"{(await self._current()).name}: ")
-
-            shown: list[str] = []
-
-            async def sink(delta: str) -> None:
-                shown.append(delta)
-                self.out.write(delta)
-                self.out.flush()
-
-            reply = await self.app.chain.handle(self.incoming(line), sink)
-            if reply and not "".join(shown).strip().endswith(reply.text.strip()):
-                self.out.write(f"\n{reply.persona_name}: {reply.text}")  # the reply differs from what streamed
-            self.out.write("\n")
-        else:
-            reply = await self.app.chain.handle(self.incoming(line))
-            print(reply.text.replace("\n", " ") if reply else "", file=self.out, flush=True)
-        if reply and reply.voice:
-            clip = await reply.voice
-            if clip and interactive:
-                print(f"(voice clip: {clip.duration:.1f}s {clip.format})", file=self.out)
+        outlet = TerminalOutlet(self.out, interactive)
+        await self.app.chain.handle(self.incoming(line), outlet)
+        if not outlet.replied:  # silent: the line still ends (scripted: an empty line per input)
+            print("", file=self.out, flush=True)
 
     async def _command(self, line: str) -> bool:
         """Run a command from the table (the terminal's user owns the chat: every right); /quit, /help."""

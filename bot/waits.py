@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from bot import metrics
 from core.messages import Incoming, Reply
+from core.outlet import Outlet
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[Reply], Awaitable[object]]
 Compose = Callable[[Incoming], Awaitable[Reply | None]]  # the busy line for a message, None: not for this one
 
 
@@ -26,7 +26,7 @@ Compose = Callable[[Incoming], Awaitable[Reply | None]]  # the busy line for a m
 class _Waiting:
     msg: Incoming
     arrived: float
-    send: Send | None
+    outlet: Outlet | None
     tried: bool = False  # looked at for a notice already (or never eligible)
 
 
@@ -47,13 +47,13 @@ class Waits:
         self._lines: dict[str, _Line] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def arrive(self, key: str, msg: Incoming, arrived: float, send: Send | None) -> None:
+    def arrive(self, key: str, msg: Incoming, arrived: float, outlet: Outlet | None) -> None:
         """A message starts waiting (only one that someone wrote and that can be answered gets a notice)."""
         if self.seconds <= 0:
             return
         line = self._lines.setdefault(key, _Line())
-        never = send is None or not msg.message_id or bool(msg.unprompted) or msg.author_is_bot
-        line.waiting.append(_Waiting(msg, arrived, send, tried=never))
+        never = outlet is None or not msg.message_id or bool(msg.unprompted) or msg.author_is_bot
+        line.waiting.append(_Waiting(msg, arrived, outlet, tried=never))
         if line.timer is None and not line.noticed:
             self._schedule(key, line)
 
@@ -97,13 +97,13 @@ class Waits:
         posted = False
         try:
             reply = await self.compose(entry.msg)
-            if reply is not None and entry.send is not None and not line.noticed and entry in line.waiting:
+            if reply is not None and entry.outlet is not None and not line.noticed and entry in line.waiting:
                 line.noticed = True
                 posted = True
                 metrics.busy_notice()
                 log.info("%s: message %s has waited %.0f s; told it the character is busy",
                          key, entry.msg.message_id, self.clock() - entry.arrived)
-                await entry.send(reply)
+                await entry.outlet.send(reply)
         except Exception as exc:  # a notice is a courtesy: the answer still comes
             log.warning("%s: busy notice not posted (%s: %s)", key, type(exc).__name__, exc)
         if not posted and self._lines.get(key) is line:

@@ -9,7 +9,7 @@ from typing import Literal
 from core.conversation import Conversation, Platform
 from core.sanitize import clean_name, clean_text
 
-__all__ = ["Attachment", "Clip", "Conversation", "Incoming", "Mode", "Platform", "Reply"]
+__all__ = ["Attachment", "Clip", "Conversation", "Incoming", "Mode", "Platform", "Reply", "said_at"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ class Incoming:
     attachments: tuple[Attachment, ...] = ()
     persona: str = ""
     bot_id: str = ""  # the bot account that received it (QQ self_id, Discord user id)
+    sent_at: float = 0.0  # when the platform says it was sent (epoch seconds; 0: unknown)
     # "remark" or "greeting": no one wrote this; it asks the character to speak first (never stored)
     unprompted: str = ""
     # in a scene: the persona id of the character who said this line, handed to the next character to
@@ -57,6 +58,11 @@ class Incoming:
         if self.conversation is None:
             where = Conversation.of(self.platform, self.channel_id, self.user_id, self.is_direct)
             object.__setattr__(self, "conversation", where)
+
+
+def said_at(msg: Incoming, now: float) -> float:
+    """When the message was said: the platform's time, unless unknown or ahead of `now` (then `now`)."""
+    return msg.sent_at if 0 < msg.sent_at <= now + 60 else now
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
 _DIGITS = "零一二三四五六七八九"
 
 
@@ -81,3 +85,13 @@ def ago(at: float, now: float, language: str) -> str:
         return ""
     seconds = max(0.0, now - at)
     return _zh(seconds) if language.lower().startswith("zh") else _en(seconds)
+
+
+def day_of(at: float, language: str) -> str:
+    """The local date of `at` ("20 January 2023", "2023年1月20日"), or "" when its time is unknown."""
+    if at <= 0:
+        return ""
+    day = time.localtime(at)
+    if language.lower().startswith("zh"):
+        return f"{day.tm_year}年{day.tm_mon}月{day.tm_mday}日"
+    return f"{day.tm_mday} {MONTHS[day.tm_mon - 1]} {day.tm_year}"

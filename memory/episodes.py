@@ -16,14 +16,16 @@ import time
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.text import lexical_tokens, truncate_tokens
-from memory.age import ago
+from core.text import truncate_tokens
+from memory.age import ago, day_of
 from memory.store import ConversationStore
+from memory.terms import parts, query_weights, terms
+from memory.timeframe import TIMED, Frame, frame
 from memory.turns import SessionKey, Turn
 
 if TYPE_CHECKING:
@@ -34,11 +36,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 K1, B = 1.2, 0.75
-CONTEXT_WEIGHT = 0.3  # the last few messages count this much against the message itself
 SAME_SPEAKER = 1.15  # a user asking about something tends to ask about what they said
 MIN_OVERLAP = 2.0  # query weight a recalled turn must share: one word in common is not a memory
 OWN_WORDS = 1.0  # ...unless the asker said it: "what's my fern called?" needs only "fern"
-KEEP_SHARE = 0.4  # hits scoring under this share of the best one are left out
+KEEP_SHARE = 0.2  # hits scoring under this share of the best one are left out
+NAMED_SPEAKER = 1.3  # a question naming a member is mostly about what that member said
+IN_RANGE = 1.6  # a turn said inside the time range a question names ("last week", "in May")
+TIMED_TURN = 1.25  # for a "when" question: a turn that names a time ("yesterday", "in March")
+PREV_TF, NEXT_TF = 0.5, 0.3  # how much a turn's neighbours' words count for it (its own count 1 each)
+NEAR_SECONDS = 3600.0  # turns further apart than this are not each other's context
+ASKED = 0.5  # a question put to the character: its answer, not the question, is the memory
+PART_K = 4  # hits kept from each part of a question searched alone (a clause, a member named)
 CACHE_TURNS = 200_000  # turns indexed in one process, over all conversations
 RRF_K = 10  # reciprocal-rank fusion of the BM25 and dense rankings: 1 / (k + rank)
 
@@ -62,7 +70,7 @@ class _Postings:
         self.docs = array("i")
         self.tfs = array("f")
 
-    def add(self, doc: int, tf: int) -> None:
+    def add(self, doc: int, tf: float) -> None:
         self.docs = _grown(self.docs, doc)
         self.tfs = _grown(self.tfs, tf)
 
@@ -77,9 +85,15 @@ class EpisodeIndex:
         self.seqs: dict[int, int] = {}  # seq -> document number
         self.speakers = array("i")  # per document: its speaker's number in _speaker_ids
         self._speaker_ids: dict[str, int] = {}
+        self.names: dict[str, set[int]] = {}  # a speaker's name as a term -> their numbers
+        self.ats = array("d")  # per document: when it was said
+        self.timed = array("b")  # per document: 1 when its text names a time ("yesterday", "in May")
+        self.asked = array("b")  # per document: 1 for a question put to the character (it tells little)
         self.lengths = array("f")
         self.total = 0.0
         self.postings: dict[str, _Postings] = {}
+        self._last_words: set[str] = set()  # the newest turn's words, and every term it is indexed by
+        self._last_terms: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.turns)
@@ -91,30 +105,53 @@ class EpisodeIndex:
             if turn.seq <= self.upto:
                 continue
             doc = len(self.turns)
-            tokens = _terms(turn)
-            counts: dict[str, int] = {}
+            words = terms(turn.text)
+            tokens = words + (terms(turn.name) if turn.role == "user" else [])
+            counts: dict[str, float] = {}
             for t in tokens:
                 counts[t] = counts.get(t, 0) + 1
+            # a reply is about what it answers, and a remark about what follows it: each turn is also
+            # found, more weakly, by the words of the turn before it, and the turn before by its words
+            near = bool(self.turns) and abs(turn.at - self.turns[-1].at) <= NEAR_SECONDS
+            for t in self._last_words if near else ():
+                counts.setdefault(t, PREV_TF)
             for term, tf in counts.items():
-                post = self.postings.get(term)
-                if post is None:
-                    post = self.postings[term] = _Postings()
-                post.add(doc, tf)
+                self._post(term, doc, tf)
+            if near:
+                for t in set(words) - self._last_terms:
+                    self._post(t, doc - 1, NEXT_TF)
+            self._last_words, self._last_terms = set(words), set(counts)
             self.turns.append(turn)
             self.seqs[turn.seq] = doc
-            self.speakers = _grown(self.speakers, self._speaker_ids.setdefault(turn.user_id, len(self._speaker_ids)))
+            number = self._speaker_ids.setdefault(turn.user_id or f"~{turn.name}", len(self._speaker_ids))
+            self.speakers = _grown(self.speakers, number)
+            for term in terms(turn.name) if turn.role == "user" else ():
+                self.names.setdefault(term, set()).add(number)
+            self.ats = _grown(self.ats, turn.at)
+            self.timed = _grown(self.timed, 1 if TIMED.search(turn.text) else 0)
+            asked = turn.role == "user" and turn.addressed and turn.text.rstrip().endswith(("?", "？", "吗"))
+            self.asked = _grown(self.asked, 1 if asked else 0)
             self.lengths = _grown(self.lengths, len(tokens))
             self.total += len(tokens)
             self.upto = turn.seq
             added += 1
         return added
 
+    def _post(self, term: str, doc: int, tf: float) -> None:
+        post = self.postings.get(term)
+        if post is None:
+            post = self.postings[term] = _Postings()
+        post.add(doc, tf)
+
     def search(
-        self, weights: dict[str, float], k: int, skip: Callable[[Turn], bool], user_id: str = ""
+        self, weights: dict[str, float], k: int, skip: Callable[[Turn], bool], user_id: str = "",
+        when: Frame | None = None,
     ) -> list[tuple[float, float, Turn]]:
         """The best `k` turns for the weighted query terms, best first, leaving out those `skip` names.
 
         Each comes with its score and the query weight it shares (each distinct term counted once).
+        Turns of members the query names, and (by `when`) turns in its time range or naming a time
+        for a "when" question, count more.
         """
         n = len(self.turns)
         found = [(w, self.postings[t]) for t, w in weights.items() if t in self.postings]
@@ -128,11 +165,21 @@ class EpisodeIndex:
         idf = np.repeat(np.array([math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in sizes], dtype=np.float32), sizes)
         lengths = np.frombuffer(self.lengths, dtype=np.float32, count=n)[docs]
         norm = K1 * (1 - B + B * lengths / (self.total / n or 1.0))
-        scores = np.bincount(docs, weights=weight * idf * tfs * (K1 + 1) / (tfs + norm), minlength=n)
+        scores = np.bincount(docs, weights=weight * idf * tfs * (K1 + 1) / (tfs + norm), minlength=n).astype(np.float64)
         shared = np.bincount(docs, weights=weight, minlength=n)
         speaker = self._speaker_ids.get(user_id) if user_id else None
+        speakers = np.frombuffer(self.speakers, dtype=np.int32, count=n)
         if speaker is not None:
-            scores[np.frombuffer(self.speakers, dtype=np.int32, count=n) == speaker] *= SAME_SPEAKER
+            scores[speakers == speaker] *= SAME_SPEAKER
+        named = set().union(*(self.names.get(t, set()) for t in weights if weights[t] >= 1.0))
+        if named and len(named) < len(self._speaker_ids):
+            scores[np.isin(speakers, list(named))] *= NAMED_SPEAKER
+        scores[np.frombuffer(self.asked, dtype=np.int8, count=n) == 1] *= ASKED
+        if when is not None and when.ranged:
+            ats = np.frombuffer(self.ats, dtype=np.float64, count=n)
+            scores[(ats >= when.start) & (ats < when.end)] *= IN_RANGE
+        if when is not None and when.asks_when:
+            scores[np.frombuffer(self.timed, dtype=np.int8, count=n) == 1] *= TIMED_TURN
         want = min(n, k * 4 + 8)
         top = np.argpartition(-scores, want - 1)[:want] if want < n else np.arange(n)
         ranked = sorted(((float(scores[d]), int(d)) for d in top if scores[d] > 0), reverse=True)
@@ -169,63 +216,6 @@ class Recollection:
     after: Turn | None
     age: str
     score: float
-
-
-# words that carry no memory: English function words, and what questions about the past are made of
-_EN_WORDS = (
-    "i me my mine we our you your yours he him his she her it its they them their this that these those "
-    "what which who whom whose when where why how do does did done be been being was were am have has had "
-    "in on at for with from by about as into and or but so if then than too very can could will would "
-    "shall should may might must just not no yes again ever still remember recall know tell say said told "
-    "any some there here up out"
-)
-_EN_STOP = frozenset(_EN_WORDS.split(" "))
-_ASKING = frozenset([
-    "什", "么", "吗", "呢", "着", "记", "得", "还", "哪", "几", "谁", "怎", "样", "来", "过", "说", "之", "前", "知", "道",
-    "什么", "来着", "记得", "还记", "之前", "以前", "说过", "我说", "你说", "知道", "哪个", "哪里", "多少", "怎么", "是什",
-])
-
-
-def _normal(term: str) -> str:
-    """An English word without its 's / 're / n't and a plural s; CJK terms as they are."""
-    if not term.isascii():
-        return term
-    term = term.split("'", 1)[0]
-    if len(term) > 4 and term.endswith("ies"):
-        return term[:-3] + "y"
-    if len(term) > 3 and term.endswith("s") and not term.endswith("ss"):
-        return term[:-1]
-    return term
-
-
-def terms(text: str) -> list[str]:
-    """What turns are indexed and queried by: `lexical_tokens`, English words normalized, function words out."""
-    out = []
-    for token in lexical_tokens(text):
-        term = _normal(token)
-        if term and term not in _EN_STOP:
-            out.append(term)
-    return out
-
-
-def query_weights(message: str, context: Sequence[str], ignore: Sequence[str] = ()) -> dict[str, float]:
-    """Terms of the message at full weight, of the last few messages at CONTEXT_WEIGHT.
-
-    Question words and the `ignore`d names (the character's, which nearly every message to it holds)
-    are left out.
-    """
-    skip = set(_ASKING)
-    for name in ignore:
-        skip.update(terms(name))
-    weights: dict[str, float] = {}
-    for text in context:
-        for term in terms(text):
-            if term not in skip:
-                weights[term] = CONTEXT_WEIGHT
-    for term in terms(message):
-        if term not in skip:
-            weights[term] = 1.0
-    return weights
 
 
 class EpisodicMemory:
@@ -341,20 +331,37 @@ class EpisodicMemory:
             return turn.seq in visible or (0 < turn.at < cutoff)
 
         weights = query_weights(message, context, ignore)
-        hits = [
-            (score, turn) for score, shared, turn in idx.search(weights, k, skip, user_id)
-            if shared + (OWN_WORDS if user_id and turn.user_id == user_id else 0.0) >= MIN_OVERLAP
-        ]
-        if hits:
-            best = hits[0][0]
-            hits = [(score, turn) for score, turn in hits if score >= best * KEEP_SHARE]
+        when = frame(message, now)
+
+        def ranked(query: dict[str, float], count: int) -> list[tuple[float, Turn]]:
+            found = [
+                (score, turn) for score, shared, turn in idx.search(query, count, skip, user_id, when)
+                if shared + (OWN_WORDS if user_id and turn.user_id == user_id else 0.0) >= MIN_OVERLAP
+            ]
+            return [(score, turn) for score, turn in found if score >= found[0][0] * KEEP_SHARE] if found else []
+
+        # the whole message, and each of its parts alone (a clause, a member it names), taken in turns
+        lists = [ranked(weights, k)] + [ranked(part, PART_K) for part in parts(message, weights, list(idx.names))]
+        hits = interleave(lists)
         if self.dense is not None and query is not None:
-            hits = fuse(hits, await self.dense.nearest(key, idx, query, skip, k))[:k]
+            hits = fuse(hits, await self.dense.nearest(key, idx, query, skip, k))[: k + PART_K * (len(lists) - 1)]
         out = []
         for score, turn in hits:
             before, after = idx.around(turn.seq)
             out.append(Recollection(turn, before, after, ago(turn.at, now, language), score))
         return out
+
+
+def interleave(lists: Sequence[Sequence[tuple[float, Turn]]]) -> list[tuple[float, Turn]]:
+    """Several rankings as one: the first of each in turn, then the second of each, ...; each turn once."""
+    out: list[tuple[float, Turn]] = []
+    seen: set[int] = set()
+    for rank in range(max((len(hits) for hits in lists), default=0)):
+        for hits in lists:
+            if rank < len(hits) and hits[rank][1].seq not in seen:
+                seen.add(hits[rank][1].seq)
+                out.append(hits[rank])
+    return out
 
 
 def fuse(lexical: Sequence[tuple[float, Turn]], dense: Sequence[tuple[float, Turn]]) -> list[tuple[float, Turn]]:
@@ -392,13 +399,14 @@ def render(
 ) -> tuple[str, list[Recollection]]:
     """The "what you remember" text within `budget` tokens, and the recollections it holds.
 
-    Taken best first while they fit, shown oldest first; each is the recalled turn with the one
-    before and after it (shared turns are shown once), headed by its age. Turns in `hidden` (the
-    prompt's window) are never repeated.
+    The recalled turns are taken best first while they fit, then the turn before and after each
+    (best first) while those fit too. They are shown oldest first with who said them, under a
+    heading for each day with its date and age. Turns in `hidden` (the prompt's window) are never
+    repeated; the recollections returned hold only the neighbours shown.
     """
     sep = "：" if language.lower().startswith("zh") else ": "
-    chosen: list[tuple[Recollection, list[Turn]]] = []
-    shown: set[int] = set(hidden)
+    shown: dict[int, tuple[Turn, str]] = {}  # seq -> (turn, its line)
+    ages: dict[str, str] = {}  # day -> the age its heading shows
     used = 0
 
     def line(turn: Turn, cap: int) -> str:
@@ -407,26 +415,48 @@ def render(
             text = truncate_tokens(text, cap, count) + "…"
         return f"{speaker(turn, persona_name)}{sep}{text}"
 
-    texts: set[str] = set()
-    for rec in recollections:
-        if rec.turn.seq in shown or rec.turn.text in texts:
-            continue  # in the window already, or the same words said again
-        texts.add(rec.turn.text)
-        turns = [t for t in (rec.before, rec.turn, rec.after) if t is not None and t.seq not in shown]
-        text = "\n".join(line(t, 160 if t is rec.turn else 60) for t in turns)
-        cost = count(text) + count(rec.age) + 4
+    def take(turn: Turn, cap: int, age: str) -> bool:
+        nonlocal used
+        text = line(turn, cap)
+        day = day_of(turn.at, language)
+        cost = count(text) + 1 + (count(day) + count(age) + 4 if day not in ages else 0)
         if used + cost > budget:
-            continue
-        chosen.append((rec, turns))
-        shown.update(t.seq for t in turns)
+            return False
+        shown[turn.seq] = (turn, text)
+        if not ages.get(day):
+            ages[day] = age
         used += cost
-    chosen.sort(key=lambda item: item[0].turn.seq)
-    parts = []
-    for rec, turns in chosen:
-        head = f"[{rec.age}]" if rec.age else ""
-        body = "\n".join(line(t, 160 if t is rec.turn else 60) for t in turns)
-        parts.append(f"{head}\n{body}" if head else body)
-    return "\n\n".join(parts), [rec for rec, _ in chosen]
+        return True
+
+    texts: set[str] = set()
+    chosen: list[Recollection] = []
+    for rec in recollections:
+        if rec.turn.seq in hidden or rec.turn.seq in shown or rec.turn.text in texts:
+            continue  # in the window already, or the same words said again
+        if take(rec.turn, 160, rec.age):
+            texts.add(rec.turn.text)
+            chosen.append(rec)
+    kept = []
+    for rec in chosen:  # then the turns around them, best first, while they fit
+        day = day_of(rec.turn.at, language)  # a neighbour said another day shows that day without an age
+        near = [t for t in (rec.before, rec.after) if t is not None and t.seq not in hidden
+                and (t.seq in shown or take(t, 60, rec.age if day_of(t.at, language) == day else ""))]
+        kept.append(replace(rec, before=rec.before if rec.before in near else None,
+                            after=rec.after if rec.after in near else None))
+    out: list[str] = []
+    day_now, last = None, -2
+    for seq in sorted(shown):
+        turn, text = shown[seq]
+        day = day_of(turn.at, language)
+        if day != day_now:
+            head = ("，" if sep == "：" else ", ").join(x for x in (day, ages.get(day, "")) if x)
+            out.append(("\n" if out else "") + (f"[{head}]" if head else ""))
+            day_now = day
+        elif seq != last + 1:
+            out.append("")
+        out.append(text)
+        last = seq
+    return "\n".join(x for i, x in enumerate(out) if x or i).strip("\n"), sorted(kept, key=lambda r: r.turn.seq)
 
 
 _HEADING = {"zh": "你记得的往事", "en": "What you remember from before"}

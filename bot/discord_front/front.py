@@ -13,14 +13,15 @@ from bot.app import App
 from bot.commands import Commands
 from bot.discord_front.arrivals import Arrivals, Ticket
 from bot.discord_front.incoming import to_incoming
-from bot.discord_front.outbox import MENTIONS, QUIET, Outbox
+from bot.discord_front.outbox import MENTIONS, Outbox
 from bot.discord_front.replay import FRONT, DiscordReplayer, discord_route
 from bot.discord_front.slash import build_tree, sync_tree
 from bot.discord_front.webhooks import WebhookPool
 from bot.pacing import Pacing
-from bot.split import split_text
+from core.config import DiscordConfig
 from core.conversation import Conversation
-from core.messages import Incoming, Reply
+from core.messages import Incoming
+from core.outlet import Outlet, Poster
 from persona.card import Persona
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,10 @@ def intents() -> discord.Intents:
     return wanted
 
 
-def make_client(app: App, **options: Any) -> discord.Client:
-    """A Client, or an AutoShardedClient when [discord] shard_count is set, wired to the app.
+def new_client(cfg: DiscordConfig, **options: Any) -> discord.Client:
+    """A Client, or an AutoShardedClient when [discord] shard_count is set (`attach` gives it the app).
 
     `options` go to discord.py's client as they are (e.g. guild_ready_timeout)."""
-    cfg = app.settings.discord
     # Voice *channels* are not used (clips go out as attachments), so discord.py's warnings about
     # missing voice-channel libraries would only mislead.
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -52,12 +52,29 @@ def make_client(app: App, **options: Any) -> discord.Client:
         )
     else:
         client = discord.Client(intents=intents(), allowed_mentions=MENTIONS, **options)
+    return client
+
+
+def attach(app: App, client: discord.Client) -> Front:
+    """The front that answers the client's messages with the app."""
     front = Front(app, client)
     # Handlers are attached to the instance so sharded and plain clients share one Front.
     client.setup_hook = front.setup  # type: ignore[method-assign]
     client.event(front.on_message)
     client.event(front.on_ready)
-    return client
+    return front
+
+
+def discord_poster(client: discord.Client) -> Poster:
+    """How the character speaks first on Discord: an outlet into the channel, quoting nobody."""
+
+    async def outlet(where: Conversation, bot_id: str) -> Outlet | None:
+        channel = client.get_channel(int(where.id)) or await client.fetch_channel(int(where.id))
+        if not isinstance(channel, discord.abc.Messageable):
+            return None
+        return Outbox(channel)
+
+    return outlet
 
 
 def likely_answered(msg: Incoming, persona: Persona) -> bool:
@@ -77,19 +94,9 @@ class Front:
         self.arrivals = Arrivals()
 
     async def setup(self) -> None:
-        """After login, before the gateway: register the slash commands and the way to speak first."""
+        """After login, before the gateway: register the slash commands; answer what a stop left."""
         await sync_tree(self.tree, list(self.cfg.sync_guilds))
-        self.app.initiative.posters["discord"] = self.post
         self.app.replay.register(FRONT, DiscordReplayer(self.client, self.on_message))
-
-    async def post(self, where: Conversation, bot_id: str, text: str) -> None:
-        """Something the character says unprompted, into a channel (no ping of anyone)."""
-        channel = self.client.get_channel(int(where.id)) or await self.client.fetch_channel(int(where.id))
-        if not isinstance(channel, discord.abc.Messageable):
-            log.warning("cannot post into %s", where.key)
-            return
-        for part in split_text(text):
-            await channel.send(part, allowed_mentions=QUIET)
 
     async def on_ready(self) -> None:
         """Say who we are and where."""
@@ -123,16 +130,15 @@ class Front:
             return
         speaker = self.app.personas.get(msg.persona) if msg.persona else persona
         outbox = Outbox(
-            message, self.app.clocks.mono, stream=self.cfg.stream_edits, hooks=self.hooks, me_id=me.id,
-            pacing=Pacing(self.app.settings.pacing, self.app.clocks.sleep),
+            message.channel, message, self.app.clocks.mono, stream=self.cfg.stream_edits, hooks=self.hooks,
+            me_id=me.id, pacing=Pacing(self.app.settings.pacing, self.app.clocks.sleep), ticket=ticket,
         )
         if likely_answered(msg, speaker):
             await outbox.start_typing()
         await ticket.turn()  # the channel's earlier messages go first, whatever this one awaited
         try:
             # the text is posted inside the conversation's turn: replies in a channel stay in order
-            reply = await self.app.chain.handle(msg, outbox.sink, lambda r: self._send(message, outbox, r),
-                                                ticket.placed, discord_route(message))
+            reply = await self.app.chain.handle(msg, outbox, discord_route(message))
         except Exception:
             await outbox.discard()  # no half-streamed preview left behind
             raise
@@ -140,15 +146,3 @@ class Front:
             await outbox.stop_typing()
         if reply is None:
             await outbox.discard()
-            return
-        await outbox.voice(reply)
-
-    async def _send(self, message: discord.Message, outbox: Outbox, reply: Reply) -> object:
-        """The reply's text, or, for a short acknowledgement, the emoji as a reaction to the message."""
-        if reply.mode != "reaction":
-            return await outbox.deliver(reply)
-        try:
-            await message.add_reaction(reply.text)
-        except discord.HTTPException as exc:  # a reaction is a courtesy: say nothing rather than fail
-            log.info("reaction refused: %s", exc)
-        return None

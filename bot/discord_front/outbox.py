@@ -1,18 +1,22 @@
-"""Sending one reply: typing, optional streamed edits, the paced and split text, then the voice clip."""
+"""Discord's outlet: typing, optional streamed edits, the paced and split text, a reaction, then the voice clip."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack, suppress
+from typing import cast
 
 import discord
 
+from bot.discord_front.arrivals import Ticket
 from bot.discord_front.voice_note import is_opus, plain_file, send_voice_message
 from bot.discord_front.webhooks import WebhookPool
 from bot.pacing import Pacing
 from bot.split import split_text
-from core.messages import Reply
+from core.messages import Clip, Reply
+from core.outlet import ClipTask
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +29,27 @@ CURSOR = " …"
 
 
 class Outbox:
-    """Everything sent in answer to one message goes through here."""
+    """Everything sent in answer to one message goes through here (the front's outlet, core/outlet.py).
+
+    Without a message, it posts into `channel` unprompted: no quote, no ping of anyone."""
 
     def __init__(
         self,
-        message: discord.Message,
-        clock: Callable[[], float],
+        channel: discord.abc.Messageable,
+        message: discord.Message | None = None,
+        clock: Callable[[], float] = time.monotonic,
         *,
         stream: bool = False,
         hooks: WebhookPool | None = None,
         me_id: int = 0,
         edit_interval: float = EDIT_INTERVAL,
         pacing: Pacing | None = None,
+        ticket: Ticket | None = None,
     ):
         self.message = message
-        self.channel = message.channel
+        self.channel = channel
+        self.mentions = MENTIONS if message is not None else QUIET
+        self.ticket = ticket
         self.clock = clock
         self.stream = stream and hooks is None
         self.hooks = hooks
@@ -49,6 +59,7 @@ class Outbox:
         self.pacing = pacing if pacing is not None and pacing.on and not self.stream else None
         self.arrived = clock() if self.pacing else 0.0  # the outbox is made when the message arrives
         self.sent: list[discord.Message] = []
+        self.speaker = ""  # the name the last reply went out under (a webhook posts its clip under it too)
         self._typing = AsyncExitStack()
         self._typing_on = False
         self._buffer = ""
@@ -69,8 +80,14 @@ class Outbox:
         """End the typing indicator."""
         await self._typing.aclose()
 
-    async def sink(self, delta: str) -> None:
+    def placed(self, position: int) -> None:
+        """The message has its place in the chain: the channel's next message may go."""
+        if self.ticket is not None:
+            self.ticket.placed()
+
+    async def partial(self, text: str) -> None:
         """Receives the reply as it is generated: typing at once, a growing preview when streaming."""
+        delta = text
         await self.start_typing()
         self._buffer += delta
         if not self.stream or not self._buffer.strip():
@@ -83,10 +100,10 @@ class Outbox:
         try:
             if self._preview is None:
                 self._preview = await self.channel.send(
-                    preview, reference=self._reference(), allowed_mentions=MENTIONS
+                    preview, reference=self._reference(), allowed_mentions=self.mentions
                 )
             else:
-                await self._preview.edit(content=preview, allowed_mentions=MENTIONS)
+                await self._preview.edit(content=preview, allowed_mentions=self.mentions)
         except discord.HTTPException as exc:
             log.warning("streaming edit failed: %s", exc)
 
@@ -97,8 +114,9 @@ class Outbox:
                 await self._preview.delete()
             self._preview = None
 
-    async def deliver(self, reply: Reply) -> list[discord.Message]:
+    async def send(self, reply: Reply) -> None:
         """The reply's text, paced and split to Discord's limit; the first part answers the triggering message."""
+        self.speaker = reply.persona_name
         pieces = self.pacing.parts(reply.text) if self.pacing else [reply.text]
         parts = [chunk for piece in pieces for chunk in split_text(piece)]
         hook = await self.hooks.for_channel(self.channel, self.me_id) if self.hooks else None
@@ -118,13 +136,13 @@ class Outbox:
                     )
                 )
             elif i > 0:
-                self.sent.append(await self.channel.send(part, allowed_mentions=MENTIONS))
+                self.sent.append(await self.channel.send(part, allowed_mentions=self.mentions))
             elif self._preview is not None:
-                await self._preview.edit(content=part, allowed_mentions=MENTIONS)
+                await self._preview.edit(content=part, allowed_mentions=self.mentions)
                 self.sent.append(self._preview)
             else:
                 self.sent.append(
-                    await self.channel.send(part, reference=self._reference(), allowed_mentions=MENTIONS)
+                    await self.channel.send(part, reference=self._reference(), allowed_mentions=self.mentions)
                 )
 
         try:
@@ -141,7 +159,15 @@ class Outbox:
             log.warning("reply not delivered: %s", exc)
         except discord.HTTPException as exc:
             log.warning("reply not delivered: %s", exc)
-        return self.sent
+
+    async def react(self, emoji: str) -> None:
+        """The emoji as a reaction to the message (a courtesy: refused, nothing is said instead)."""
+        if self.message is None:
+            return
+        try:
+            await self.message.add_reaction(emoji)
+        except discord.HTTPException as exc:
+            log.info("reaction refused: %s", exc)
 
     async def _typing_again(self) -> None:
         """Show typing again: posting a message ends the indicator until it is renewed."""
@@ -150,24 +176,26 @@ class Outbox:
         except discord.HTTPException as exc:
             log.debug("typing indicator refused: %s", exc)
 
-    async def voice(self, reply: Reply) -> discord.Message | None:
+    async def voice(self, clip: ClipTask) -> None:
         """After the text: the clip as a voice message (or a plain attachment); failures stay quiet."""
-        if reply.voice is None:
-            return None
+        await self.stop_typing()  # the text is out: nobody is typing while the clip is made
         try:
-            clip = await reply.voice
+            made = await clip
         except Exception as exc:  # the text is out already; voice is extra
             log.warning("voice clip failed: %s", exc)
-            return None
-        if clip is None or not clip.data:
-            return None
+            return
+        posted = await self._clip(made) if made is not None and made.data else None
+        if posted is not None:
+            self.sent.append(posted)
+
+    async def _clip(self, clip: Clip) -> discord.Message | None:
         hook = await self.hooks.for_channel(self.channel, self.me_id) if self.hooks else None
         try:
             if hook is not None:
                 webhook, thread = hook
                 return await webhook.send(
                     file=plain_file(clip),
-                    username=reply.persona_name,
+                    username=self.speaker,
                     allowed_mentions=QUIET,
                     wait=True,
                     thread=thread if thread is not None else discord.utils.MISSING,
@@ -183,4 +211,7 @@ class Outbox:
             return None
 
     def _reference(self) -> discord.MessageReference:
+        """The message answered; posting unprompted, none (discord.py takes None, though its overloads omit it)."""
+        if self.message is None:
+            return cast(discord.MessageReference, None)
         return self.message.to_reference(fail_if_not_exists=False)

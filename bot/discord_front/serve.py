@@ -8,7 +8,7 @@ import aiohttp
 import discord
 
 from bot.app import App
-from bot.discord_front.front import make_client
+from bot.discord_front.front import attach
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,14 @@ class DiscordStartError(Exception):
     """One clear line: bad token, no network, missing intents."""
 
 
-async def serve_discord(app: App) -> None:
-    """Run the Discord client on app until cancelled; raise DiscordStartError with one clear line
-    on bad token / no network (aiohttp ClientConnectorDNSError) / missing privileged intents."""
+async def serve_discord(app: App, client: discord.Client) -> None:
+    """Run the client (`new_client`, made before the app so the app could be given its poster) on app
+    until cancelled; raise DiscordStartError with one clear line on bad token / no network (aiohttp
+    ClientConnectorDNSError) / missing privileged intents."""
     cfg = app.settings.discord
     if not cfg.configured:
         raise DiscordStartError("no Discord token: set BOT_DISCORD__TOKEN (environment or .env)")
-    client = make_client(app)
+    attach(app, client)
     try:
         await client.start(cfg.token.get_secret_value())
     except discord.LoginFailure:

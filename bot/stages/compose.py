@@ -35,6 +35,7 @@ class Note:
     keys: frozenset[str] = frozenset()  # what it shows: "s:" summary, "f:" fact, "k:" knowledge text
     memories: frozenset[int] = frozenset()  # seqs of the older turns its memories show
     cost: int = 0  # tokens as the server counts them, message overhead included
+    memory: int = 0  # tokens of its memory blocks (summary, facts, recalled turns): [memory] memory_tokens
 
 
 @dataclass
@@ -134,7 +135,7 @@ class Compose:
             past = {}  # a fact an earlier note shows was updated or forgotten: no stale fact stays in view
         note, recalled = self._note(ex, left, in_window, Note())
         held = sum(n.cost for n in past.values())
-        if past and held > left - note.cost:
+        if past and (held > left - note.cost or sum(n.memory for n in past.values()) + note.memory > self.memory.memory_tokens):
             past, held = {}, 0  # no room beside the new note: the earlier notes go at once
         if past:  # again, leaving out what the earlier notes show
             seen = Note(keys=frozenset().union(*(n.keys for n in past.values())),
@@ -174,26 +175,33 @@ class Compose:
         if ex.summary.text or ex.facts or ex.memories:
             left -= fence
 
-        def block(title: str, body: str, into: list[str]) -> None:
-            nonlocal left
+        memory = self.memory.memory_tokens  # what the memory blocks together may still take
+
+        def block(title: str, body: str, into: list[str], cap: int | None = None) -> None:
+            nonlocal left, memory
             if body and left > 0:
-                text = truncate_tokens(f"【{title}】\n{body}", left, count)
+                text = truncate_tokens(f"【{title}】\n{body}", left if cap is None else min(left, cap), count)
                 into.append(text)
                 left -= count(text) + 2
+                if cap is not None:
+                    memory -= count(text)
 
         summary = "" if f"s:{ex.summary.text}" in seen.keys else ex.summary.text
-        summary = quote(truncate_tokens(summary, max(0, min(self.memory.summary_tokens, left)), count))
-        block(h[4], summary, quoted)
+        summary = quote(truncate_tokens(summary, max(0, min(self.memory.summary_tokens, left, memory - 8)), count))
+        block(h[4], summary, quoted, memory)
         named = [(rec.text if rec else line, attributed(who, rec, line))
                  for rec, line in zip((*ex.fact_records, *[None] * len(ex.facts)), ex.facts, strict=False)]
         facts = "\n".join(line for fact, line in named if f"f:{fact}" not in seen.keys)
-        block(h[5].format(who=THEM[lang]), truncate_tokens(facts, max(0, min(left // 4, 400)), count), quoted)
+        block(h[5].format(who=THEM[lang]), truncate_tokens(facts, max(0, min(self.memory.facts_tokens, left // 2)), count),
+              quoted, memory)
         title = remember_heading(persona.card.language)
+        # each recalled line is quoted ("> "): about one token a line more than the budget counts
+        room = min(self.memory.recall_tokens, left - count(title) - 8, memory - count(title) - 8)
         remembered, recalled = render_memories(
-            ex.memories, max(0, min(self.memory.recall_tokens, left - count(title) - 8)), count,
-            persona.name, persona.card.language, in_window | seen.memories,
+            ex.memories, max(0, room * 9 // 10), count, persona.name, persona.card.language, in_window | seen.memories,
         )
-        block(title, quote(remembered), quoted)
+        block(title, quote(remembered), quoted, memory)
+        used_memory = self.memory.memory_tokens - memory
         if quoted:
             parts = [head, *quoted, tail]
         elif ex.summary.text or ex.facts or ex.memories:
@@ -208,7 +216,7 @@ class Compose:
         keys.update(f"f:{fact}" for fact, line in named if line in text)
         keys.update(f"k:{p.text}" for p in (*ex.lore, *ex.passages, *ex.scenes) if p.text in text)
         memories = {t.seq for r in recalled for t in (r.before, r.turn, r.after) if t is not None}
-        note = Note(text, frozenset(keys), frozenset(memories), count(text) + MESSAGE_OVERHEAD)
+        note = Note(text, frozenset(keys), frozenset(memories), count(text) + MESSAGE_OVERHEAD, used_memory)
         return note, recalled
 
     def _past(self, ex: Exchange, in_window: set[int]) -> dict[int, Note]:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from bot.exchange import Exchange
 from bot.offline import Offline
-from core.messages import Reply
+from core.messages import Reply, said_at
 from memory.episodes import speaker
 from memory.store import ConversationStore, StoreError
 from memory.summarizer import Summarizer
@@ -43,7 +43,8 @@ class Finish:
             text, mode = self.offline.line(persona, ex.text, msg.display_name, []), "fallback"
         now = self.clock()
         reply = Reply(text, persona.id, persona.name, mode, reply_to=msg.message_id)
-        question = Turn("user", ex.text, msg.user_id, msg.display_name, True, now, msg.message_id, speaker=msg.speaker)
+        question = Turn("user", ex.text, msg.user_id, msg.display_name, True, said_at(msg, now), msg.message_id,
+                        speaker=msg.speaker)
         answer = Turn("assistant", text, "", persona.name, True, now, partial=ex.partial)
         if msg.unprompted:  # the nudge is never stored; the character's remark is, when the model made it
             if mode == "model":

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from bot.addressing import addressed, keep_as_context
 from bot.exchange import Exchange
 from core.config import BotConfig
+from core.messages import said_at
 from core.sanitize import clean_input
 from memory.store import ConversationStore
 
@@ -74,5 +75,5 @@ class Gate:
     async def _keep(self, ex: Exchange) -> None:
         """Unaddressed group messages become context (keyed by user id, never by nickname)."""
         if not ex.incoming.is_direct:
-            await keep_as_context(self.store, ex, clean_input(ex.text, self.cfg.max_input_chars), self.clock())
+            await keep_as_context(self.store, ex, clean_input(ex.text, self.cfg.max_input_chars), said_at(ex.incoming, self.clock()))
 

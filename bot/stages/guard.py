@@ -12,7 +12,7 @@ from bot.addressing import keep_as_context
 from bot.exchange import Exchange
 from bot.reactions import EMOJI, Ack, ack_kind
 from core.config import BotConfig
-from core.messages import Reply
+from core.messages import Reply, said_at
 from core.sanitize import clean_input
 from memory.store import ConversationStore
 from memory.turns import Turn
@@ -52,7 +52,7 @@ class Guard:
         # a scene's own lines are bounded by [scene] max_bot_turns, not by a member's rate
         if msg.platform != "terminal" and not msg.unprompted and not msg.speaker and not await self.store.rate_hit(who, WINDOW, self.cfg.rate_limit_per_minute):
             log.info("rate limit: %s (kept as context)", who)
-            await keep_as_context(self.store, ex, text, self.clock())
+            await keep_as_context(self.store, ex, text, said_at(msg, self.clock()))
             if not await self.store.rate_hit(f"notice:{who}", WINDOW, 1):
                 return None
             return await self._canned(ex, "rate_limited")
@@ -70,7 +70,7 @@ class Guard:
     async def _react(self, ex: Exchange, text: str, kind: Ack) -> Exchange:
         """An emoji instead of a reply; the message itself is kept as context."""
         msg, persona = ex.incoming, ex.persona
-        await keep_as_context(self.store, ex, text, self.clock())
+        await keep_as_context(self.store, ex, text, said_at(msg, self.clock()))
         reply = Reply(EMOJI[kind], persona.id, persona.name, "reaction", reply_to=msg.message_id)
         log.info("short acknowledgement from %s:%s answered with %s", msg.platform, msg.user_id, EMOJI[kind])
         return replace(ex, text=text, draft=reply.text, mode="reaction", reply=reply)
@@ -84,7 +84,7 @@ class Guard:
             now = self.clock()
             await self.store.append(
                 ex.session,
-                [Turn("user", said, msg.user_id, msg.display_name, True, now, msg.message_id),
+                [Turn("user", said, msg.user_id, msg.display_name, True, said_at(msg, now), msg.message_id),
                  Turn("assistant", text, "", persona.name, True, now)],
             )
         if ex.sink:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from bot.exchange import Exchange
 from core.config import MemoryConfig
 from core.knowledge import Knowledge
+from core.messages import said_at
 from core.text import estimate_tokens
 from memory.age import ago
 from memory.episodes import EpisodeIndex, EpisodicMemory, Recollection
@@ -20,7 +21,7 @@ from persona.card import Persona
 
 CONTEXT_TURNS = 3  # the last few messages, besides the message itself, that steer recall
 ALWAYS_SHOWN = 4  # the newest window turns, which the prompt always holds: never recalled
-RECALL_K = 12  # recalled candidates; compose drops those its window holds and packs the rest
+RECALL_K = 24  # recalled candidates; compose drops those its window holds and packs the rest
 
 
 def select_window(
@@ -96,7 +97,8 @@ class Recall:
         window, older = select_window(
             turns, summary.upto, self.cfg.history_tokens * 4, self.cfg.group_context_turns
         )
-        now, language = self.clock(), ex.persona.card.language
+        # the message's own time: "last week" and ages are counted from when it was said
+        now, language = said_at(ex.incoming, self.clock()), ex.persona.card.language
         records: list[Fact] = []
         noted = 0
         if self.cfg.facts:

@@ -19,6 +19,7 @@ from bot.commands import Commands
 from bot.web import pages
 from bot.web.auth import VISITOR_COOKIE
 from core.messages import Incoming, Reply
+from core.outlet import ClipTask
 from memory.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,36 @@ async def read_capped(request: Request, limit: int = BODY_BYTES) -> bytes | None
         if len(data) > limit:
             return None
     return bytes(data)
+
+
+class WebOutlet:
+    """The page's outlet: what the chain hands it becomes lines of one /chat/send response (NDJSON)."""
+
+    def __init__(self) -> None:
+        self.lines: asyncio.Queue[str | None] = asyncio.Queue()  # None: the answer is over
+
+    def placed(self, position: int) -> None:
+        """The page shows "…" until the first words come."""
+
+    async def partial(self, text: str) -> None:
+        """{"delta"}: the next words as they are written."""
+        self.lines.put_nowait(_line(delta=text))
+
+    async def send(self, reply: Reply) -> None:
+        """{"reply", "name", "mode"}: the reply whole (it replaces what streamed)."""
+        self.lines.put_nowait(_line(reply=reply.text, name=reply.persona_name, mode=reply.mode))
+
+    async def react(self, emoji: str) -> None:
+        """{"reply", "mode": "reaction"}: the emoji in place of words."""
+        self.lines.put_nowait(_line(reply=emoji, mode="reaction"))
+
+    async def voice(self, clip: ClipTask) -> None:
+        """{"voice"}: the clip inlined as a data: URL (one larger than CLIP_BYTES is left out)."""
+        made = await clip
+        if made is not None and len(made.data) <= CLIP_BYTES:
+            mime = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg", "opus": "audio/ogg"}.get(
+                made.format, "application/octet-stream")
+            self.lines.put_nowait(_line(voice=f"data:{mime};base64,{base64.b64encode(made.data).decode()}"))
 
 
 class WebChat:
@@ -88,21 +119,18 @@ class WebChat:
         if text.startswith("/"):
             yield _line(command=await self._command(visitor, text))
             return
-        deltas: asyncio.Queue[str | None] = asyncio.Queue()
-
-        async def sink(delta: str) -> None:
-            deltas.put_nowait(delta)
+        outlet = WebOutlet()
 
         async def answer() -> Reply | None:
             try:
-                return await self.app.chain.handle(self.incoming(visitor, text), sink)
+                return await self.app.chain.handle(self.incoming(visitor, text), outlet)
             finally:
-                deltas.put_nowait(None)
+                outlet.lines.put_nowait(None)
 
         # the reply is stored whether or not the browser stays to read it
         task = asyncio.create_task(answer(), name="web-reply")
-        while (delta := await deltas.get()) is not None:
-            yield _line(delta=delta)
+        while (line := await outlet.lines.get()) is not None:
+            yield line
         try:
             reply = await task
         except StoreError as exc:
@@ -110,14 +138,6 @@ class WebChat:
             return
         if reply is None:
             yield _line(silent=True)
-            return
-        yield _line(reply=reply.text, name=reply.persona_name, mode=reply.mode)
-        if reply.voice is not None:
-            clip = await reply.voice
-            if clip is not None and len(clip.data) <= CLIP_BYTES:
-                mime = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg", "opus": "audio/ogg"}.get(
-                    clip.format, "application/octet-stream")
-                yield _line(voice=f"data:{mime};base64,{base64.b64encode(clip.data).decode()}")
 
     async def _command(self, visitor: str, line: str) -> str:
         """A chat command from the same table as every platform; the page's visitor owns its chat."""

@@ -122,10 +122,12 @@ class MemoryConfig(Section):
     archive_days: float = Field(0.0, ge=0.0)
     history_tokens: int = Field(1500, ge=100)
     group_context_turns: int = Field(12, ge=0)
-    recall_tokens: int = Field(400, ge=0)
+    recall_tokens: int = Field(1200, ge=0)
     recall_dense: bool | Literal["auto"] = "auto"
     summary: bool = True
     summary_tokens: int = Field(300, ge=50)
+    facts_tokens: int = Field(300, ge=0)
+    memory_tokens: int = Field(1500, ge=100)
     facts: bool = True
     facts_per_user: int = Field(12, ge=0)
     facts_every: int = Field(6, ge=1)

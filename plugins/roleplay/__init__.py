@@ -18,13 +18,14 @@ from bot.commands import Commands
 from bot.onebot_guard import guard_nonebot
 from bot.platforms import holder
 from core.config import Settings, load_config
-from core.messages import Incoming, Reply
+from core.messages import Incoming
 from core.sanitize import clean_text
 from memory.store import StoreError
 from plugins.roleplay import scene
 from plugins.roleplay.config import Config
-from plugins.roleplay.fronts import Front, answer_command, front_for
+from plugins.roleplay.fronts import Front, answer_command, front_for, outlet_for
 from plugins.roleplay.replay import FRONT, OneBotReplayer
+from plugins.roleplay.speak_first import onebot_poster
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ _PRIORITY = plugin_config.roleplay_priority
 _driver = get_driver()
 if not holder.hosted:  # in someone else's nonebot project, its OneBot routes get the door ours have
     guard_nonebot()
+holder.offer("qq", lambda settings: onebot_poster(settings.qq))  # the App, opened after this, speaks first with it
 
 
 def _settings() -> Settings:
@@ -90,32 +92,18 @@ async def _chat(bot: Bot, event: Event) -> None:
 
 async def _answer(app: App, front: Front, bot: Bot, event: Event, msg: Incoming) -> None:
     """One message through the chain; the reply's text, then its voice clip (also after a restart)."""
-    if front.poster is not None and "qq" not in app.initiative.posters:
-        app.initiative.posters["qq"] = front.poster(app.settings.qq)
-
-    delivered = False
-
-    async def deliver(reply: Reply) -> None:
-        nonlocal delivered
-        if reply.mode == "reaction":
-            await front.react(bot, event, reply)
-        elif reply.text:
-            await front.deliver(bot, event, reply, app)
-        delivered = True
-
-    # the text goes out inside the conversation's turn (Chain.handle's `send`), so a random delay
+    # the text goes out inside the conversation's turn (the outlet's `send`), so a random delay
     # cannot reorder replies and a burst is merged; the voice clip follows outside it
+    outlet = outlet_for(front, bot, event, app)
     route = front.route(bot, event) if front.route is not None else None
     try:
-        reply = await app.chain.handle(msg, send=deliver, route=route)
-        if reply is not None and reply.text:
-            await front.voice(bot, event, reply, app)
+        await app.chain.handle(msg, outlet, route)
     except (ActionFailed, NetworkError, StoreError) as exc:
-        if not delivered:  # a voice clip that fails after the text loses nothing
+        if not outlet.delivered:  # a voice clip that fails after the text loses nothing
             metrics.message_lost("qq", exc)
         log.warning("qq reply not delivered: %s", exc)
     except Exception as exc:  # nonebot logs it; the message is lost all the same
-        if not delivered:
+        if not outlet.delivered:
             metrics.message_lost("qq", exc)
         raise
 

@@ -1,4 +1,4 @@
-"""How one Reply goes out on QQ: delay, paced parts or merged-forward, then the voice clip."""
+"""How a reply is cut and timed on QQ: delay, paced parts or merged-forward, the wait for the voice clip."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Literal
 from bot.pacing import Pacing, Sleep
 from bot.split import split_text
 from core.config import QQConfig
-from core.messages import Clip, Reply
+from core.messages import Clip
+from core.outlet import ClipTask
 
 log = logging.getLogger(__name__)
 # messages, or nodes of one merged-forward message, for one reply: QQ bounds a forward's nodes, and
@@ -28,10 +29,10 @@ class Plan:
     chunks: tuple[str, ...]
 
 
-def plan(text: str, cfg: QQConfig, pacing: Pacing | None = None) -> Plan:
-    """Past `forward_over_chars` (when > 0) a merged-forward message, else `pieces`."""
+def plan(text: str, cfg: QQConfig, pacing: Pacing | None = None, forward: bool = True) -> Plan:
+    """Past `forward_over_chars` (when > 0 and `forward`) a merged-forward message, else `pieces`."""
     chunks = bounded(tuple(split_text(text, cfg.message_chars)), cfg.message_chars)
-    if cfg.forward_over_chars and len(text) > cfg.forward_over_chars and len(chunks) > 1:
+    if forward and cfg.forward_over_chars and len(text) > cfg.forward_over_chars and len(chunks) > 1:
         return Plan("forward", chunks)
     return Plan("messages", pieces(text, cfg, pacing) if pacing is not None else chunks)
 
@@ -74,12 +75,10 @@ async def pause(cfg: QQConfig, chance: Callable[[], float], sleep: Sleep = async
     return seconds
 
 
-async def clip_of(reply: Reply, cfg: QQConfig) -> Clip | None:
-    """The reply's voice clip, if one was asked for and it finishes in time."""
-    if reply.voice is None:
-        return None
+async def clip_of(clip: ClipTask, cfg: QQConfig) -> Clip | None:
+    """The reply's voice clip, if it finishes in time."""
     try:
-        return await asyncio.wait_for(asyncio.shield(reply.voice), cfg.voice_wait_seconds)
+        return await asyncio.wait_for(asyncio.shield(clip), cfg.voice_wait_seconds)
     except (TimeoutError, asyncio.CancelledError):
         log.warning("voice clip not ready after %.0f s; sent text only", cfg.voice_wait_seconds)
         return None

@@ -10,26 +10,21 @@ from nonebot.adapters import Bot, Event
 
 from bot.app import App
 from bot.command_table import PRIVATE_ONLY, SENT_PRIVATELY
-from bot.initiative import Poster
+from bot.pacing import Pacing
 from bot.platforms import holder
-from core.config import QQConfig
-from core.messages import Incoming, Reply
+from core.messages import Incoming
 from memory.journal import Route
-from plugins.roleplay.react import official_react, onebot_react
-from plugins.roleplay.speak_first import onebot_poster
+from plugins.roleplay.outlet import QQOutlet, Wire
 
 
 @dataclass(frozen=True, slots=True)
 class Front:
-    """What the matchers need from one adapter: convert, check permission, answer, deliver, voice, react, post."""
+    """What the matchers need from one adapter: convert, check permission, answer, and its wire for replies."""
 
     incoming: Callable[[Any, Any], Incoming | None]
     is_admin: Callable[[Any, Any, list[str]], Awaitable[bool]]
     answer: Callable[[Any, Any, str], Awaitable[None]]
-    deliver: Callable[[Any, Any, Reply, App], Awaitable[None]]
-    voice: Callable[[Any, Any, Reply, App], Awaitable[None]]
-    react: Callable[[Any, Any, Reply], Awaitable[None]]
-    poster: Callable[[QQConfig], Poster] | None = None  # speaking first; the official API cannot start a talk
+    wire: Callable[[Any, Any], Wire]  # how replies to this message event go out (plugins/roleplay/outlet.py)
     # a private message to the asker of a group message; False when it could not be sent. None: the
     # platform cannot message a group member privately at all (the official API)
     answer_privately: Callable[[Any, Any, str], Awaitable[bool]] | None = None
@@ -46,6 +41,11 @@ async def answer_command(front: Front, bot: Any, event: Any, msg: Incoming, text
         return
     sent = front.answer_privately is not None and await front.answer_privately(bot, event, text)
     await front.answer(bot, event, SENT_PRIVATELY if sent else PRIVATE_ONLY)
+
+
+def outlet_for(front: Front, bot: Any, event: Any, app: App) -> QQOutlet:
+    """The outlet a message event's replies go out through: paced, on the adapter's wire."""
+    return QQOutlet(front.wire(bot, event), app.settings.qq, Pacing(app.settings.pacing, app.clocks.sleep), app.clocks)
 
 
 def front_for(bot: Bot, event: Event) -> Front | None:
@@ -68,8 +68,8 @@ def _front(bot: Bot, event: Event) -> tuple[Front, str] | None:
     if isinstance(bot, OneBot) and isinstance(event, OneBotMessage):
         from plugins.roleplay import onebot
 
-        return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.deliver, onebot.voice, onebot_react,
-                     onebot_poster, onebot.answer_privately, onebot.onebot_route), onebot.group_of(event)
+        return Front(onebot.incoming, onebot.is_admin, onebot.answer, onebot.OneBotWire, onebot.answer_privately,
+                     onebot.onebot_route), onebot.group_of(event)
     try:  # the official adapter is optional in a host project
         from nonebot.adapters.qq import Bot as OfficialBot
         from nonebot.adapters.qq import MessageEvent as OfficialMessage
@@ -78,6 +78,6 @@ def _front(bot: Bot, event: Event) -> tuple[Front, str] | None:
     if isinstance(bot, OfficialBot) and isinstance(event, OfficialMessage):
         from plugins.roleplay import official
 
-        return Front(official.incoming, official.is_admin, official.answer, official.deliver, official.voice,
-                     official_react), official.group_of(event)
+        return Front(official.incoming, official.is_admin, official.answer, official.OfficialWire), \
+            official.group_of(event)
     return None

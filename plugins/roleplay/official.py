@@ -13,11 +13,8 @@ from nonebot.adapters.qq import (
 )
 from nonebot.permission import SUPERUSER
 
-from bot.app import App
-from bot.pacing import Pacing
-from core.messages import Attachment, Incoming, Reply
+from core.messages import Attachment, Clip, Incoming
 from core.sanitize import clean_name
-from plugins.roleplay.delivery import pause, pieces, waited
 
 
 def _attachments(event: MessageEvent) -> tuple[Attachment, ...]:
@@ -88,20 +85,30 @@ async def answer(bot: Bot, event: MessageEvent, text: str) -> None:
     await bot.send(event, MessageSegment.text(text))
 
 
-async def deliver(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
-    """Passive replies to the trigger, one per paced part (the adapter counts msg_seq); no voice here."""
-    cfg = app.settings.qq
-    pacing = Pacing(app.settings.pacing, app.clocks.sleep)
-    await pause(cfg, app.clocks.chance, app.clocks.sleep)
+class OfficialWire:
+    """The official API answering one message: passive replies (the adapter counts msg_seq), no quote,
+    no merged-forward, no clip (it takes audio only as an uploaded silk URL), the emoji as text."""
 
-    async def send(_: int, chunk: str) -> None:
-        await bot.send(event, MessageSegment.text(chunk))
+    quotes = False
+    forwards = False
+    voices = False
 
-    spent = waited(getattr(event, "timestamp", None), app.clocks.wall)
-    await pacing.send(pieces(reply.text, cfg, pacing), send, spent=spent)
+    def __init__(self, bot: Bot, event: MessageEvent):
+        self.bot = bot
+        self.event = event
+        self.sent_at: object = getattr(event, "timestamp", None)
 
+    async def text(self, chunk: str, quote: bool) -> None:
+        """One passive reply of one text segment."""
+        await self.bot.send(self.event, MessageSegment.text(chunk))
 
-async def voice(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
-    """No clip through the official API (it takes audio only as an uploaded silk URL)."""
-    if reply.voice is not None:
-        reply.voice.cancel()
+    async def forward(self, name: str, chunks: tuple[str, ...]) -> bool:
+        """Not on this API."""
+        return False
+
+    async def clip(self, clip: Clip) -> None:
+        """Not on this API."""
+
+    async def face(self, emoji: str) -> None:
+        """The official API has no faces for bots in groups: the emoji itself, as a passive reply."""
+        await self.bot.send(self.event, MessageSegment.text(emoji))

@@ -16,12 +16,10 @@ from nonebot.adapters.onebot.v11 import (
 )
 from nonebot.permission import SUPERUSER
 
-from bot.app import App
-from bot.pacing import Pacing
-from core.messages import Attachment, Incoming, Reply
+from bot.reactions import QQ_FACE
+from core.messages import Attachment, Clip, Incoming
 from core.sanitize import clean_name
 from memory.journal import Route
-from plugins.roleplay.delivery import clip_of, pause, plan, waited
 
 log = logging.getLogger(__name__)
 FRONT = "onebot"  # the journal files OneBot messages, and finds their replayer, under this name
@@ -58,6 +56,7 @@ def incoming(bot: Bot, event: MessageEvent) -> Incoming | None:
         is_self=str(event.user_id) == str(bot.self_id),
         attachments=attachments,
         bot_id=str(bot.self_id),
+        sent_at=float(event.time or 0),
     )
 
 
@@ -104,50 +103,72 @@ async def answer_privately(bot: Bot, event: MessageEvent, text: str) -> bool:
     return True
 
 
-async def deliver(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
-    """Send the reply's text: delay, then paced messages or a merged-forward; in a group the first
-    message quotes and @s the one it answers."""
-    cfg = app.settings.qq
-    pacing = Pacing(app.settings.pacing, app.clocks.sleep)
-    await pause(cfg, app.clocks.chance, app.clocks.sleep)
-    cut = plan(reply.text, cfg, pacing)
-    chunks, quoted = cut.chunks, False
-    # OneBot's `time` is whole seconds: the first part's delay counts the time since the message was sent
-    spent = waited(event.time, app.clocks.wall)
-    if cut.kind == "forward":
-        await pacing.wait(reply.text, spent)
-        spent = float("inf")  # already waited: what follows goes at once, then paced
-        if isinstance(event, GroupMessageEvent):  # a merged-forward cannot quote: the first part goes ahead, quoting
-            await bot.send(event, _head(event) + MessageSegment.text(" " + chunks[0]))
-            chunks, quoted = chunks[1:], True
-        if len(chunks) > 1 and await _forward(bot, event, reply, chunks):
-            return
+class OneBotWire:
+    """OneBot v11 answering one message event: in a group the first message quotes and @s the sender."""
 
-    async def send(i: int, chunk: str) -> None:
-        head = _head(event) if i == 0 and not quoted else Message()
-        await bot.send(event, head + MessageSegment.text((" " if head else "") + chunk))
+    forwards = True
+    voices = True
 
-    await pacing.send(chunks, send, spent=spent)
+    def __init__(self, bot: Bot, event: MessageEvent):
+        self.bot = bot
+        self.event = event
+        self.quotes = isinstance(event, GroupMessageEvent)
+        self.sent_at: object = event.time
+
+    async def text(self, chunk: str, quote: bool) -> None:
+        """A text segment (never read as a CQ code), after the quote and @ when `quote` in a group."""
+        head = _head(self.event) if quote else Message()
+        await self.bot.send(self.event, head + MessageSegment.text((" " if head else "") + chunk))
+
+    async def forward(self, name: str, chunks: tuple[str, ...]) -> bool:
+        """One merged-forward message into the group or private chat; False when refused."""
+        if isinstance(self.event, GroupMessageEvent):
+            return await forward(self.bot, name, chunks, group_id=self.event.group_id)
+        return await forward(self.bot, name, chunks, user_id=self.event.user_id)
+
+    async def clip(self, clip: Clip) -> None:
+        """A record segment with base64 audio (the implementation turns it into QQ's silk)."""
+        await self.bot.send(self.event, Message(MessageSegment.record(clip.data)))
+
+    async def face(self, emoji: str) -> None:
+        """A `face` segment quoting the message in groups (every OneBot v11 implementation shows it)."""
+        head = Message(MessageSegment.reply(self.event.message_id)) if self.quotes else Message()
+        await self.bot.send(self.event, head + MessageSegment.face(QQ_FACE.get(emoji, 76)))
 
 
-async def voice(bot: Bot, event: MessageEvent, reply: Reply, app: App) -> None:
-    """The voice clip after the text, as a record segment with base64 audio."""
-    clip = await clip_of(reply, app.settings.qq)
-    if clip is not None:
-        await bot.send(event, Message(MessageSegment.record(clip.data)))
+class OneBotGroup:
+    """OneBot v11 posting into a group unprompted (the character speaking first): nothing to quote."""
+
+    quotes = False
+    forwards = True
+    voices = False
+    sent_at: object = None
+
+    def __init__(self, bot: Bot, group_id: int):
+        self.bot = bot
+        self.group_id = group_id
+
+    async def text(self, chunk: str, quote: bool) -> None:
+        """A group message of one text segment."""
+        await self.bot.send_group_msg(group_id=self.group_id, message=Message(MessageSegment.text(chunk)))
+
+    async def forward(self, name: str, chunks: tuple[str, ...]) -> bool:
+        """One merged-forward message into the group; False when refused."""
+        return await forward(self.bot, name, chunks, group_id=self.group_id)
+
+    async def clip(self, clip: Clip) -> None:
+        """Text only when speaking first."""
+
+    async def face(self, emoji: str) -> None:
+        """Nothing to react to."""
 
 
-async def _forward(bot: Bot, event: MessageEvent, reply: Reply, chunks: tuple[str, ...]) -> bool:
-    """One merged-forward message; False when the implementation cannot send one."""
-    nodes = [
-        MessageSegment.node_custom(int(bot.self_id), reply.persona_name, Message(MessageSegment.text(c)))
-        for c in chunks
-    ]
+async def forward(bot: Bot, name: str, chunks: tuple[str, ...], **target: int) -> bool:
+    """One merged-forward message to `group_id` or `user_id`; False when the implementation cannot send one."""
+    nodes = [MessageSegment.node_custom(int(bot.self_id), name, Message(MessageSegment.text(c))) for c in chunks]
+    action = "send_group_forward_msg" if "group_id" in target else "send_private_forward_msg"
     try:
-        if isinstance(event, GroupMessageEvent):
-            await bot.call_api("send_group_forward_msg", group_id=event.group_id, messages=nodes)
-        else:
-            await bot.call_api("send_private_forward_msg", user_id=event.user_id, messages=nodes)
+        await bot.call_api(action, **target, messages=nodes)
     except ActionFailed as exc:
         log.warning("merged-forward refused (%s); sending separate messages", exc)
         return False

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import nonebot
 from nonebot.adapters.onebot.v11 import ActionFailed, Bot, GroupMessageEvent, MessageEvent, NetworkError
 
+from bot import metrics
 from bot.app import App
 from bot.command_table import find
-from core.messages import Incoming, Reply
-from plugins.roleplay.fronts import Front
+from core.messages import Incoming
+from memory.store import StoreError
+from plugins.roleplay.fronts import Front, outlet_for
 
 log = logging.getLogger(__name__)
 MEMBERSHIP_SECONDS = 600.0  # how long "this account is (not) in that group" is believed
@@ -127,18 +128,13 @@ def _command(text: str) -> bool:
 
 
 async def _play(app: App, front: Front, bot: Bot, event: GroupMessageEvent, msg: Incoming, cast: dict[str, Bot]) -> None:
-    """One round of the scene: each reply through its character's account, then the voice clips."""
-
-    def send_as(pid: str) -> Callable[[Reply], Awaitable[None]]:
-        async def send(reply: Reply) -> None:
-            account = cast.get(pid, bot)
-            if reply.mode == "reaction":
-                await front.react(account, event, reply)
-            elif reply.text:
-                await front.deliver(account, event, reply, app)
-        return send
-
-    replies = await app.scenes.handle(msg, list(cast), send_as, addressed_to(app, bot, event))
-    for reply in replies:
-        if reply.text:
-            await front.voice(cast.get(reply.persona_id, bot), event, reply, app)
+    """One round of the scene: each line out through its character's account (a QQ outlet over that
+    account's connection), then the voice clips."""
+    outlets = {pid: outlet_for(front, account, event, app) for pid, account in cast.items()}
+    routes = {pid: front.route(account, event) for pid, account in cast.items()} if front.route else {}
+    try:
+        await app.scenes.handle(msg, list(cast), outlets, addressed_to(app, bot, event), routes)
+    except (ActionFailed, NetworkError, StoreError) as exc:
+        if not any(o.delivered for o in outlets.values()):
+            metrics.message_lost("qq", exc)
+        log.warning("qq scene reply not delivered: %s", exc)

@@ -6,23 +6,31 @@ The official QQ API lets a bot answer messages but not start a conversation in a
 
 from __future__ import annotations
 
-from bot.initiative import Poster
-from bot.split import split_text
+import logging
+
 from core.config import QQConfig
 from core.conversation import Conversation
+from core.outlet import Outlet, Poster
+
+log = logging.getLogger(__name__)
 
 
 def onebot_poster(cfg: QQConfig) -> Poster:
     """A poster for the initiative scheduler: group messages through the bot account that last heard there."""
 
-    async def post(where: Conversation, bot_id: str, text: str) -> None:
+    async def outlet(where: Conversation, bot_id: str) -> Outlet | None:
         import nonebot
-        from nonebot.adapters.onebot.v11 import Bot, Message, MessageSegment
+        from nonebot.adapters.onebot.v11 import Bot
 
-        bot = nonebot.get_bot(bot_id) if bot_id else nonebot.get_bot()
+        from plugins.roleplay.onebot import OneBotGroup
+        from plugins.roleplay.outlet import QQOutlet
+
+        try:
+            bot = nonebot.get_bot(bot_id) if bot_id else nonebot.get_bot()
+        except (KeyError, ValueError):  # that account is not connected now
+            return None
         if not isinstance(bot, Bot) or where.scope != "group":
-            return
-        for chunk in split_text(text, cfg.message_chars):
-            await bot.send_group_msg(group_id=int(where.id), message=Message(MessageSegment.text(chunk)))
+            return None
+        return QQOutlet(OneBotGroup(bot, int(where.id)), cfg)
 
-    return post
+    return outlet

@@ -13,6 +13,7 @@ import pytest
 from bot.app import App, Clocks
 from core.messages import Incoming
 from core.text import estimate_tokens
+from memory.age import day_of
 from memory.episodes import EpisodeIndex, EpisodicMemory, query_weights, render
 from memory.redis_store import RedisStore
 from memory.sqlite_store import SQLiteStore
@@ -149,7 +150,7 @@ def test_render_fits_the_budget_and_never_repeats_the_window() -> None:
     recs = [Recollection(t, *idx.around(t.seq), "三天前", 5.0) for t in turns[::3]]
     text, kept = render(recs, 120, estimate_tokens, "赫萝", "zh", hidden={4})
     assert estimate_tokens(text) <= 120 + 8 * len(kept)
-    assert kept and "[三天前]" in text and "阿青：" in text
+    assert kept and f"[{day_of(T0 + 1, 'zh')}，三天前]" in text and "阿青：" in text  # dated, with who said it
     assert "第4句话" not in text  # a window turn is never repeated
     assert [r.turn.seq for r in kept] == sorted(r.turn.seq for r in kept)
 
@@ -210,7 +211,7 @@ async def test_a_message_from_hundreds_of_turns_ago_reaches_the_prompt(
             first_stable = body["messages"][0]["content"]
             volatile = [m["content"] for m in body["messages"] if m["role"] == "system"][1]
             assert "【你记得的往事】" in volatile and "阿青：我家的猫叫团子，特别黏人" in volatile
-            assert "[四天前]" in volatile  # 300 x 20 minutes ago, in the persona's language
+            assert "，四天前]" in volatile  # dated; 300 x 20 minutes ago, in the persona's language
             assert volatile.count("我家的猫叫团子") == 1  # the other group's copy never comes here
         else:
             assert body["messages"][0]["content"] == first_stable  # the stable prefix is untouched

@@ -325,8 +325,8 @@ async def test_the_app_recalls_by_meaning_with_an_embedder_configured(
     first = replies(llm.requests)[-1]["messages"][0]["content"]
     await app.chain.handle(incoming(f"Holo, {QUESTION}", "e4", "Mei", 501))
     body = replies(llm.requests)[-1]
-    volatile = [m["content"] for m in body["messages"] if m["role"] == "system"][1]
-    assert f"Mei: {CELLO}" in volatile
+    notes = [m["content"] for m in body["messages"] if m["role"] == "system"][1:]  # earlier notes stay in place
+    assert f"Mei: {CELLO}" in notes[-2]  # the note just before the question (the reminder is last)
     assert body["messages"][0]["content"] == first  # the stable prefix is untouched
     assert (Path(settings.bot.data_dir) / CACHE_FILE).is_file()
 

@@ -17,6 +17,7 @@ from bot.app import App
 from core.messages import Attachment, Incoming, Reply
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.outlet import Recorder
 
 MESSAGES = 10_000
 # posted text may hold none of these (the ZWSP that defuses @everyone is deliberate, so it is allowed)
@@ -73,7 +74,7 @@ class Posted:
         async def send(reply: Reply) -> None:
             self.out.append(reply.text)
 
-        return self.runner.run(self.app.chain.handle(msg, sink, send))
+        return self.runner.run(self.app.chain.handle(msg, Recorder(send, sink)))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from memory.turns import SessionKey
 from persona.lines import NO_PICTURES, RATE_LIMITED
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.outlet import Recorder
 from tests.support.requests import replies
 
 GROUP = SessionKey("horo", "test", "group", "g1")
@@ -46,7 +47,7 @@ async def test_over_the_limit_one_notice_in_character_then_silence_and_everythin
     async def sink(delta: str) -> None:
         sunk.append(delta)
 
-    replies = [await app.chain.handle(at_bot(f"第{i}句"), sink) for i in range(5)]
+    replies = [await app.chain.handle(at_bot(f"第{i}句"), Recorder(partial=sink)) for i in range(5)]
     assert [r is not None for r in replies] == [True, True, True, False, False]
     notice = replies[2]
     assert notice is not None and notice.mode == "canned" and notice.text in horo and sunk[-1] == notice.text

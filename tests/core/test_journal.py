@@ -15,6 +15,7 @@ from core.messages import Incoming, Reply
 from memory.journal import Entry, Route
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.outlet import Recorder
 from tests.support.requests import replies
 
 ROUTE = Route("test", {"where": "here"})
@@ -33,7 +34,7 @@ class Front:
 
     async def answer(self, entry: Entry) -> bool:
         self.routes.append(entry.route)
-        await self.app.chain.handle(entry.incoming, send=self.send, route=entry.route)
+        await self.app.chain.handle(entry.incoming, Recorder(self.send), entry.route)
         return True
 
     async def send(self, reply: Reply) -> None:
@@ -53,12 +54,12 @@ async def stop_with_two_unanswered(settings: Settings, llm: FakeOpenAI) -> None:
     """One message in hand past the drain's deadline, one arriving during the drain."""
     llm.push(Script(text="来不及说完。", delay=3.0))
     async with App.open(settings) as app:
-        first = asyncio.create_task(app.chain.handle(dm("在吗", "m1"), send=_never, route=ROUTE))
+        first = asyncio.create_task(app.chain.handle(dm("在吗", "m1"), Recorder(_never), ROUTE))
         await asyncio.to_thread(llm.wait_for_requests, 1)
         draining = asyncio.create_task(app.chain.drain(0.3))
         await asyncio.sleep(0)
         assert not app.chain.accepting
-        assert await app.chain.handle(dm("还在吗", "m2"), send=_never, route=ROUTE) is None  # only journaled
+        assert await app.chain.handle(dm("还在吗", "m2"), Recorder(_never), ROUTE) is None  # only journaled
         assert await draining == 1
         assert await first is None
     assert len(replies(llm.requests)) == 1  # the second never reached the model
@@ -114,7 +115,7 @@ async def test_a_message_that_fails_is_not_kept_for_later(make_settings: MakeSet
 
     async with App.open(settings) as app:
         with pytest.raises(ConnectionError):
-            await app.chain.handle(dm("你好", "m9"), send=refused, route=ROUTE)
+            await app.chain.handle(dm("你好", "m9"), Recorder(refused), ROUTE)
     async with App.open(settings) as app:
         front = Front(app)
         app.replay.register("test", front)

@@ -27,6 +27,7 @@ from persona.importer import import_card
 from persona.library import PersonaLibrary
 from tests.conftest import ROOT, MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.outlet import Recorder
 from voice.cache import ClipCache
 
 RUNAWAY = ("咱乃贤狼赫萝，汝可要记好了。" * 150_000)[:2_000_000]  # 2 million characters, whatever max_tokens says
@@ -63,7 +64,7 @@ async def test_a_runaway_stream_is_cut_at_the_reply_cap_and_closed(
         shown.append(delta)
 
     started = time.monotonic()
-    reply = await app.chain.handle(dm("你好"), sink)
+    reply = await app.chain.handle(dm("你好"), Recorder(partial=sink))
     took = time.monotonic() - started
     assert reply is not None and reply.mode == "model"
     assert took < 10.0, f"a 2 MB stream held the reply {took:.1f} s"

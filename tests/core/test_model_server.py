@@ -14,6 +14,7 @@ from core.messages import Incoming
 from memory.turns import SessionKey
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.outlet import Recorder
 from tests.support.requests import is_background, replies
 
 OVERFLOW = ("This model's maximum context length is 2048 tokens. However, you requested 3000 tokens "
@@ -187,7 +188,7 @@ async def test_a_message_that_cannot_be_handled_is_answered_and_named(
         sent.append(reply.text)
 
     reply = await app.chain.handle(Incoming("test", "dm-u1", "u1", "Alice", "你好", message_id="m1", is_direct=True),
-                                   send=send)
+                                   Recorder(send))
     assert reply is not None and reply.mode == "fallback" and sent == [reply.text]
     assert "稍等" in reply.text  # Horo's own "give me a moment" line
     assert any("message m1 in test:dm:u1 could not be handled (RuntimeError: disk on fire)" in r.getMessage()

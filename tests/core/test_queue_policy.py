@@ -17,6 +17,7 @@ from persona.lines import BUSY
 from tests.conftest import MakeSettings
 from tests.core.test_metrics import moved, scrape
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.outlet import Recorder
 from tests.support.ports import free_port
 from tests.support.requests import replies
 
@@ -111,9 +112,9 @@ async def test_a_flood_in_one_group_delays_that_group_not_the_others_and_keeps_i
                       max_concurrency=1, first_token_timeout=1.0)
     llm.default = Script(text="好。", delay=0.15)
     posts = Posts()
-    flood = [asyncio.create_task(app.chain.handle(at(f"a{i}", f"a{i}"), send=posts.send)) for i in range(8)]
+    flood = [asyncio.create_task(app.chain.handle(at(f"a{i}", f"a{i}"), Recorder(posts.send))) for i in range(8)]
     await asyncio.sleep(0.05)
-    others = [app.chain.handle(at("b", "b", where="g2"), send=posts.send), app.chain.handle(dm("c", "c"), send=posts.send)]
+    others = [app.chain.handle(at("b", "b", where="g2"), Recorder(posts.send)), app.chain.handle(dm("c", "c"), Recorder(posts.send))]
     await asyncio.gather(*flood, *others)
     answered = posts.answers()
     assert all(mode == "model" for _, mode in answered) and len(answered) == 10
@@ -131,7 +132,7 @@ async def test_a_long_wait_gets_one_busy_notice_per_conversation_and_wait_then_t
     busy_lines = set(app.personas.get("horo").card.lines.busy)
     posts = Posts()
     for wave in ("x", "y"):  # two waits, one after the other
-        await asyncio.gather(*(app.chain.handle(at(f"{wave}{i}", f"{wave}{i}"), send=posts.send) for i in range(4)))
+        await asyncio.gather(*(app.chain.handle(at(f"{wave}{i}", f"{wave}{i}"), Recorder(posts.send)) for i in range(4)))
     notices = [r for r in posts.items if r.mode == "canned"]
     assert len(notices) == 2 and all(r.text in busy_lines for r in notices)
     assert [r.reply_to[0] for r in notices] == ["x", "y"]
@@ -149,7 +150,7 @@ async def test_no_busy_notice_when_nothing_waits_and_for_a_card_without_lines_a_
                       max_concurrency=4)
     llm.default = Script(text="行。", delay=0.3)
     posts = Posts()
-    await asyncio.gather(*(app.chain.handle(at(f"u{i}", f"m{i}", where=f"g{i}"), send=posts.send) for i in range(3)))
+    await asyncio.gather(*(app.chain.handle(at(f"u{i}", f"m{i}", where=f"g{i}"), Recorder(posts.send)) for i in range(3)))
     assert [mode for _, mode in posts.answers()] == ["model"] * 3  # nobody waited for a slot: no notice
     assert set(app.personas.get("yexiu").card.lines.busy)  # the shipped cards speak in their own voice
     assert "zh" in BUSY and all(BUSY[lang] for lang in ("zh", "en", "ja"))  # the plain lines for other cards
@@ -194,7 +195,7 @@ async def test_a_message_that_waited_its_limit_behind_its_own_conversation_is_no
         posts.append(reply)
         now[0] += 200  # the first answer took so long that the next message has waited past the limit
 
-    got = await asyncio.gather(*(app.chain.handle(at(f"u{i}", f"m{i}"), send=send) for i in range(2)))
+    got = await asyncio.gather(*(app.chain.handle(at(f"u{i}", f"m{i}"), Recorder(send)) for i in range(2)))
     assert [r.mode if r else None for r in got] == ["model", "fallback"]
     assert [r.reply_to for r in posts] == ["m0", "m1"]
     assert len(replies(llm.requests)) == 1

@@ -21,6 +21,7 @@ from persona.library import PersonaLibrary
 from tests.conftest import ROOT, MakeSettings
 from tests.core.test_metrics import moved, scrape
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.outlet import Recorder
 from tests.support.ports import free_port
 from tests.support.requests import replies
 from tests.support.texts import varied_chinese
@@ -53,7 +54,7 @@ async def ask(app: App, msg: Incoming) -> tuple[Any, str]:
     async def sink(delta: str) -> None:
         shown.append(delta)
 
-    reply = await app.chain.handle(msg, sink)
+    reply = await app.chain.handle(msg, Recorder(partial=sink))
     return reply, "".join(shown)
 
 

@@ -13,7 +13,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bot.app import App
-from bot.discord_front.front import make_client
+from bot.discord_front.front import attach, discord_poster, new_client
 from tests.discord.fake_discord import TOKEN, FakeDiscord
 from tests.support.openai_server import FakeOpenAI
 
@@ -43,8 +43,10 @@ async def connect(
         sections.setdefault("llm", {})
         sections["llm"] = {"base_url": llm.base_url, "model": "test-model", "retry_after": 0, **sections["llm"]}
         sections["discord"] = {"token": TOKEN, **sections.get("discord", {})}
-        app: App = await app_factory(make_settings(**sections), voice=tts, clocks=clocks)
-        client = make_client(app, guild_ready_timeout=0.05)  # one guild: no need to wait for more
+        settings = make_settings(**sections)
+        client = new_client(settings.discord, guild_ready_timeout=0.05)  # one guild: no need to wait for more
+        app: App = await app_factory(settings, voice=tts, clocks=clocks, posters={"discord": discord_poster(client)})
+        attach(app, client)
         task = asyncio.create_task(client.start(TOKEN))
         clients.append((client, task))
         await discord_server.wait_for(lambda: client.is_ready() or task.done(), timeout=10)

@@ -9,22 +9,25 @@ from typing import Any
 import pytest
 from discord.http import Route
 
-from bot.discord_front import DiscordStartError, serve_discord
+from bot.discord_front import DiscordStartError, discord_poster, new_client, serve_discord
 from tests.discord.fake_discord import BOT_USER, CHANNEL_ID, TOKEN, FakeDiscord
 from tests.support.openai_server import FakeOpenAI, Script
 
 
 @pytest.fixture
 def open_app(make_settings: Any, app_factory: Any, llm: FakeOpenAI) -> Any:
-    async def build(token: str = TOKEN, **discord: Any) -> Any:
-        return await app_factory(make_settings(llm={"base_url": llm.base_url, "model": "m"}, discord={"token": token, **discord}))
+    async def build(token: str = TOKEN, **discord: Any) -> tuple[Any, Any]:
+        """The app and its client, made as the platforms make them (the client first, for its poster)."""
+        settings = make_settings(llm={"base_url": llm.base_url, "model": "m"}, discord={"token": token, **discord})
+        client = new_client(settings.discord)
+        return await app_factory(settings, posters={"discord": discord_poster(client)}), client
 
     return build
 
 
-async def start_error(app: Any) -> str:
+async def start_error(made: tuple[Any, Any]) -> str:
     with pytest.raises(DiscordStartError) as info:
-        await asyncio.wait_for(serve_discord(app), 20)
+        await asyncio.wait_for(serve_discord(*made), 20)
     line = str(info.value)
     assert line and "\n" not in line
     return line
@@ -61,7 +64,7 @@ async def test_nothing_listening_is_one_line(open_app: Any, monkeypatch: pytest.
 
 async def test_serves_until_cancelled(open_app: Any, discord_server: FakeDiscord, llm: FakeOpenAI) -> None:
     llm.push(Script(text="咱在。"))
-    task = asyncio.create_task(serve_discord(await open_app()))
+    task = asyncio.create_task(serve_discord(*await open_app()))
     await discord_server.wait_for(lambda: discord_server.identify, timeout=10)
     await asyncio.sleep(0.1)
     msg = discord_server.message(f"<@{BOT_USER['id']}> hi", mentions=[BOT_USER])
@@ -76,7 +79,7 @@ async def test_serves_until_cancelled(open_app: Any, discord_server: FakeDiscord
 
 
 async def test_sharding_identifies_with_this_process_shards(open_app: Any, discord_server: FakeDiscord) -> None:
-    task = asyncio.create_task(serve_discord(await open_app(shard_count=2, shard_ids=[1])))
+    task = asyncio.create_task(serve_discord(*await open_app(shard_count=2, shard_ids=[1])))
     try:
         identify = await discord_server.wait_for(lambda: discord_server.identify, timeout=10)
         assert identify["shard"] == [1, 2]

@@ -12,7 +12,7 @@ from typing import Any
 import discord
 
 from bot.app import App
-from bot.discord_front.front import make_client
+from bot.discord_front.front import attach, discord_poster, new_client
 from core.config import Settings
 from tests.discord.fake_discord import BOT_USER, CHANNEL_ID, TOKEN, FakeDiscord
 from tests.support.openai_server import FakeOpenAI, Script
@@ -23,8 +23,9 @@ MENTION = f"<@{BOT_USER['id']}>"
 @asynccontextmanager
 async def running(settings: Settings, fake: FakeDiscord) -> AsyncIterator[tuple[App, discord.Client]]:
     """One bot process's life: the App and its Discord client, logged in; closed in that order's reverse."""
-    async with App.open(settings) as app:
-        client = make_client(app, guild_ready_timeout=0.05)
+    client = new_client(settings.discord, guild_ready_timeout=0.05)
+    async with App.open(settings, posters={"discord": discord_poster(client)}) as app:
+        attach(app, client)
         task = asyncio.create_task(client.start(TOKEN))
         try:
             await fake.wait_for(lambda: client.is_ready() or task.done(), timeout=10)

@@ -33,10 +33,14 @@ async def qq_app(
 ) -> AsyncIterator[Callable[..., Any]]:
     """`await qq_app(qq={...}, clocks=Clocks(...), ...)` -> the App the plugin's matchers now use."""
 
+    from plugins.roleplay.speak_first import onebot_poster  # loaded by nonebot (roleplay_plugin) by now
+
     async def open_app(clocks: Any = None, **sections: dict[str, Any]) -> App:
         sections["llm"] = {"base_url": llm.base_url, "model": "test-model", "retry_after": 0, **sections.get("llm", {})}
         sections["memory"] = {"summary": False, "facts": False, **sections.get("memory", {})}
-        app: App = await app_factory(make_settings(**sections), clocks=clocks)
+        settings = make_settings(**sections)
+        # as the platforms open it: with the plugin's way to speak first into a group
+        app: App = await app_factory(settings, clocks=clocks, posters={"qq": onebot_poster(settings.qq)})
         holder.set(app)
         return app
 

@@ -29,10 +29,11 @@ class OneBotImpl:
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def open(self) -> None:
-        """Connect with the headers a OneBot implementation sends."""
+    async def open(self, keepalive: bool = True) -> None:
+        """Connect with the headers a OneBot implementation sends (`keepalive`: ping, as they do)."""
         headers = {"X-Self-ID": self.self_id, "X-Client-Role": "Universal", "Authorization": f"Bearer {self.token}"}
-        self._ws = await connect(self.url, additional_headers=headers, open_timeout=5)
+        self._ws = await connect(self.url, additional_headers=headers, open_timeout=5,
+                                 ping_interval=20 if keepalive else None)
         self._reader = asyncio.create_task(self._read())
 
     async def close(self) -> None:

@@ -51,6 +51,14 @@ def test_forward_only_past_the_threshold_and_only_for_several_pieces() -> None:
     assert _plan(long, QQConfig(message_chars=60, forward_over_chars=0)).kind == "messages"
 
 
+def test_a_wire_without_merged_forward_gets_plain_messages() -> None:
+    from plugins.roleplay.delivery import plan
+
+    long = ("甲" * 55 + "。") * 3
+    cut = plan(long, QQConfig(message_chars=60, forward_over_chars=100), forward=False)  # the official API
+    assert cut.kind == "messages" and len(cut.chunks) == 3
+
+
 async def test_delay_is_a_random_share_of_the_maximum() -> None:
     from plugins.roleplay.delivery import pause
 

@@ -20,6 +20,7 @@ from memory.turns import SessionKey
 from tests.conftest import ROOT, MakeSettings
 from tests.real_model.llama import LlamaServer
 from tests.support.cli import run_bot
+from tests.support.outlet import Recorder
 
 Llama = Any  # the `llama` fixture: n_ctx -> LlamaServer
 
@@ -104,7 +105,7 @@ async def test_streamed_reply_shows_before_it_ends(
         seen.append((loop.time(), delta))
 
     # in the card's language: SmolLM2 mostly answers Horo in Chinese, which an English chat refuses
-    reply = await app.chain.handle(dm("给咱讲讲麦田和丰收节的事吧。"), sink)
+    reply = await app.chain.handle(dm("给咱讲讲麦田和丰收节的事吧。"), Recorder(partial=sink))
     done = loop.time()
     assert answered(reply, caplog)
     assert len(seen) >= 2 and seen[0][0] < done - 0.05  # text arrived before the reply was complete

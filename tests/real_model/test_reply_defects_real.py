@@ -12,6 +12,7 @@ from bot.defects import DefectScan, known_words, language_of
 from tests.conftest import MakeSettings
 from tests.real_model.llama import LlamaServer
 from tests.real_model.test_real_model import dm, llm, no_tracebacks
+from tests.support.outlet import Recorder
 
 CHAT = ("你好呀，今天心情怎么样？", "你最喜欢吃什么？", "给你带了一袋红苹果。", "今晚我们住哪家旅馆？")
 
@@ -30,7 +31,7 @@ async def test_a_short_chat_shows_no_broken_reply(
         async def sink(delta: str, shown: list[str] = shown) -> None:
             shown.append(delta)
 
-        reply = await app.chain.handle(dm(text), sink)
+        reply = await app.chain.handle(dm(text), Recorder(partial=sink))
         assert reply is not None
         said = "".join(shown).strip()
         assert said.endswith(reply.text)  # what was shown is the reply (after any fragment an example line follows)

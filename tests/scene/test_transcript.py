@@ -10,11 +10,13 @@ import pytest
 from bot.app import App
 from bot.scene.runner import Scenes
 from core.conversation import Conversation
-from core.messages import Incoming, Reply
+from core.messages import Clip, Incoming, Reply
+from core.outlet import ClipTask
 from memory.scene import line_of, record, said_by
 from memory.turns import SessionKey, Turn
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.outlet import Chime, Recorder
 
 WHERE = Conversation("test", "group", "g1")
 
@@ -34,10 +36,11 @@ def by_persona(body: dict[str, Any]) -> str:
 
 
 async def open_scene(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI, memory: dict[str, Any],
-                     **scene: Any) -> tuple[App, Scenes]:
+                     tts: Any = None, **scene: Any) -> tuple[App, Scenes]:
     settings = make_settings(llm={"base_url": llm.base_url, "model": "test-model", "retry_after": 0},
-                             memory={"summary": False, "facts": False, **memory}, scene=scene)
-    app: App = await app_factory(settings)
+                             memory={"summary": False, "facts": False, **memory}, scene=scene,
+                             voice={"enabled": tts is not None})
+    app: App = await app_factory(settings, voice=tts)
     return app, Scenes(settings.scene, settings.bot, app.chain, app.personas, app.clocks.wall, app.clocks.mono)
 
 
@@ -67,14 +70,17 @@ async def test_a_message_naming_both_gets_one_reply_from_each_and_the_second_see
     llm.responder = lambda body: Script(text={"horo": "咱先说：苹果最好。", "yexiu": "我没意见，打游戏去了。"}[by_persona(body)])
     sent: list[tuple[str, str]] = []
 
-    def send_as(pid: str) -> Any:
+    def outlet(pid: str) -> Recorder:
         async def send(reply: Reply) -> None:
             sent.append((pid, reply.text))
-        return send
+        return Recorder(send)
 
-    replies = await scenes.handle(said("赫萝和叶修，你们觉得呢？"), ["horo", "yexiu"], send_as)
+    outlets = {pid: outlet(pid) for pid in ("horo", "yexiu")}
+    replies = await scenes.handle(said("赫萝和叶修，你们觉得呢？"), ["horo", "yexiu"], outlets)
     assert [(r.persona_id, r.text) for r in replies] == [("horo", "咱先说：苹果最好。"), ("yexiu", "我没意见，打游戏去了。")]
+    # each line out through its own character's outlet, in turn
     assert sent == [("horo", "咱先说：苹果最好。"), ("yexiu", "我没意见，打游戏去了。")]
+    assert [r.persona_id for r in outlets["horo"].sent] == ["horo"] and outlets["horo"].kinds == ["placed", "partial*", "send"]
     first, second = llm.requests[-2]["messages"], llm.requests[-1]["messages"]
     assert by_persona(llm.requests[-2]) == "horo" and by_persona(llm.requests[-1]) == "yexiu"
     # the later speaker sees the earlier one's line as a named speaker, never as its own reply
@@ -99,9 +105,9 @@ async def test_an_at_reaches_its_character_alone_and_a_plain_message_is_kept_by_
 ) -> None:
     app, scenes = await open_scene(make_settings, app_factory, llm, memory)
     llm.default = Script(text="嗯，说得好。")
-    replies = await scenes.handle(said("叶修你看这个", "m1"), ["horo", "yexiu"], lambda pid: None, to="horo")
+    replies = await scenes.handle(said("叶修你看这个", "m1"), ["horo", "yexiu"], {}, to="horo")
     assert [r.persona_id for r in replies] == ["horo"] and len(llm.requests) == 1
-    assert await scenes.handle(said("今天天气不错", "m2"), ["horo", "yexiu"], lambda pid: None) == []
+    assert await scenes.handle(said("今天天气不错", "m2"), ["horo", "yexiu"], {}) == []
     assert len(llm.requests) == 1
     for pid in ("horo", "yexiu"):
         turns = await app.store.recent(SessionKey.of(pid, WHERE), 10)
@@ -114,7 +120,7 @@ async def test_characters_answering_each_other_stop_within_max_bot_turns(
     app, scenes = await open_scene(make_settings, app_factory, llm, memory, max_bot_turns=3)
     lines = {"horo": ["叶修，汝怎么看？", "叶修又在偷懒。", "叶修！"], "yexiu": ["赫萝你问我？", "赫萝别闹。"]}
     llm.responder = lambda body: Script(text=lines[by_persona(body)].pop(0))
-    replies = await scenes.handle(said("赫萝你好"), ["horo", "yexiu"], lambda pid: None)
+    replies = await scenes.handle(said("赫萝你好"), ["horo", "yexiu"], {})
     assert [r.persona_id for r in replies] == ["horo", "yexiu", "horo"] and len(llm.requests) == 3
     yexiu = await app.store.recent(SessionKey.of("yexiu", WHERE), 10)
     assert [t.text for t in yexiu][-3:] == ["叶修，汝怎么看？", "赫萝你问我？", "叶修又在偷懒。"]
@@ -126,3 +132,32 @@ async def test_each_copy_of_a_message_is_taken_once(make_settings: MakeSettings,
     assert scenes.first_copy(said("hi", "77", bot_id="10001"))
     assert not scenes.first_copy(said("hi", "77", bot_id="10002"))
     assert scenes.first_copy(said("hi", "78", bot_id="10002"))
+
+
+async def test_each_line_goes_out_through_its_characters_outlet_and_the_clips_follow_the_round(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    _, scenes = await open_scene(make_settings, app_factory, llm, {"backend": "sqlite"}, tts=Chime())
+    llm.responder = lambda body: Script(text={"horo": "咱先说。", "yexiu": "我后说。"}[by_persona(body)])
+    log: list[tuple[str, str]] = []
+
+    class Logged(Recorder):
+        def __init__(self, pid: str):
+            super().__init__()
+            self.pid = pid
+
+        async def send(self, reply: Reply) -> None:
+            log.append(("send", self.pid))
+            await super().send(reply)
+
+        async def voice(self, clip: ClipTask) -> None:
+            await super().voice(clip)
+            log.append(("voice", self.pid))
+
+    outlets = {pid: Logged(pid) for pid in ("horo", "yexiu")}
+    replies = await scenes.handle(said("赫萝和叶修，谁先说？"), ["horo", "yexiu"], outlets)
+    assert [r.persona_id for r in replies] == ["horo", "yexiu"]
+    # the second character does not wait for the first one's clip; the clips follow in the order of the lines
+    assert log == [("send", "horo"), ("send", "yexiu"), ("voice", "horo"), ("voice", "yexiu")]
+    clip = outlets["yexiu"].events[-1][1]
+    assert isinstance(clip, Clip) and clip.text == "我后说。"

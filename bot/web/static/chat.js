@@ -52,7 +52,7 @@
           const item = JSON.parse(pending.slice(0, cut));
           pending = pending.slice(cut + 1);
           if (item.delta !== undefined) { streamed += item.delta; shown.textContent = streamed; }
-          else if (item.reply !== undefined) { shown.textContent = item.reply; shown.previousSibling.textContent = item.name; }
+          else if (item.reply !== undefined) { shown.textContent = item.reply; if (item.name) shown.previousSibling.textContent = item.name; }
           else if (item.command !== undefined) { line("command", "", item.command); }
           else if (item.silent) { shown.textContent = "(no answer)"; }
           else if (item.error !== undefined) { (shown || line("system", "", "")).textContent = "(" + item.error + ")"; }
