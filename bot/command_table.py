@@ -21,6 +21,7 @@ from bot.commands import (
     switch_arg,
     text_arg,
 )
+from bot.scene.commands import scene_add, scene_list, scene_remove
 from core.messages import Incoming
 
 Who = Literal["anyone", "admin"]
@@ -120,6 +121,14 @@ TABLE: tuple[Command, ...] = (
             private=True, names_user=True),
     Command("why", "Which memories, facts, lore and passages the last reply was given (only you see it)",
             lambda c, m, a, t: c.why(m), private=True),
+    Command("scene list", "The characters of this channel's scene (admins)", lambda c, m, a, t: scene_list(c.app, m),
+            who="admin", quiet=True),
+    Command("scene add", "Add a character to this channel's scene; each speaks through a webhook (admins, Discord)",
+            lambda c, m, a, t: scene_add(c.app, m, a[0]), (Param("persona", "persona", "persona id, e.g. yexiu"),),
+            who="admin"),
+    Command("scene remove", "Take a character out of this channel's scene (admins, Discord)",
+            lambda c, m, a, t: scene_remove(c.app, m, a[0]), (Param("persona", "persona", "persona id"),),
+            who="admin"),
 )
 BY_NAME = {c.name: c for c in TABLE}
 GROUPS = sorted({c.name.split()[0] for c in TABLE if " " in c.name})  # "persona": typed as /persona list|set ID

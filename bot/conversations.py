@@ -70,6 +70,7 @@ class Conversations:
         chance: float | _Keep | None = KEEP,
         bots: bool | _Keep | None = KEEP,
         initiative: bool | _Keep = KEEP,
+        scene: tuple[str, ...] | _Keep = KEEP,
     ) -> None:
         """Change some settings; None clears one back to the configured default.
 
@@ -92,6 +93,10 @@ class Conversations:
             changes["bots"] = None if bots is None else ("on" if bots else "off")
         if not isinstance(initiative, _Keep):
             changes["initiative"] = "on" if initiative else None
+        if not isinstance(scene, _Keep):
+            if unknown := [p for p in scene if p not in self.personas]:
+                raise KeyError(unknown[0])
+            changes["scene"] = ",".join(dict.fromkeys(scene)) or None
         for name, value in changes.items():
             await self.store.set_setting(where, name, value)
 
