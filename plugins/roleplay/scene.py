@@ -12,11 +12,12 @@ import time
 from dataclasses import replace
 
 import nonebot
+from nonebot.adapters import Message
 from nonebot.adapters.onebot.v11 import ActionFailed, Bot, GroupMessageEvent, MessageEvent, NetworkError
 
 from bot import metrics
 from bot.app import App
-from bot.command_table import find
+from bot.command_table import Command, find
 from core.messages import Incoming
 from memory.store import StoreError
 from plugins.roleplay.fronts import Front, outlet_for
@@ -119,6 +120,18 @@ def for_command(app: App, bot: object, msg: Incoming) -> Incoming | None:
     if not msg.is_direct and not app.scenes.first_copy(msg):
         return None
     return replace(msg, persona=accounts.get(str(bot.self_id), msg.persona))
+
+
+def with_character(app: App, command: Command, arg: Message, args: list[str]) -> list[str]:
+    """The arguments with the character an @ of its account names (`/why @赫萝`), where the command
+    takes a character and none was typed."""
+    names = [p.name for p in command.params]
+    if "character" not in names or len(args) != names.index("character"):
+        return args
+    accounts = _accounts(app)
+    at = (str(seg.data.get("qq", "")) for seg in arg if seg.type == "at")
+    character = next((accounts[qq] for qq in at if qq in accounts), "")
+    return [*args, character] if character else args
 
 
 def _command(text: str) -> bool:

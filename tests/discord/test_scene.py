@@ -88,6 +88,13 @@ async def test_two_characters_speak_through_one_webhook_under_their_own_names(
     third = await discord_server.wait_for(lambda: len(hook_posts(discord_server)) >= 3 and hook_posts(discord_server)[2])
     assert (third.body["username"], third.body["content"]) == ("叶修", "行，听你的。")
     assert len(llm.requests) == 3
+    # /why and /memory answer as the character asked
+    why = await run(discord_server, "why", [{"name": "character", "type": 3, "value": "yexiu"}])
+    assert why["data"]["flags"] == EPHEMERAL and why["data"]["content"].startswith("The last reply of 叶修 (to alice")
+    memory = await run(discord_server, "memory", [{"name": "character", "type": 3, "value": "赫萝"}])
+    assert memory["data"]["content"].startswith("What 赫萝 remembers about alice")
+    nobody = await run(discord_server, "why", [{"name": "character", "type": 3, "value": "nobody"}])
+    assert nobody["data"]["content"].startswith("No character 'nobody'")
 
 
 async def test_without_manage_webhooks_each_line_goes_as_the_bot_under_its_name(

@@ -117,3 +117,30 @@ async def test_characters_stop_within_max_bot_turns_and_their_own_lines_start_no
         await impl.push(impl.group_message([text("叶修赫萝")], group_id=GROUP, user_id=int(author), message_id=mid))
     assert await silent(horo, 1.5) and await silent(yexiu, 0.3)
     assert len(llm.requests) == 3
+
+
+async def first_private(accounts: tuple[OneBotImpl, OneBotImpl]) -> tuple[str, dict[str, Any]]:
+    """The first private message either account sends: (its self id, the action)."""
+    waits = {asyncio.ensure_future(impl.next_action("send_private_msg")): impl.self_id for impl in accounts}
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    task = done.pop()
+    return waits[task], task.result()
+
+
+async def test_why_and_memory_answer_as_the_character_asked(accounts: tuple[OneBotImpl, OneBotImpl]) -> None:
+    # `/why @赫萝`: both accounts take it as a command; whichever answers, it explains Horo's last reply
+    await to_both(accounts, [text("/why "), {"type": "at", "data": {"qq": HORO_ID}}], 410)
+    _, why = await first_private(accounts)
+    assert said(why).startswith("The last reply of 赫萝 (to 叶修"), said(why)
+    await to_both(accounts, [text("/why 叶修")], 411)
+    _, why = await first_private(accounts)
+    assert said(why).startswith("The last reply of 叶修 (to 赫萝"), said(why)
+    # `@叶修 /memory`: the account @-ed answers, as its character
+    await to_both(accounts, [{"type": "at", "data": {"qq": YEXIU_ID}}, text(" /memory")], 412)
+    sender, memory = await first_private(accounts)
+    assert sender == YEXIU_ID and said(memory).startswith("What 叶修 remembers about 阿青")
+    for impl in accounts:  # each command was answered once, by one account
+        with pytest.raises(TimeoutError):
+            await impl.next_action("send_private_msg", timeout=0.4)

@@ -10,7 +10,7 @@ import pytest
 from bot.app import App
 from bot.scene.runner import Scenes
 from core.conversation import Conversation
-from core.messages import Clip, Incoming, Reply
+from core.messages import Incoming, Reply
 from core.outlet import ClipTask
 from memory.scene import line_of, record, said_by
 from memory.turns import SessionKey, Turn
@@ -159,5 +159,6 @@ async def test_each_line_goes_out_through_its_characters_outlet_and_the_clips_fo
     assert [r.persona_id for r in replies] == ["horo", "yexiu"]
     # the second character does not wait for the first one's clip; the clips follow in the order of the lines
     assert log == [("send", "horo"), ("send", "yexiu"), ("voice", "horo"), ("voice", "yexiu")]
-    clip = outlets["yexiu"].events[-1][1]
-    assert isinstance(clip, Clip) and clip.text == "我后说。"
+    # each in its own voice, as its card says
+    clips = [outlets[pid].events[-1][1] for pid in ("horo", "yexiu")]
+    assert [(c.text, c.data) for c in clips] == [("咱先说。", b"RIFF-jf_alpha"), ("我后说。", b"RIFF-jm_kumo")]

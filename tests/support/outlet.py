@@ -1,5 +1,5 @@
 """Stand-ins at the edge of the pipeline: an outlet (core/outlet.py) that keeps what the pipeline hands
-it, in order, as a front would see it; a voice that makes a fixed clip."""
+it, in order, as a front would see it; a voice whose clip names the card's speaker."""
 
 from __future__ import annotations
 
@@ -65,11 +65,11 @@ class Recorder:
 
 
 class Chime:
-    """A Voice standing in for the TTS engine: a fixed little clip."""
+    """A Voice standing in for the TTS engine: a little clip naming the card's speaker."""
 
     async def speak(self, persona: Persona, text: str, *, fmt: str = "wav") -> Clip | None:
         await asyncio.sleep(0.05)
-        return Clip(b"RIFF-clip", fmt, 0.5, text)
+        return Clip(f"RIFF-{persona.card.voice.speaker}".encode(), fmt, 0.5, text)
 
     async def close(self) -> None:
         return None
