@@ -7,8 +7,13 @@ The scripted model sometimes names the other characters, so they answer each oth
 max_bot_turns. Groups run at once; within a group, the next message comes when the round is over.
 
 Numbers: round latency (message in to last line out) p50/p95; character lines per human message
-(mean, max); duplicates (a character answering one human message twice, or a copy handled); and
-pipeline overhead per human message: the round's wall time less its time waiting on the model.
+(mean, max); duplicates (a character answering one human message twice, or a copy handled);
+pipeline overhead per human message: the round's wall time less its time waiting on the model (its
+slot queue included), and that shared by the round's lines; the process's CPU time per line.
+
+The overhead is mostly the event loop's queue: every await of a round waits behind the other
+groups' work, so it grows with the lines per second offered and the machine's load. Compare it with
+`bench pipeline` at the same pace (`--llm-latency-ms 300 --concurrency 4`), run at the same time.
 """
 
 from __future__ import annotations
@@ -114,9 +119,9 @@ async def run(groups: int, messages: int, latency_ms: float, concurrency: int, m
             generate = next(s for s in app.chain.stages if isinstance(s, Generate))
             assert generate.model is not None
             generate.model = TimedModel(generate.model)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             rounds, lines, copies = await _drive(app, groups, messages)
-            wall = time.perf_counter() - started
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     said = Counter((g, seq, pid) for g, seq, pid, _ in lines)
     per_message = Counter((g, seq) for g, seq, _, _ in lines)
     counts = [per_message.get((g, seq), 0) for g, seq, _, _ in rounds]
@@ -130,7 +135,10 @@ async def run(groups: int, messages: int, latency_ms: float, concurrency: int, m
         "latency_p95_ms": pct([1000 * w for *_, w, _ in rounds], 0.95),
         "overhead_p50_ms": pct([1000 * (w - m) for *_, w, m in rounds], 0.5),
         "overhead_p95_ms": pct([1000 * (w - m) for *_, w, m in rounds], 0.95),
+        # a round's overhead shared by its lines: what one line costs beside the model, as `bench pipeline` counts a message
+        "overhead_per_line_p50_ms": pct([1000 * (w - m) / n for (*_, w, m), n in zip(rounds, counts, strict=True) if n], 0.5),
         "lines_per_s": len(lines) / wall,
+        "cpu_ms_per_line": 1000 * cpu / max(1, len(lines)),
     }
 
 

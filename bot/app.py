@@ -140,7 +140,8 @@ class App:
         look = Look(ImageGate(settings.llm, policy), model.profile, model.probe if isinstance(model, OpenAIChat) else None) \
             if model else None
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
-        conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)
+        conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter,
+                                      clocks.mono)
         watchlist = Watchlist(clocks.wall)  # the chain tells it every message and reply; speaking first reads it
         chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono, clocks.wall,
                       settings.bot.busy_notice_seconds, observers=[watchlist])

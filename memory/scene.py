@@ -11,7 +11,7 @@ own, and nothing of another character's card ever enters its prompt: only what t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from core.conversation import Conversation
 from memory.store import ConversationStore
@@ -30,9 +30,47 @@ def line_of(persona: str, name: str, text: str, at: float, addressed: bool = Fal
     return Turn("user", text, character_user(persona), name, addressed, at, speaker=persona)
 
 
-async def record(store: ConversationStore, where: Conversation, personas: Iterable[str], turn: Turn) -> None:
-    """Keep one line of the scene in the memory of each of these characters, at the same time."""
-    await asyncio.gather(*(store.append(SessionKey.of(pid, where), [turn]) for pid in dict.fromkeys(personas)))
+async def record(store: ConversationStore, where: Conversation, turns: Mapping[str, Turn]) -> None:
+    """Keep one line of the scene in the memory of each of these characters (persona id -> the line as
+    it keeps it), in one round trip."""
+    await store.append_each([(SessionKey.of(pid, where), [turn]) for pid, turn in turns.items()])
+
+
+class Keeper:
+    """Writes a round's lines into the characters' memories in order, while the characters go on talking.
+
+    Each write follows the one before it; `ready(pid)` waits until every line meant for that character
+    is written (so, before it speaks, its memory is in order), `close()` until all are.
+    """
+
+    def __init__(self, store: ConversationStore, where: Conversation):
+        self.store = store
+        self.where = where
+        self._last: asyncio.Future[None] | None = None
+        self._owed: set[str] = set()  # characters with a line on its way
+
+    def keep(self, turns: Mapping[str, Turn]) -> None:
+        """Start writing these lines (persona id -> its copy), after the ones before them."""
+        if turns:
+            self._last = asyncio.ensure_future(self._write(self._last, dict(turns)))
+            self._owed |= set(turns)
+
+    async def _write(self, before: asyncio.Future[None] | None, turns: Mapping[str, Turn]) -> None:
+        if before is not None:
+            await before
+        await record(self.store, self.where, turns)
+
+    async def ready(self, persona: str) -> None:
+        """Every line meant for `persona` is in its memory."""
+        if persona in self._owed and self._last is not None:
+            await self._last
+            self._owed.clear()
+
+    async def close(self) -> None:
+        """Every line is written (a write that failed raises here)."""
+        if self._last is not None:
+            await self._last
+            self._owed.clear()
 
 
 def said_by(turn: Turn, persona: str) -> str:

@@ -10,7 +10,6 @@ follow once every line of the round is out.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +23,7 @@ from core.messages import Incoming, Reply, said_at
 from core.outlet import ClipTask, Outlet
 from core.sanitize import clean_input
 from memory.journal import Route
-from memory.scene import character_user, line_of, record
+from memory.scene import Keeper, character_user, line_of
 from memory.turns import Turn
 from persona.library import PersonaLibrary
 
@@ -103,38 +102,52 @@ class Scenes:
 
     async def _round(self, msg: Incoming, cast: Sequence[str], held: Mapping[str, Held], to: str,
                      routes: Mapping[str, Route]) -> list[Reply]:
-        """The round itself, in the scene's turn."""
+        """The round itself, in the scene's turn.
+
+        What the characters who do not speak now keep of each line is written while the next one
+        speaks (memory/scene.py Keeper), so no speaker waits on the others' memories, only on its own.
+        """
         members = [Member.of(self.personas.get(pid)) for pid in dict.fromkeys(cast) if pid in self.personas]
         ids = [m.id for m in members]
         where = msg.conversation
+        settings = await self.chain.conversations.settings(where)  # read outside the turn: kept briefly
+        chance = settings.chance if settings.chance is not None else self.bot.reply_chance
         async with self.locks.hold(where.key):
-            settings = await self.chain.conversations.settings(where)
-            chance = settings.chance if settings.chance is not None else self.bot.reply_chance
-            floor = Floor(members, self.cfg.max_bot_turns, Line(msg.text, to=to), chance, self._draw(where.key))
-            who = floor.next()
-            called = {to} if to else set(named(msg.text, members))
-            heard = Turn("user", clean_input(msg.text, self.bot.max_input_chars), msg.user_id, msg.display_name,
-                         False, said_at(msg, self.wall()), msg.message_id)
-            if who and not called:
-                self._drew(where.key)
-            if heard.text:  # what each character does not answer itself, it keeps as the scene's context
-                await asyncio.gather(*(record(self.chain.store, where, [pid], replace(heard, addressed=pid in called))
-                                       for pid in ids if pid != who))
-            replies: list[Reply] = []
-            cue, route = replace(msg, persona=who, mentions_bot=True), routes.get(who)
-            while who:
-                reply = await self.chain.handle(cue, held.get(who), route)
-                if reply is None or not reply.text or reply.mode == "reaction":
-                    break  # it stayed silent: the floor goes back to the people
-                replies.append(reply)
-                floor.said(who, reply.text)
-                after = floor.next()
-                line = line_of(who, reply.persona_name, reply.text, self.wall())
-                await record(self.chain.store, where, [pid for pid in ids if pid not in (who, after)], line)
-                cue = Incoming(msg.platform, msg.channel_id, character_user(who), reply.persona_name, reply.text,
-                               bot_id=msg.bot_id, persona=after, mentions_bot=True, speaker=who, conversation=where)
-                who, route = after, None
-            return replies
+            keeper = Keeper(self.chain.store, where)
+            try:
+                return await self._lines(msg, members, ids, held, to, routes, chance, keeper)
+            finally:
+                await keeper.close()
+
+    async def _lines(self, msg: Incoming, members: list[Member], ids: list[str], held: Mapping[str, Held], to: str,
+                     routes: Mapping[str, Route], chance: float, keeper: Keeper) -> list[Reply]:
+        """Who speaks, line after line, until the floor goes back to the people."""
+        where = msg.conversation
+        floor = Floor(members, self.cfg.max_bot_turns, Line(msg.text, to=to), chance, self._draw(where.key))
+        who = floor.next()
+        called = {to} if to else set(named(msg.text, members))
+        heard = Turn("user", clean_input(msg.text, self.bot.max_input_chars), msg.user_id, msg.display_name,
+                     False, said_at(msg, self.wall()), msg.message_id)
+        if who and not called:
+            self._drew(where.key)
+        if heard.text:  # what each character does not answer itself, it keeps as the scene's context
+            keeper.keep({pid: replace(heard, addressed=pid in called) for pid in ids if pid != who})
+        replies: list[Reply] = []
+        cue, route = replace(msg, persona=who, mentions_bot=True), routes.get(who)
+        while who:
+            await keeper.ready(who)
+            reply = await self.chain.handle(cue, held.get(who), route)
+            if reply is None or not reply.text or reply.mode == "reaction":
+                break  # it stayed silent: the floor goes back to the people
+            replies.append(reply)
+            floor.said(who, reply.text)
+            after = floor.next()
+            line = line_of(who, reply.persona_name, reply.text, self.wall())
+            keeper.keep(dict.fromkeys((pid for pid in ids if pid not in (who, after)), line))
+            cue = Incoming(msg.platform, msg.channel_id, character_user(who), reply.persona_name, reply.text,
+                           bot_id=msg.bot_id, persona=after, mentions_bot=True, speaker=who, conversation=where)
+            who, route = after, None
+        return replies
 
     def _draw(self, key: str) -> Callable[[], float] | None:
         """The chance draws for an unaddressed message; None while the channel's reply cooldown runs."""

@@ -51,9 +51,10 @@ def said(text: str, mid: str = "m1", **kw: Any) -> Incoming:
 async def test_lines_keep_their_speaker_in_each_characters_memory(make_settings: MakeSettings, app_factory: Any,
                                                                   llm: FakeOpenAI, memory: dict[str, Any]) -> None:
     app, _ = await open_scene(make_settings, app_factory, llm, memory)
-    await record(app.store, WHERE, ["horo", "yexiu"], Turn("user", "大家好", "u1", "阿青", at=1.0, message_id="m1"))
+    hello = Turn("user", "大家好", "u1", "阿青", at=1.0, message_id="m1")
+    await record(app.store, WHERE, {"horo": hello, "yexiu": hello})
     await app.store.append(SessionKey.of("horo", WHERE), [Turn("assistant", "呵呵。", name="赫萝", at=2.0)])
-    await record(app.store, WHERE, ["yexiu"], line_of("horo", "赫萝", "呵呵。", 2.0))
+    await record(app.store, WHERE, {"yexiu": line_of("horo", "赫萝", "呵呵。", 2.0)})
     horo = await app.store.recent(SessionKey.of("horo", WHERE), 10)
     yexiu = await app.store.recent(SessionKey.of("yexiu", WHERE), 10)
     assert [(t.text, said_by(t, "horo")) for t in horo] == [("大家好", "person"), ("呵呵。", "self")]
@@ -162,3 +163,26 @@ async def test_each_line_goes_out_through_its_characters_outlet_and_the_clips_fo
     # each in its own voice, as its card says
     clips = [outlets[pid].events[-1][1] for pid in ("horo", "yexiu")]
     assert [(c.text, c.data) for c in clips] == [("咱先说。", b"RIFF-jf_alpha"), ("我后说。", b"RIFF-jm_kumo")]
+
+
+async def test_three_characters_each_keep_the_round_in_order(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI, memory: dict[str, Any]
+) -> None:
+    app, scenes = await open_scene(make_settings, app_factory, llm, memory)
+
+    def who(body: dict[str, Any]) -> str:
+        system = body["messages"][0]["content"]
+        return "wukong" if "俺老孙" in system else by_persona(body)
+
+    llm.responder = lambda body: Script(text={"horo": "咱先来。", "yexiu": "我第二。", "wukong": "俺老孙压轴！"}[who(body)])
+    replies = await scenes.handle(said("赫萝、叶修、大圣，排个队？"), ["horo", "yexiu", "wukong"], {})
+    assert [r.persona_id for r in replies] == ["horo", "yexiu", "wukong"]
+    # the third speaker's prompt holds both lines before it, in order, as named speakers
+    third = "\n".join(m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "user")
+    assert third.index("赫萝: 咱先来。") < third.index("叶修: 我第二。")
+    kept = {pid: [(t.role, t.speaker, t.text) for t in await app.store.recent(SessionKey.of(pid, WHERE), 10)]
+            for pid in ("horo", "yexiu", "wukong")}
+    heard = ("user", "", "赫萝、叶修、大圣，排个队？")
+    assert kept["horo"] == [heard, ("assistant", "", "咱先来。"), ("user", "yexiu", "我第二。"), ("user", "wukong", "俺老孙压轴！")]
+    assert kept["yexiu"] == [heard, ("user", "horo", "咱先来。"), ("assistant", "", "我第二。"), ("user", "wukong", "俺老孙压轴！")]
+    assert kept["wukong"] == [heard, ("user", "horo", "咱先来。"), ("user", "yexiu", "我第二。"), ("assistant", "", "俺老孙压轴！")]
