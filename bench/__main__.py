@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [str(script), *argv[1:]]
         runpy.run_path(str(script), run_name="__main__")
         return 0
-    from bench import check, memory, model, pipeline, qq, runaway, stop, web
+    from bench import check, memory, model, pipeline, qq, runaway, scene, stop, web
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     qq.register(sub)
     memory.register(sub)
     runaway.register(sub)
+    scene.register(sub)
     stop.register(sub)
     web.register(sub)
     for name, file in SCRIPTS.items():

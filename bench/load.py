@@ -92,8 +92,9 @@ class Responder:
 class ModelProcess:
     """The scripted model server in a process of its own, as a real one would be: its work is not the bot's."""
 
-    def __init__(self, latency_ms: float):
+    def __init__(self, latency_ms: float, responder: type[Responder] = Responder):
         self.latency_ms = latency_ms
+        self.responder = responder  # the scripted replies (a class, so it crosses into the process)
         self.base_url = ""
         self._conn: Connection | None = None
         self._proc: multiprocessing.process.BaseProcess | None = None
@@ -101,7 +102,7 @@ class ModelProcess:
     def __enter__(self) -> ModelProcess:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve_model, args=(self.latency_ms, child), name="model", daemon=True)
+        self._proc = ctx.Process(target=_serve_model, args=(self.latency_ms, child, self.responder), name="model", daemon=True)
         self._proc.start()
         self.base_url = self._conn.recv()
         return self
@@ -126,9 +127,9 @@ class ModelProcess:
             self._conn.close()
 
 
-def _serve_model(latency_ms: float, conn: Connection) -> None:
+def _serve_model(latency_ms: float, conn: Connection, responder: type[Responder] = Responder) -> None:
     with FakeOpenAI() as srv:
-        srv.responder = Responder(latency_ms)
+        srv.responder = responder(latency_ms)
         conn.send(srv.base_url)
         while (what := conn.recv()) != "stop":
             if what == "clear":

@@ -17,6 +17,7 @@ from bot.exchange import Stage
 from bot.initiative import Initiative, Watchlist, running
 from bot.offline import Offline
 from bot.replay import Replay
+from bot.scene.runner import Scenes
 from bot.stages.compose import Compose
 from bot.stages.finish import Finish
 from bot.stages.gate import Gate
@@ -74,6 +75,7 @@ class App:
     chain: Chain
     initiative: Initiative
     replay: Replay
+    scenes: Scenes  # the channels with several characters: each message's round, each copy taken once
     clocks: Clocks = field(default_factory=Clocks)
 
     @property
@@ -117,6 +119,8 @@ class App:
         personas = PersonaLibrary.configured(settings.personas)
         if not personas.ids():
             raise PersonaError(f"no persona cards found in {', '.join(str(d) for d in settings.personas.dirs)}")
+        if unknown := sorted({p for p in settings.qq.accounts.values() if p not in personas}):
+            raise PersonaError(f"[qq] accounts: no persona card {', '.join(unknown)} (known: {', '.join(personas.ids())})")
         try:
             private_dir(settings.bot.data_dir)  # 0700 when made here: memory, logs and voice clips are private
         except OSError as exc:
@@ -136,13 +140,16 @@ class App:
         look = Look(ImageGate(settings.llm, policy), model.profile, model.probe if isinstance(model, OpenAIChat) else None) \
             if model else None
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
-        conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)
+        conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter,
+                                      clocks.mono)
         watchlist = Watchlist(clocks.wall)  # the chain tells it every message and reply; speaking first reads it
         chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono, clocks.wall,
                       settings.bot.busy_notice_seconds, observers=[watchlist])
         initiative = Initiative(settings.initiative, store, chain, watchlist, posters or {}, clocks.wall)
         replay = Replay(chain.ledger, settings.bot.replay_minutes, clocks.wall)
-        app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, clocks)
+        scenes = Scenes(settings.scene, settings.bot, chain, personas, clocks.wall, clocks.mono, clocks.chance)
+        app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, scenes,
+                  clocks)
         exporter: metrics.Exporter | None = None
         try:
             if settings.metrics.enabled:

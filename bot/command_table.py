@@ -21,6 +21,7 @@ from bot.commands import (
     switch_arg,
     text_arg,
 )
+from bot.scene.commands import scene_add, scene_list, scene_remove
 from core.messages import Incoming
 
 Who = Literal["anyone", "admin"]
@@ -90,6 +91,9 @@ class Command:
         return " ".join(filter(None, (f"/{self.name}", args, "[@user]" if self.names_user else "")))
 
 
+# in a scene: which character is asked (/why, /memory, /forget); without it, the character here
+CHARACTER = Param("character", "persona", "in a scene, which character: persona id or name", optional=True)
+
 # each handler: (commands, message, checked arguments, another user named) -> the answer
 TABLE: tuple[Command, ...] = (
     Command("persona list", "Every character this bot can be", lambda c, m, a, t: c.personas(), quiet=True),
@@ -113,13 +117,21 @@ TABLE: tuple[Command, ...] = (
             lambda c, m, a, t: c.initiative(m, a[0]), (Param("state", "switch", "on or off"),), who="admin"),
     Command("stats", "Which character, how much it remembers, which model answers", lambda c, m, a, t: c.stats(m),
             quiet=True),
-    Command("memory", "What the character remembers about you (only you see it)", lambda c, m, a, t: c.memory(m),
-            private=True),
+    Command("memory", "What the character remembers about you (only you see it)", lambda c, m, a, t: c.memory(m, a[0]),
+            (CHARACTER,), private=True),
     Command("forget", "Remove facts the character remembers: N from /memory, or all (admins: about someone else)",
-            lambda c, m, a, t: c.forget(m, a[0], t), (Param("which", "which", "a number /memory shows, or all"),),
-            private=True, names_user=True),
+            lambda c, m, a, t: c.forget(m, a[0], t, a[1]), (Param("which", "which", "a number /memory shows, or all"),
+                                                            CHARACTER), private=True, names_user=True),
     Command("why", "Which memories, facts, lore and passages the last reply was given (only you see it)",
-            lambda c, m, a, t: c.why(m), private=True),
+            lambda c, m, a, t: c.why(m, a[0]), (CHARACTER,), private=True),
+    Command("scene list", "The characters of this channel's scene (admins)", lambda c, m, a, t: scene_list(c.app, m),
+            who="admin", quiet=True),
+    Command("scene add", "Add a character to this channel's scene; each speaks through a webhook (admins, Discord)",
+            lambda c, m, a, t: scene_add(c.app, m, a[0]), (Param("persona", "persona", "persona id, e.g. yexiu"),),
+            who="admin"),
+    Command("scene remove", "Take a character out of this channel's scene (admins, Discord)",
+            lambda c, m, a, t: scene_remove(c.app, m, a[0]), (Param("persona", "persona", "persona id"),),
+            who="admin"),
 )
 BY_NAME = {c.name: c for c in TABLE}
 GROUPS = sorted({c.name.split()[0] for c in TABLE if " " in c.name})  # "persona": typed as /persona list|set ID

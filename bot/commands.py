@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.app import App
@@ -183,6 +183,19 @@ class Commands:
         ]
         return Answer("\n".join(lines))
 
+    def as_character(self, msg: Incoming, character: str | None) -> Incoming | None:
+        """The message as if asked of `character` (persona id, name or nickname; in a scene, which of the
+        characters answers); the message as it is when none is named; None for a name nobody has."""
+        if not character:
+            return msg
+        word = _word(character).lstrip("@")
+        found = self.app.personas.get(word) if word in self.app.personas else self.app.personas.find_by_name(word)
+        return replace(msg, persona=found.id) if found is not None else None
+
+    def _no_character(self, character: str | None) -> Answer:
+        known = ", ".join(self.app.personas.ids())
+        return Answer(f"No character '{_shown(character or '')}'; name one of: {known}", ok=False)
+
     async def _here(self, msg: Incoming) -> tuple[Persona, SessionKey]:
         """The persona speaking in the message's conversation, and that conversation's key."""
         persona, _, key = await self.app.conversations.here(msg)
@@ -193,9 +206,13 @@ class Commands:
         book = await self.app.store.fact_book(persona.id, key.platform, user_id)
         return book.visible(facts_place(key), self.app.settings.memory.share_facts)
 
-    async def memory(self, msg: Incoming) -> Answer:
-        """What the character remembers about the asker (facts, numbered) and this conversation's summary."""
-        persona, key = await self._here(msg)
+    async def memory(self, msg: Incoming, character: str | None = None) -> Answer:
+        """What the character (`character`, else the one here) remembers about the asker (facts,
+        numbered) and this conversation's summary."""
+        asked = self.as_character(msg, character)
+        if asked is None:
+            return self._no_character(character)
+        persona, key = await self._here(asked)
         facts = await self._facts_here(persona, key, msg.user_id)
         now, language = self.app.clocks.wall(), persona.card.language
         who = msg.display_name or "you"
@@ -209,12 +226,17 @@ class Commands:
             lines += ["", "/forget N or /forget all removes facts."]
         return Answer("\n".join(lines))
 
-    async def forget(self, msg: Incoming, which: int | Literal["all"], user_id: str = "") -> Answer:
+    async def forget(self, msg: Incoming, which: int | Literal["all"], user_id: str = "",
+                     character: str | None = None) -> Answer:
         """Remove one of a user's facts (by its /memory number) or all of them shown here.
 
-        `user_id` names another user (an admin's request: permission is the caller's job).
+        `user_id` names another user (an admin's request: permission is the caller's job);
+        `character`, whose facts (in a scene, as /memory showed them).
         """
-        persona, key = await self._here(msg)
+        asked = self.as_character(msg, character)
+        if asked is None:
+            return self._no_character(character)
+        persona, key = await self._here(asked)
         target = user_id or msg.user_id
         facts = await self._facts_here(persona, key, target)
         whose = "you" if target == msg.user_id else "that user"
@@ -230,17 +252,22 @@ class Commands:
         what = f"{len(drop)} fact{'s' if len(drop) != 1 else ''}" if which == "all" else f"fact {which}"
         return Answer(f"{persona.name} forgot {what} about {whose}.")
 
-    async def why(self, msg: Incoming) -> Answer:
-        """Which memories, facts, lore entries and passages the last reply here was given.
+    async def why(self, msg: Incoming, character: str | None = None) -> Answer:
+        """Which memories, facts, lore entries and passages the last reply here (of `character`, else
+        of the character here) was given.
 
         Facts are shown only to the person that reply answered.
         """
-        persona, key = await self._here(msg)
+        asked = self.as_character(msg, character)
+        if asked is None:
+            return self._no_character(character)
+        persona, key = await self._here(asked)
         last = await self.app.store.last_context(key)
         if last is None:
             return Answer("No reply here yet to explain.")
         when = ago(last.at, self.app.clocks.wall(), "en") or "earlier"
-        head = f"The last reply (to {last.name or last.user_id or 'someone'}, {when})"
+        whose = f" of {persona.name}" if asked.persona else ""  # a character asked by name or by its account
+        head = f"The last reply{whose} (to {last.name or last.user_id or 'someone'}, {when})"
         if last.mode != "model":
             return Answer(f"{head} was one of {persona.name}'s example lines; no model was asked, so it was given nothing.")
         # facts are about the person the reply answered: nobody else sees them

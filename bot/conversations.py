@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Final, Literal
 
@@ -12,6 +15,9 @@ from memory.store import ConversationStore
 from memory.turns import SessionKey
 from persona.card import Persona
 from persona.library import PersonaLibrary
+
+FRESH_SECONDS = 2.0  # how long a channel's settings are reused before the store is asked again
+KEPT = 10_000  # channels whose settings are kept at most
 
 
 class _Keep:
@@ -25,7 +31,12 @@ KEEP: Final = _Keep()
 
 
 class Conversations:
-    """Reads and changes a conversation's persona and settings ([knowledge] max_chapter is the default limit)."""
+    """Reads and changes a conversation's persona and settings ([knowledge] max_chapter is the default limit).
+
+    Settings read are kept for `fresh_seconds`: a busy channel (a scene's round reads them for every
+    line) asks the store once in a while, not for each message. A change made here is seen at once;
+    one made by another process sharing the store, within `fresh_seconds`.
+    """
 
     def __init__(
         self,
@@ -33,18 +44,33 @@ class Conversations:
         personas: PersonaLibrary,
         default_persona: str,
         spoiler_limits: dict[str, int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        fresh_seconds: float = FRESH_SECONDS,
     ):
         self.store = store
         self.personas = personas
         self.default_persona = default_persona
         self.spoiler_limits = spoiler_limits or {}
+        self.clock = clock
+        self.fresh_seconds = fresh_seconds
+        self._kept: OrderedDict[str, tuple[float, ChannelSettings]] = OrderedDict()
+        self._changes = 0  # a read that began before a change keeps nothing
 
     async def settings(self, where: Conversation) -> ChannelSettings:
         """The stored settings of a conversation, with the configured spoiler limit as default."""
+        kept = self._kept.get(where.key)
+        if kept is not None and self.clock() < kept[0]:
+            return kept[1]
+        changes = self._changes
         settings = ChannelSettings.parse(await self.store.settings(where))
         default = self.spoiler_limits.get(f"{where.platform}:{where.id}")
         if settings.max_chapter is None and not settings.spoilers_off and default is not None:
             settings = replace(settings, max_chapter=default)
+        if changes == self._changes and self.fresh_seconds > 0:
+            self._kept[where.key] = (self.clock() + self.fresh_seconds, settings)
+            self._kept.move_to_end(where.key)
+            while len(self._kept) > KEPT:
+                self._kept.popitem(last=False)
         return settings
 
     def persona_for(self, msg: Incoming, settings: ChannelSettings) -> Persona:
@@ -70,6 +96,7 @@ class Conversations:
         chance: float | _Keep | None = KEEP,
         bots: bool | _Keep | None = KEEP,
         initiative: bool | _Keep = KEEP,
+        scene: tuple[str, ...] | _Keep = KEEP,
     ) -> None:
         """Change some settings; None clears one back to the configured default.
 
@@ -92,8 +119,18 @@ class Conversations:
             changes["bots"] = None if bots is None else ("on" if bots else "off")
         if not isinstance(initiative, _Keep):
             changes["initiative"] = "on" if initiative else None
-        for name, value in changes.items():
-            await self.store.set_setting(where, name, value)
+        if not isinstance(scene, _Keep):
+            if unknown := [p for p in scene if p not in self.personas]:
+                raise KeyError(unknown[0])
+            changes["scene"] = ",".join(dict.fromkeys(scene)) or None
+        self._changes += 1
+        self._kept.pop(where.key, None)
+        try:
+            for name, value in changes.items():
+                await self.store.set_setting(where, name, value)
+        finally:
+            self._changes += 1  # a read during the writes may have seen half of them
+            self._kept.pop(where.key, None)
 
     async def set_persona(self, where: Conversation, pid: str) -> Persona:
         """Switch the conversation's persona (each persona keeps its own history)."""

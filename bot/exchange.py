@@ -27,6 +27,7 @@ class ChannelSettings:
     chance: float | None = None
     bots: bool | None = None
     initiative: bool = False
+    scene: tuple[str, ...] = ()  # the characters of a scene here (Discord's /scene add), by persona id
 
     @classmethod
     def parse(cls, raw: dict[str, str]) -> ChannelSettings:
@@ -52,6 +53,7 @@ class ChannelSettings:
             chance=float(chance) if chance is not None else None,
             bots=flag(raw.get("bots")),
             initiative=flag(raw.get("initiative")) or False,
+            scene=tuple(dict.fromkeys(p for p in raw.get("scene", "").split(",") if p)),
         )
 
 

@@ -45,6 +45,9 @@ class Incoming:
     sent_at: float = 0.0  # when the platform says it was sent (epoch seconds; 0: unknown)
     # "remark" or "greeting": no one wrote this; it asks the character to speak first (never stored)
     unprompted: str = ""
+    # in a scene: the persona id of the character who said this line, handed to the next character to
+    # answer (its user_id is that character's, "scene:<id>"); "" for what people say
+    speaker: str = ""
     # where it was said; adapters may name it, else the channel in groups and the user in direct chats
     conversation: Conversation = field(default=None)  # type: ignore[assignment]
 

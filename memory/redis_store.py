@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from core.conversation import Conversation
 from memory.redis_index import backfill, glob_escape
@@ -206,28 +206,40 @@ class RedisStore:
         """Atomically append turns (assigning seq); those past the window's length move to the archive."""
         if not turns:
             return []
-        last = await self._append_once(key, turns, uuid.uuid4().hex)
-        await self._index(key, len(turns))
+        (last,) = await self._append_once([(key, turns)], [uuid.uuid4().hex])
         first = last - len(turns) + 1
         return [Turn.loads(t.dumps(), seq=first + i) for i, t in enumerate(turns)]
 
-    @transient("append")
-    async def _append_once(self, key: SessionKey, turns: Sequence[Turn], call_id: str) -> int:
-        """The append script; `call_id` is the same on every retry, so the turns land once."""
+    async def append_each(self, items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> None:
+        """Append turns to several sessions in one round trip; each session's part lands atomically, as with `append`."""
+        parts = [(key, turns) for key, turns in items if turns]
+        if parts:
+            await self._append_once(parts, [uuid.uuid4().hex for _ in parts])
+
+    def _append_call(self, key: SessionKey, turns: Sequence[Turn], call_id: str) -> tuple[list[str], list[str | int | float]]:
+        """The append script's keys and arguments for one session."""
         keys = [self._k(key, part) for part in ("turns", "seq", "summary", "done", "arch", "floor")]
         cutoff = self.wall() - self._archive_seconds if self._archive_seconds > 0 else 0
-        args: list[str | int | float] = [
-            self._max, self._ttl, call_id, self._archive_max, cutoff, *(t.dumps() for t in turns)
-        ]
-        return int(await self._append(keys=keys, args=args))
+        return keys, [self._max, self._ttl, call_id, self._archive_max, cutoff, *(t.dumps() for t in turns)]
 
-    @transient("index")
-    async def _index(self, key: SessionKey, added: int) -> None:
-        """Note the session in the list of sessions (for the console); an index, not the turns themselves."""
+    @transient("append")
+    async def _append_once(self, parts: Sequence[tuple[SessionKey, Sequence[Turn]]], call_ids: Sequence[str]) -> list[int]:
+        """The append script once per session, then the index of sessions (for the console), in one round trip;
+        each session's last seq. A `call_id` is the same on every retry, so the turns land once.
+
+        The script goes by its sha (a pipeline of Script calls would ask SCRIPT EXISTS first, a second
+        round trip); a Redis that forgot it (restarted) gets it loaded again here."""
+        calls = [self._append_call(key, turns, call_id) for (key, turns), call_id in zip(parts, call_ids, strict=True)]
         async with self._r.pipeline(transaction=False) as pipe:
-            pipe.zadd(f"{self._p}:sessions", {str(key): self.wall()})
-            pipe.incrby(f"{self._p}:turn_count", added)
-            await pipe.execute()
+            for keys, args in calls:
+                pipe.evalsha(self._append.sha, len(keys), *keys, *args)
+            pipe.zadd(f"{self._p}:sessions", {str(key): self.wall() for key, _ in parts})
+            pipe.incrby(f"{self._p}:turn_count", sum(len(turns) for _, turns in parts))
+            results = await pipe.execute(raise_on_error=False)
+        if error := next((got for got in results if isinstance(got, Exception) and not isinstance(got, NoScriptError)), None):
+            raise error
+        return [int(await self._append(keys=keys, args=args)) if isinstance(got, NoScriptError) else int(got)
+                for (keys, args), got in zip(calls, results, strict=False)]
 
     @transient("read")
     async def sessions(self, offset: int, limit: int, query: str = "") -> SessionPage:

@@ -120,6 +120,18 @@ class ResilientStore:
         # behind anything already waiting, so a conversation's turns keep their order
         return self._queue(key, turns)
 
+    async def append_each(self, items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> None:
+        """Append through the store in one round trip; while it is away, queue each session's turns."""
+        if self.available:
+            try:
+                await self.inner.append_each(items)
+                return
+            except StoreError as exc:
+                self._lost(exc)
+        for key, turns in items:
+            if turns:
+                self._queue(key, turns)
+
     async def turns_since(self, key: SessionKey, after: int) -> TurnSpan | None:
         """Stored turns newer than `after`; None while the store is away (recall keeps what it has)."""
         if self._down:

@@ -166,38 +166,55 @@ class SQLiteStore:
 
     async def append(self, key: SessionKey, turns: Sequence[Turn]) -> list[Turn]:
         """Atomically append turns (assigning seq); those past the window's length move to the archive."""
-        session, now = str(key), self._clock()
+        now = self._clock()
 
         def tx(db: sqlite3.Connection) -> list[Turn]:
             if self._ttl > 0:
                 self._expire(db, now)
-            db.execute("INSERT OR IGNORE INTO sessions (session) VALUES (?)", (session,))
-            (seq,) = db.execute("SELECT seq FROM sessions WHERE session=?", (session,)).fetchone()
-            out = []
-            for i, turn in enumerate(turns, start=1):
-                db.execute("INSERT INTO turns VALUES (?,?,?)", (session, seq + i, turn.dumps()))
-                out.append(Turn.loads(turn.dumps(), seq=seq + i))
-            last = seq + len(turns)
-            db.execute("UPDATE sessions SET seq=?, active=? WHERE session=?", (last, now, session))
-            edge = last - self._max  # turns up to here leave the window
-            if self._archive_max > 0:
-                db.execute(
-                    "INSERT OR IGNORE INTO archive SELECT session, seq, body, COALESCE(json_extract(body, '$.at'), 0)"
-                    " FROM turns WHERE session=? AND seq<=?",
-                    (session, edge),
-                )
-                db.execute("DELETE FROM archive WHERE session=? AND seq<=?", (session, edge - self._archive_max))
-                if self._archive_seconds > 0:
-                    db.execute(
-                        "DELETE FROM archive WHERE session=? AND at>0 AND at<?",
-                        (session, now - self._archive_seconds),
-                    )
-            else:
-                db.execute("DELETE FROM archive WHERE session=?", (session,))
-            db.execute("DELETE FROM turns WHERE session=? AND seq<=?", (session, edge))
-            return out
+            return self._append_tx(db, str(key), turns, now)
 
         return await self._run(tx)
+
+    async def append_each(self, items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> None:
+        """Append turns to several sessions in one transaction; each session's part as `append` does."""
+        now = self._clock()
+
+        def tx(db: sqlite3.Connection) -> None:
+            if self._ttl > 0:
+                self._expire(db, now)
+            for key, turns in items:
+                if turns:
+                    self._append_tx(db, str(key), turns, now)
+
+        await self._run(tx)
+
+    def _append_tx(self, db: sqlite3.Connection, session: str, turns: Sequence[Turn], now: float) -> list[Turn]:
+        """One session's append, inside the caller's transaction."""
+        db.execute("INSERT OR IGNORE INTO sessions (session) VALUES (?)", (session,))
+        (seq,) = db.execute("SELECT seq FROM sessions WHERE session=?", (session,)).fetchone()
+        out = []
+        for i, turn in enumerate(turns, start=1):
+            db.execute("INSERT INTO turns VALUES (?,?,?)", (session, seq + i, turn.dumps()))
+            out.append(Turn.loads(turn.dumps(), seq=seq + i))
+        last = seq + len(turns)
+        db.execute("UPDATE sessions SET seq=?, active=? WHERE session=?", (last, now, session))
+        edge = last - self._max  # turns up to here leave the window
+        if self._archive_max > 0:
+            db.execute(
+                "INSERT OR IGNORE INTO archive SELECT session, seq, body, COALESCE(json_extract(body, '$.at'), 0)"
+                " FROM turns WHERE session=? AND seq<=?",
+                (session, edge),
+            )
+            db.execute("DELETE FROM archive WHERE session=? AND seq<=?", (session, edge - self._archive_max))
+            if self._archive_seconds > 0:
+                db.execute(
+                    "DELETE FROM archive WHERE session=? AND at>0 AND at<?",
+                    (session, now - self._archive_seconds),
+                )
+        else:
+            db.execute("DELETE FROM archive WHERE session=?", (session,))
+        db.execute("DELETE FROM turns WHERE session=? AND seq<=?", (session, edge))
+        return out
 
     def _expire(self, db: sqlite3.Connection, now: float) -> None:
         # like a reset: numbering goes on and the summary floor moves up, so a late summary is refused

@@ -30,6 +30,10 @@ class ConversationStore(Protocol):
         """Atomically append turns (assigning seq); those past the window's length move to the archive."""
         ...
 
+    async def append_each(self, items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> None:
+        """Append turns to several sessions at once (one round trip); each session's part as `append` does."""
+        ...
+
     async def turns_since(self, key: SessionKey, after: int) -> TurnSpan | None:
         """Every stored turn (archive, then window) with seq > `after`, with the floor and the last seq.
 

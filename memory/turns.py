@@ -51,10 +51,15 @@ class Turn:
     message_id: str = ""
     seq: int = 0
     partial: bool = False
+    # in a scene: the persona id of the character who said this line (another character than the one
+    # whose memory holds it: a named speaker, role "user"); "" for what people say
+    speaker: str = ""
 
     def dumps(self) -> str:
         """Serialize with the schema version; text past TURN_CHARS is cut, ending in "…"."""
         data = asdict(self)
+        if not self.speaker:
+            del data["speaker"]  # most turns: the same bytes as before scenes
         if len(self.text) > TURN_CHARS:
             data["text"] = self.text[: TURN_CHARS - 1] + "…"
         data["v"] = SCHEMA

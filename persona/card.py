@@ -107,6 +107,8 @@ class Card(_Strict):
     lines: Lines = Field(default_factory=Lines)
     knowledge: KnowledgeSpec = Field(default_factory=KnowledgeSpec)
     reply_size: ReplySize = Field(default_factory=ReplySize)
+    talkativeness: float = Field(0.5, ge=0.0, le=1.0)  # in a scene: how readily it speaks up unaddressed
+    avatar: str = Field("", max_length=2000, pattern=r"^(https?://\S+)?$")  # a picture's URL: its Discord webhook posts show it
 
 
 @dataclass(frozen=True, slots=True)

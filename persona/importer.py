@@ -92,6 +92,9 @@ def card_from_json(data: dict[str, Any], path: Path) -> Card:
     nick = _clean(body.get("nickname"))
     if isinstance(nick, str) and nick.strip():
         fields["nickname"] = [nick.strip()]
+    talk = _talkativeness(body.get("extensions"))
+    if talk is not None:
+        fields["talkativeness"] = talk
     book = body.get("character_book") or {}
     entries = book.get("entries", []) if isinstance(book, dict) else []
     lore = []
@@ -107,6 +110,17 @@ def card_from_json(data: dict[str, Any], path: Path) -> Card:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(card)"
         raise PersonaError(f"{path}: {key}: {err['msg']}") from None
+
+
+def _talkativeness(extensions: Any) -> float | None:
+    """SillyTavern's `extensions.talkativeness` (written as a number or as text, 0 to 1); None when absent or unusable."""
+    if not isinstance(extensions, dict):
+        return None
+    try:
+        value = float(extensions.get("talkativeness"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return min(1.0, max(0.0, value)) if value == value else None
 
 
 def _clean(value: Any) -> Any:

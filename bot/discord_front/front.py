@@ -15,6 +15,7 @@ from bot.discord_front.arrivals import Arrivals, Ticket
 from bot.discord_front.incoming import to_incoming
 from bot.discord_front.outbox import MENTIONS, Outbox
 from bot.discord_front.replay import FRONT, DiscordReplayer, discord_route
+from bot.discord_front.scene import addressed_to, cast_here
 from bot.discord_front.slash import build_tree, sync_tree
 from bot.discord_front.webhooks import WebhookPool
 from bot.pacing import Pacing
@@ -89,7 +90,9 @@ class Front:
         self.app = app
         self.client = client
         self.cfg = app.settings.discord
-        self.hooks = WebhookPool() if self.cfg.webhooks else None
+        self.pool = WebhookPool()  # every channel's webhook: a scene speaks through it whatever [discord] webhooks says
+        self.hooks = self.pool if self.cfg.webhooks else None
+        self.avatars = {pid: app.personas.get(pid).card.avatar for pid in app.personas.ids()}
         self.tree = build_tree(client, Commands(app), self.cfg.answers_guild)
         self.arrivals = Arrivals()
 
@@ -121,18 +124,19 @@ class Front:
 
     async def _handle(self, message: discord.Message, me: discord.ClientUser, ticket: Ticket) -> None:
         probe = Incoming("discord", str(message.channel.id), str(message.author.id), "", "", is_direct=message.guild is None)
-        persona, _, _ = await self.app.conversations.here(probe)
-        if self.hooks is not None and message.guild is not None:
-            await self.hooks.learn(message.channel, me.id)
-        own_hooks = self.hooks.ids if self.hooks else ()
-        msg = await to_incoming(message, me, persona.name, self.app.personas if self.hooks else None, own_hooks)
+        persona, settings, _ = await self.app.conversations.here(probe)
+        cast = cast_here(settings.scene, self.app.personas, message.guild is not None)
+        if (self.hooks is not None or cast) and message.guild is not None:
+            await self.pool.learn(message.channel, me.id)
+        hooks = self.hooks if not cast else self.pool
+        msg = await to_incoming(message, me, persona.name, self.app.personas if hooks and not cast else None, self.pool.ids)
         if msg.is_self:
             return
+        if cast:
+            await self._scene(message, me, ticket, msg, cast, persona.id)
+            return
         speaker = self.app.personas.get(msg.persona) if msg.persona else persona
-        outbox = Outbox(
-            message.channel, message, self.app.clocks.mono, stream=self.cfg.stream_edits, hooks=self.hooks,
-            me_id=me.id, pacing=Pacing(self.app.settings.pacing, self.app.clocks.sleep), ticket=ticket,
-        )
+        outbox = self._outbox(message, me, ticket, hooks)
         if likely_answered(msg, speaker):
             await outbox.start_typing()
         await ticket.turn()  # the channel's earlier messages go first, whatever this one awaited
@@ -146,3 +150,25 @@ class Front:
             await outbox.stop_typing()
         if reply is None:
             await outbox.discard()
+
+    def _outbox(self, message: discord.Message, me: discord.ClientUser, ticket: Ticket, hooks: WebhookPool | None,
+                label: bool = False) -> Outbox:
+        """The outlet answering this message: paced, through the channel's webhook when `hooks` is given."""
+        return Outbox(
+            message.channel, message, self.app.clocks.mono, stream=self.cfg.stream_edits, hooks=hooks, me_id=me.id,
+            pacing=Pacing(self.app.settings.pacing, self.app.clocks.sleep), ticket=ticket, avatars=self.avatars,
+            label=label,
+        )
+
+    async def _scene(self, message: discord.Message, me: discord.ClientUser, ticket: Ticket, msg: Incoming,
+                     cast: list[str], lead: str) -> None:
+        """A channel with a scene: the characters the message calls on answer in turn, each through the
+        channel's webhook under its own name (or, with no webhook, as the bot with its name first)."""
+        outlets = {pid: self._outbox(message, me, ticket, self.pool, label=True) for pid in cast}
+        to = await addressed_to(message, msg, cast, self.app.personas, self.pool.ids, lead if lead in cast else cast[0])
+        await ticket.turn()
+        try:
+            await self.app.scenes.handle(msg, cast, outlets, to, dict.fromkeys(cast, discord_route(message)))
+        finally:
+            for outbox in outlets.values():
+                await outbox.stop_typing()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack, suppress
 from typing import cast
 
@@ -45,6 +45,8 @@ class Outbox:
         edit_interval: float = EDIT_INTERVAL,
         pacing: Pacing | None = None,
         ticket: Ticket | None = None,
+        avatars: Mapping[str, str] | None = None,
+        label: bool = False,
     ):
         self.message = message
         self.channel = channel
@@ -60,6 +62,9 @@ class Outbox:
         self.arrived = clock() if self.pacing else 0.0  # the outbox is made when the message arrives
         self.sent: list[discord.Message] = []
         self.speaker = ""  # the name the last reply went out under (a webhook posts its clip under it too)
+        self.avatar = ""  # and the picture (the card's `avatar` URL)
+        self.avatars = avatars or {}  # persona id -> avatar URL, for webhook posts
+        self.label = label  # in a scene without a webhook: each reply starts with its speaker's name
         self._typing = AsyncExitStack()
         self._typing_on = False
         self._buffer = ""
@@ -116,10 +121,11 @@ class Outbox:
 
     async def send(self, reply: Reply) -> None:
         """The reply's text, paced and split to Discord's limit; the first part answers the triggering message."""
-        self.speaker = reply.persona_name
-        pieces = self.pacing.parts(reply.text) if self.pacing else [reply.text]
-        parts = [chunk for piece in pieces for chunk in split_text(piece)]
+        self.speaker, self.avatar = reply.persona_name, self.avatars.get(reply.persona_id, "")
         hook = await self.hooks.for_channel(self.channel, self.me_id) if self.hooks else None
+        text = f"**{reply.persona_name}**: {reply.text}" if self.label and hook is None and reply.text else reply.text
+        pieces = self.pacing.parts(text) if self.pacing else [text]
+        parts = [chunk for piece in pieces for chunk in split_text(piece)]
         if not parts and hook is None:
             parts = ["…"]  # an empty reply still answers (and replaces a streamed preview)
 
@@ -130,6 +136,7 @@ class Outbox:
                     await webhook.send(
                         part,
                         username=reply.persona_name,
+                        avatar_url=self.avatar or discord.utils.MISSING,
                         allowed_mentions=QUIET,
                         wait=True,
                         thread=thread if thread is not None else discord.utils.MISSING,
@@ -196,6 +203,7 @@ class Outbox:
                 return await webhook.send(
                     file=plain_file(clip),
                     username=self.speaker,
+                    avatar_url=self.avatar or discord.utils.MISSING,
                     allowed_mentions=QUIET,
                     wait=True,
                     thread=thread if thread is not None else discord.utils.MISSING,

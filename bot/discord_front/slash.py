@@ -105,8 +105,9 @@ def build_tree(
     for command in TABLE:
         head, _, leaf = command.name.partition(" ")
         slash = _slash(command, commands, leaf or head, serves)
-        if "persona" in (p.name for p in command.params):
-            slash.autocomplete("persona")(_persona_ids(commands))
+        for param in command.params:
+            if param.kind == "persona":
+                slash.autocomplete(param.name)(_persona_ids(commands))
         if leaf:
             if head not in groups:
                 groups[head] = app_commands.Group(name=head, description=usage_of(head)[:100])

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import discord
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_NAME = "roleplay-personas"
+RETRY_SECONDS = 600.0  # a channel that refused a webhook is asked again after this (the permission may come)
 Hookable = discord.TextChannel | discord.VoiceChannel | discord.StageChannel | discord.ForumChannel
 
 
@@ -21,9 +24,11 @@ def _parent(channel: object) -> tuple[Hookable | None, discord.Thread | None]:
 class WebhookPool:
     """Finds or creates the bot's webhook in each channel; remembers which webhook ids are ours."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._by_channel: dict[int, discord.Webhook | None] = {}
+        self._refused: dict[int, float] = {}  # channel id -> when it last refused us a webhook
         self._seen: set[int] = set()
+        self.clock = clock
         self.ids: set[int] = set()
 
     async def learn(self, channel: object, me_id: int) -> None:
@@ -46,8 +51,13 @@ class WebhookPool:
         parent, thread = _parent(channel)
         if parent is None:
             return None  # DMs and group DMs have no webhooks
-        if parent.id not in self._by_channel:
-            self._by_channel[parent.id] = await self._find_or_create(parent, me_id)
+        refused = self._refused.get(parent.id)
+        if parent.id not in self._by_channel or (refused is not None and self.clock() - refused >= RETRY_SECONDS):
+            self._by_channel[parent.id] = hook = await self._find_or_create(parent, me_id)
+            if hook is None:
+                self._refused[parent.id] = self.clock()
+            else:
+                self._refused.pop(parent.id, None)
         hook = self._by_channel[parent.id]
         return (hook, thread) if hook is not None else None
 
@@ -59,7 +69,8 @@ class WebhookPool:
                     return hook
             hook = await channel.create_webhook(name=WEBHOOK_NAME, reason="persona voices (webhook mode)")
         except discord.HTTPException as exc:  # usually Forbidden: Manage Webhooks is missing
-            log.warning("no webhook in #%s (%s); answering as the bot itself", getattr(channel, "name", channel.id), exc)
+            log.warning("no webhook in #%s (%s): the bot needs the Manage Webhooks permission there; answering as "
+                        "the bot itself", getattr(channel, "name", channel.id), exc)
             return None
         self.ids.add(hook.id)
         return hook

@@ -305,7 +305,8 @@ def _as_user_text(text: str, name: str, group: bool) -> str:
 def _message(turn: Turn, group: bool) -> ChatMessage:
     if turn.role == "assistant":
         return ChatMessage("assistant", turn.text)
-    return ChatMessage("user", _as_user_text(turn.text, turn.name, group))
+    # another character's line in a scene: always a named speaker, never the character's own reply
+    return ChatMessage("user", _as_user_text(turn.text, turn.name, group or bool(turn.speaker)))
 
 
 def _merge(messages: list[ChatMessage]) -> list[ChatMessage]:

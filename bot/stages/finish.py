@@ -44,7 +44,8 @@ class Finish:
             text, mode = self.offline.line(persona, ex.text, msg.display_name, []), "fallback"
         now = self.clock()
         reply = Reply(text, persona.id, persona.name, mode, reply_to=msg.message_id)
-        question = Turn("user", ex.text, msg.user_id, msg.display_name, True, said_at(msg, now), msg.message_id)
+        question = Turn("user", ex.text, msg.user_id, msg.display_name, True, said_at(msg, now), msg.message_id,
+                        speaker=msg.speaker)
         answer = Turn("assistant", text, "", persona.name, True, now, partial=ex.partial)
         if msg.unprompted:  # the nudge is never stored; the character's remark is, when the model made it
             if mode == "model":
@@ -56,7 +57,7 @@ class Finish:
             after = _next_prefix(ex.prompt, text)
             self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized, after)
             # seq 0: the store is away and the exchange waits in memory; facts can wait too
-            if stored[0].seq:
+            if stored[0].seq and not msg.speaker:  # facts are about members, never another character
                 said = [t for t in ex.stored if t.user_id == msg.user_id and t.role == "user" and t.seq > ex.facts_noted]
                 said.append(stored[0])
                 if len(said) >= self.facts_every:

@@ -49,7 +49,8 @@ class Guard:
         msg, card = ex.incoming, ex.persona.card
         text = clean_input(ex.text, self.cfg.max_input_chars)
         who = f"{msg.platform}:{msg.user_id}"
-        if msg.platform != "terminal" and not msg.unprompted and not await self.store.rate_hit(who, WINDOW, self.cfg.rate_limit_per_minute):
+        # a scene's own lines are bounded by [scene] max_bot_turns, not by a member's rate
+        if msg.platform != "terminal" and not msg.unprompted and not msg.speaker and not await self.store.rate_hit(who, WINDOW, self.cfg.rate_limit_per_minute):
             log.info("rate limit: %s (kept as context)", who)
             await keep_as_context(self.store, ex, text, said_at(msg, self.clock()))
             if not await self.store.rate_hit(f"notice:{who}", WINDOW, 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -103,18 +104,23 @@ class Console:
             turns = await self.app.store.recent(key, TRANSCRIPT_TURNS)
             summary = await self.app.store.summary(key)
             whys = why.by_reply(await self.app.store.contexts(key, CONTEXTS_KEPT), turns)
-            speakers = list(dict.fromkeys((t.user_id, t.name) for t in turns if t.role == "user" and t.user_id))
+            # facts are about members: a scene's other characters have none
+            speakers = list(dict.fromkeys((t.user_id, t.name) for t in turns if t.role == "user" and t.user_id and not t.speaker))
             books = [(uid, name, await self.app.store.fact_book(key.persona, key.platform, uid)) for uid, name in speakers]
-            current = self.app.conversations.persona_for(_nobody(key), await self.app.conversations.settings(key.conversation))
+            settings = await self.app.conversations.settings(key.conversation)
+            current = self.app.conversations.persona_for(_nobody(key), settings)
+            scene = settings.scene
         except StoreError as exc:
             return HTMLResponse(pages.page("Conversation", f"<p>memory unavailable: {esc(exc)}</p>"), 503)
         character = self._persona_name(key.persona)
         lines = "".join(
-            f'<div class="line {esc(t.role)}"><span class="who">{esc(character if t.role == "assistant" else (t.name or t.user_id))}'
+            f'<div class="line {esc(t.role)}{" character" if t.speaker else ""}"><span class="who">'
+            f'{esc(character if t.role == "assistant" else (t.name or t.user_id))}{" (character)" if t.speaker else ""}'
             f'</span> <span class="at">{esc(pages.when(t.at))}</span><span class="text">{esc(t.text)}</span>'
             f'{why.details(whys[t.seq]) if t.seq in whys else ""}</div>'
             for t in turns
         ) or "<p>(no turns kept)</p>"
+        cast = list(dict.fromkeys([key.persona, *scene, *(t.speaker for t in turns if t.speaker)]))
         facts = []
         for uid, name, book in books:
             items = "".join(
@@ -128,8 +134,9 @@ class Console:
             facts.append(f'<h3>{esc(name or uid)} <small>{esc(uid)}</small></h3><ul class="facts">{items or "<li>(none)</li>"}</ul>{everything}')
         body = (
             f"<h1>{esc(character)} · {esc(key.platform)} {esc(key.scope)}:{esc(key.id)}</h1>"
-            + switch_form(key.conversation, current.id, self.app) +
-            f'<h2>Summary</h2><p class="text">{esc(summary.text) or "(no summary yet)"}</p>'
+            + switch_form(key.conversation, current.id, self.app)
+            + (self._scene(key, cast) if len(cast) > 1 else "")
+            + f'<h2>Summary</h2><p class="text">{esc(summary.text) or "(no summary yet)"}</p>'
             f"<h2>Facts per user</h2>{''.join(facts) or '<p>(no speakers here)</p>'}"
             f'<h2>Transcript (last {TRANSCRIPT_TURNS})</h2><p class="meta">"why" under a reply: what its prompt held '
             f'and its tokens per section (kept for the last {CONTEXTS_KEPT} replies)</p><div id="log">{lines}</div>'
@@ -157,6 +164,13 @@ class Console:
         drop = [f for f in book.facts if f.id == int(which)]
         if drop:
             await self.app.store.change_facts(key.persona, key.platform, user, lambda b: forget(b, drop))
+
+    def _scene(self, key: SessionKey, cast: list[str]) -> str:
+        """The scene's characters here, each linking to its own view of the same conversation."""
+        views = [esc(self._persona_name(pid)) + " (this view)" if pid == key.persona else
+                 f'<a href="/conversation?{esc(urlencode({"key": str(replace(key, persona=pid))}))}">'
+                 f"{esc(self._persona_name(pid))}</a>" for pid in cast]
+        return f'<p class="scene">Scene: {" · ".join(views)}</p>'
 
     def _persona_name(self, pid: str) -> str:
         return self.app.personas.get(pid).name if pid in self.app.personas.ids() else pid

@@ -25,6 +25,7 @@ from core.config.knowledge import KnowledgeConfig
 from core.config.metrics import MetricsConfig
 from core.config.pacing import PacingConfig
 from core.config.qq import QQConfig
+from core.config.scene import SceneConfig
 from core.config.training import TrainingConfig
 from core.config.voice import VoiceConfig
 from core.config.web import WebConfig
@@ -42,6 +43,7 @@ __all__ = [
     "PacingConfig",
     "PersonasConfig",
     "QQConfig",
+    "SceneConfig",
     "Settings",
     "TrainingConfig",
     "VoiceConfig",
@@ -77,6 +79,7 @@ class Settings(BaseSettings):
     initiative: InitiativeConfig = InitiativeConfig()
     pacing: PacingConfig = PacingConfig()
     web: WebConfig = WebConfig()
+    scene: SceneConfig = SceneConfig()
 
     _source: Path | None = PrivateAttr(default=None)
 

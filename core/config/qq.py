@@ -23,6 +23,7 @@ class QQConfig(Section):
     message_chars: int = Field(500, ge=50)
     forward_over_chars: int = Field(600, ge=0)
     voice_wait_seconds: float = Field(120.0, gt=0.0)
+    accounts: dict[str, str] = Field(default_factory=dict)  # OneBot self id -> the persona that account plays
 
     @field_validator("groups", mode="before")
     @classmethod
@@ -31,6 +32,28 @@ class QQConfig(Section):
         if isinstance(value, list):
             return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
         return value
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _accounts(cls, value: object) -> object:
+        """Self ids are QQ numbers (written as keys, numbers or text); each plays one persona id."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, object] = {}
+        for key, persona in value.items():
+            number = str(key).strip()
+            if not number.isdigit():
+                raise ValueError(f"{key!r} is not a QQ number (the account's self id)")
+            if not isinstance(persona, str) or not persona.strip():
+                raise ValueError(f"{key}: the persona must be a persona id, not {persona!r}")
+            out[number] = persona.strip()
+        if len(set(out.values())) < len(out):
+            raise ValueError("two accounts play the same persona; give each account its own")
+        return out
+
+    def persona_of(self, self_id: str) -> str:
+        """The persona an account plays ("" for an account not listed: the default persona)."""
+        return self.accounts.get(self_id, "")
 
     def answers_group(self, group: str) -> bool:
         """Is this group (number, official group openid or guild id) served? An empty list serves all."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 from nonebot import get_driver, get_plugin_config, on_command, on_message
@@ -21,6 +22,7 @@ from core.config import Settings, load_config
 from core.messages import Incoming
 from core.sanitize import clean_text
 from memory.store import StoreError
+from plugins.roleplay import scene
 from plugins.roleplay.config import Config
 from plugins.roleplay.fronts import Front, answer_command, front_for, outlet_for
 from plugins.roleplay.replay import FRONT, OneBotReplayer
@@ -84,7 +86,9 @@ async def _chat(bot: Bot, event: Event) -> None:
     if holder.app is None:  # only while stopping, after the drain (bot/platforms.py): too late to journal
         log.warning("qq message %s arrived after the bot closed; not answered", msg.message_id)
         return
-    await _answer(holder.app, front, bot, event, msg)
+    taken = await scene.take(holder.app, front, bot, event, msg)  # [qq] accounts: one character per account
+    if taken is not None:
+        await _answer(holder.app, front, bot, event, taken)
 
 
 async def _answer(app: App, front: Front, bot: Bot, event: Event, msg: Incoming) -> None:
@@ -112,11 +116,11 @@ async def _access(front: Front, bot: Bot, event: Event, msg: Incoming) -> Access
     return Access(admin=admin, over_others=(admin and not msg.is_direct) or msg.user_id in superusers)
 
 
-def _named_user(arg: Message, words: list[str]) -> tuple[str, list[str]]:
+def _named_user(arg: Message, words: list[str], characters: Collection[str] = ()) -> tuple[str, list[str]]:
     """Someone the arguments name (an @: OneBot `at`, official `mention_user`; or a number after the
-    arguments), and the words left."""
+    arguments), and the words left. An @ of a character's account ([qq] accounts) names no one."""
     for seg in arg:
-        if seg.type == "at" and str(seg.data.get("qq", "")) not in ("", "all"):
+        if seg.type == "at" and str(seg.data.get("qq", "")) not in ("", "all", *characters):
             return str(seg.data["qq"]), words
         if seg.type == "mention_user" and seg.data.get("user_id"):
             return str(seg.data["user_id"]), words
@@ -131,6 +135,7 @@ def _matcher(head: str) -> None:
     async def _run(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
         front = front_for(bot, event)
         msg = front.incoming(bot, event) if front else None
+        msg = scene.for_command(holder.get(), bot, msg) if msg is not None else None
         if front is None or msg is None:
             return
         words = clean_text(arg.extract_plain_text()).split()
@@ -142,12 +147,14 @@ def _matcher(head: str) -> None:
         if command.private and not msg.is_direct and front.answer_privately is None:
             await front.answer(bot, event, PRIVATE_ONLY)  # nothing runs that could not be answered
             return
-        target = ""
+        app, target = holder.get(), ""
+        args = scene.with_character(app, command, arg, args)  # `/why @赫萝`: the character that account plays
         if command.names_user:
-            target, args = _named_user(arg, args)
-            if not target and len(args) > len(command.params):
-                target, args = args[-1], args[:-1]
-        answer = await invoke(Commands(holder.get()), msg, command, args, await _access(front, bot, event, msg), target)
+            target, args = _named_user(arg, args, app.settings.qq.accounts)
+            required = sum(not p.optional for p in command.params)
+            if not target and len(args) > required and args[-1].isdigit() and args[-1] not in app.personas:
+                target, args = args[-1], args[:-1]  # `/forget all 12345`: a QQ number after the arguments
+        answer = await invoke(Commands(app), msg, command, args, await _access(front, bot, event, msg), target)
         await answer_command(front, bot, event, msg, answer.text, command.private)
 
 

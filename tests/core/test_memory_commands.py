@@ -128,4 +128,4 @@ async def test_terminal_commands(make_settings: MakeSettings, app_factory: Any, 
     assert await chat._command("/forget 1") and "forgot fact 1 about you" in out.getvalue()
     assert await app.store.facts("horo", "terminal", "s1") == []
     assert await chat._command("/why") and "No reply here yet" in out.getvalue()
-    assert await chat._command("/help") and "/forget WHICH [@user]" in out.getvalue()
+    assert await chat._command("/help") and "/forget WHICH [CHARACTER] [@user]" in out.getvalue()

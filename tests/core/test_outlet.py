@@ -7,10 +7,9 @@ from typing import Any
 
 from bot.app import App
 from core.messages import Clip, Incoming
-from persona.card import Persona
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
-from tests.support.outlet import Recorder
+from tests.support.outlet import Chime, Recorder
 
 
 def dm(text: str, mid: str = "", uid: str = "u1") -> Incoming:
@@ -26,17 +25,6 @@ async def open_app(app_factory: Any, make_settings: MakeSettings, srv: FakeOpenA
     sections["memory"] = {"summary": False, "facts": False, **sections.get("memory", {})}
     voice = sections.pop("tts", None)
     return await app_factory(make_settings(**sections), voice=voice)  # type: ignore[no-any-return]
-
-
-class Chime:
-    """A Voice standing in for the TTS engine: a fixed little clip."""
-
-    async def speak(self, persona: Persona, text: str, *, fmt: str = "wav") -> Clip | None:
-        await asyncio.sleep(0.05)
-        return Clip(b"RIFF-clip", fmt, 0.5, text)
-
-    async def close(self) -> None:
-        return None
 
 
 async def test_a_reply_is_placed_streamed_then_sent_whole(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI) -> None:

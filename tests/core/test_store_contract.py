@@ -77,6 +77,22 @@ async def test_append_numbers_and_trims(opener: Opener) -> None:
     assert turns[0].user_id == "u1" and turns[0].name == "Alice"
 
 
+async def test_append_each_appends_to_several_sessions_at_once(opener: Opener) -> None:
+    store = opener()
+    await store.append(KEY, [user("before")])
+    await store.append_each([(KEY, [user("a"), Turn("assistant", "b")]), (OTHER, [user("c")]),
+                             (SessionKey("wukong", "test", "group", "c1"), [])])
+    assert [(t.text, t.seq) for t in await store.recent(KEY, 10)] == [("before", 1), ("a", 2), ("b", 3)]
+    assert [(t.text, t.seq) for t in await store.recent(OTHER, 10)] == [("c", 1)]
+    assert await store.recent(SessionKey("wukong", "test", "group", "c1"), 10) == []
+    for i in range(6):  # the window's length holds here too
+        await store.append_each([(KEY, [user(f"m{i}")]), (OTHER, [user(f"n{i}")])])
+    assert [t.text for t in await store.recent(OTHER, 100)] == ["n1", "n2", "n3", "n4", "n5"]
+    page = await store.sessions(0, 10)
+    assert {str(i.key) for i in page.items} >= {str(KEY), str(OTHER)}
+    await store.append_each([])
+
+
 async def test_concurrent_appends_never_collide(opener: Opener) -> None:
     store = opener()
     results = await asyncio.gather(*(store.append(KEY, [user(f"x{i}"), user(f"y{i}")]) for i in range(10)))
@@ -213,10 +229,10 @@ async def test_redis_retries_of_one_call_land_once(redis_url: str, redis_prefix:
     store = RedisStore(redis_url, prefix=redis_prefix)
     try:
         turns = [user("once"), Turn("assistant", "only once")]
-        assert await store._append_once(KEY, turns, "call-1") == 2
-        assert await store._append_once(KEY, turns, "call-1") == 2
+        assert await store._append_once([(KEY, turns)], ["call-1"]) == [2]
+        assert await store._append_once([(KEY, turns)], ["call-1"]) == [2]
         assert [t.text for t in await store.recent(KEY, 10)] == ["once", "only once"]
-        assert await store._append_once(KEY, turns, "call-2") == 4  # a new call is a new exchange
+        assert await store._append_once([(KEY, turns)], ["call-2"]) == [4]  # a new call is a new exchange
     finally:
         await store.close()
 

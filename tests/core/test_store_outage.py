@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,28 @@ async def test_reads_and_the_journal_go_on_during_an_outage(server: RedisServer)
                 break
             await asyncio.sleep(0.05)
         assert [t.text for t in await store.recent(KEYS[0], 10)] == expected(0, 1)
+    finally:
+        await store.close()
+
+
+async def test_a_scenes_lines_for_several_characters_ride_out_a_restart(server: RedisServer) -> None:
+    store = ResilientStore(RedisStore(server.url, retry_seconds=0.2), probe_every=0.1)
+    line = Turn("user", "咱先说。", "scene:horo", "赫萝", speaker="horo")
+    try:
+        await store.append_each([(KEYS[0], [line]), (KEYS[1], [line])])  # a fresh server: the script is loaded first
+        server.stop()
+        server.start()  # the restarted server forgot the script: it is loaded again
+        await store.append_each([(KEYS[0], [replace(line, text="再说一句。")]), (KEYS[1], [replace(line, text="再说一句。")])])
+        server.stop()
+        await store.append_each([(KEYS[0], [replace(line, text="又一句。")]), (KEYS[1], [replace(line, text="又一句。")])])
+        assert not store.available and store.pending == 2  # waiting in memory, one exchange per character
+        server.start()
+        for _ in range(100):
+            if store.available and not store.pending:
+                break
+            await asyncio.sleep(0.05)
+        for key in KEYS[:2]:
+            assert [t.text for t in await store.recent(key, 10)] == ["咱先说。", "再说一句。", "又一句。"]
     finally:
         await store.close()
 

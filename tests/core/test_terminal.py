@@ -51,7 +51,7 @@ def test_interactive_chat_greets_streams_and_takes_commands(tmp_path: Path, llm:
         os.write(main, b"/persona wukong\n")  # the table's /persona set, answered with the new character's greeting
         assert "俺老孙" in read_until(main, "俺老孙")
         os.write(main, b"/help\n")
-        assert "/forget WHICH [@user]" in read_until(main, "/quit — leave")
+        assert "/forget WHICH [CHARACTER] [@user]" in read_until(main, "/quit — leave")
         os.write(main, b"/quit\n")
         assert proc.wait(timeout=30) == 0
     finally:

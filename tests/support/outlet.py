@@ -1,12 +1,15 @@
-"""An outlet (core/outlet.py) that keeps what the pipeline hands it, in order, as a front would see it."""
+"""Stand-ins at the edge of the pipeline: an outlet (core/outlet.py) that keeps what the pipeline hands
+it, in order, as a front would see it; a voice whose clip names the card's speaker."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.messages import Reply
+from core.messages import Clip, Reply
 from core.outlet import ClipTask
+from persona.card import Persona
 
 
 class Recorder:
@@ -59,3 +62,14 @@ class Recorder:
     def sent(self) -> list[Reply]:
         """The reply parts posted, in order."""
         return [reply for kind, reply in self.events if kind == "send"]
+
+
+class Chime:
+    """A Voice standing in for the TTS engine: a little clip naming the card's speaker."""
+
+    async def speak(self, persona: Persona, text: str, *, fmt: str = "wav") -> Clip | None:
+        await asyncio.sleep(0.05)
+        return Clip(f"RIFF-{persona.card.voice.speaker}".encode(), fmt, 0.5, text)
+
+    async def close(self) -> None:
+        return None
