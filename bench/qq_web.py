@@ -197,12 +197,22 @@ async def _login(client: httpx.AsyncClient, token: str) -> None:
 
 
 async def _exchange(client: httpx.AsyncClient, text: str) -> str | None:
-    """Send one message and read the streamed answer to its end; the reply (None: no reply came)."""
-    said = None
-    async with client.stream("POST", "/chat/send", json={"text": text}) as r:
-        if r.status_code != 200:
-            raise RuntimeError(f"/chat/send answered {r.status_code}: {(await r.aread())[:200]!r}")
-        async for line in r.aiter_lines():
-            if line.strip():
-                said = json.loads(line).get("reply", said)
-    return said
+    """Send one message and read the streamed answer to its end; the reply (None: no reply came).
+
+    A kept-alive connection the server closed just as the message went out is tried again once on
+    a new one, as browsers do when nothing of the answer has come yet."""
+    for again in (False, True):
+        said, answering = None, False
+        try:
+            async with client.stream("POST", "/chat/send", json={"text": text}) as r:
+                answering = True
+                if r.status_code != 200:
+                    raise RuntimeError(f"/chat/send answered {r.status_code}: {(await r.aread())[:200]!r}")
+                async for line in r.aiter_lines():
+                    if line.strip():
+                        said = json.loads(line).get("reply", said)
+            return said
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            if answering or again:
+                raise
+    return None
