@@ -30,6 +30,7 @@ import tomli_w
 
 from bench.answers import Tally, spread
 from bench.load import REDIS_URL, ROOT, ModelProcess, ideal, ingest, mark, pct, question, redis_prefix, report
+from bench.qq_web import Browsers, compare
 from persona.library import PersonaLibrary
 from persona.lines import BUSY
 from tests.qq.onebot_impl import OneBotImpl, text
@@ -70,6 +71,9 @@ def register(sub: Any) -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="change one key of the shipped config.toml (a TOML value), e.g. llm.retry_after=10")
     p.add_argument("--log", type=Path, help="keep the bot's log here")
+    p.add_argument("--web-streams", type=int, default=0, metavar="N",
+                   help="compare QQ latency without and with N browsers chatting on the web page meanwhile")
+    p.add_argument("--rounds", type=int, default=1, help="with --web-streams: runs of each, alternated")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=main)
 
@@ -79,6 +83,9 @@ def main(args: argparse.Namespace) -> int:
     changes = [_change(item) for item in args.set]
     if args.concurrency is not None:
         changes.append(("llm", "max_concurrency", args.concurrency))
+    if args.web_streams:
+        return compare(args.web_streams, args.rounds, lambda browsers: run(
+            args.groups, args.messages, args.rate, args.llm_latency_ms, changes, args.log, browsers), changes, args.json)
     result = asyncio.run(run(args.groups, args.messages, args.rate, args.llm_latency_ms, changes, args.log))
     floors = {"0 lost": result["lost"] == 0, "0 duplicated": result["duplicated"] == 0,
               "0 out of order": result["out_of_order"] == 0, ">= 99 % by the model": result["by_model"] >= 0.99,
@@ -131,9 +138,9 @@ def _busy_lines(persona: str) -> frozenset[str]:
 
 async def run(
     groups: int, messages: int, rate: float, latency_ms: float, changes: list[tuple[str, str, Any]],
-    keep_log: Path | None = None,
+    keep_log: Path | None = None, browsers: Browsers | None = None,
 ) -> dict[str, Any]:
-    """The numbers of one run against a bot process started for it."""
+    """The numbers of one run against a bot process started for it (the page on, with `browsers` on it)."""
     with tempfile.TemporaryDirectory(prefix="rp-bench-qq-") as tmp, ModelProcess(latency_ms) as model, \
             redis_prefix() as prefix:
         folder = Path(tmp)
@@ -144,7 +151,7 @@ async def run(
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
         env |= {"BOT_QQ__PORT": str(port), "BOT_QQ__ACCESS_TOKEN": TOKEN, "PYTHONPATH": str(ROOT),
-            "BOT_WEB__ENABLED": "false"}
+            "BOT_WEB__ENABLED": "false"} | (browsers.env if browsers is not None else {})
         log = folder / "bot.log"
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
@@ -156,6 +163,8 @@ async def run(
                 await wait_listening(port, proc, log, timeout=60.0)
             except RuntimeError as exc:
                 raise SystemExit(f"error: {exc}") from None
+            if browsers is not None:
+                await browsers.start()
             impl = Implementation(f"ws://127.0.0.1:{port}/onebot/v11/ws")
             await impl.open()
             try:
@@ -169,6 +178,8 @@ async def run(
             finally:
                 await impl.close()
         finally:
+            if browsers is not None:
+                await browsers.stop()
             output = await _stop(proc, log)
             if keep_log is not None:
                 keep_log.write_bytes(log.read_bytes())
