@@ -22,13 +22,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [str(script), *argv[1:]]
         runpy.run_path(str(script), run_name="__main__")
         return 0
-    from bench import memory, model, pipeline, qq, runaway, stop
+    from bench import flood, memory, model, pipeline, qq, runaway, stop
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pipeline.register(sub)
     model.register(sub)
     qq.register(sub)
+    flood.register(sub)
     memory.register(sub)
     runaway.register(sub)
     stop.register(sub)
