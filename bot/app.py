@@ -131,8 +131,7 @@ class App:
             if model else None
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
         conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)
-        chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono, clocks.wall,
-                      settings.bot.busy_notice_seconds)
+        chain = Chain(stages, store, conversations, settings.bot, clocks.mono, clocks.wall)
         initiative = Initiative(settings.initiative, store, chain, clocks.wall)
         chain.on_seen = initiative.seen
         chain.on_spoke = initiative.spoke

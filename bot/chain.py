@@ -1,4 +1,4 @@
-"""The chain: per-session ordering around the literal list of pipeline stages, and a stop that loses nothing."""
+"""The chain: the intake, per-session ordering around the literal list of pipeline stages, and a stop that loses nothing."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from dataclasses import replace
 
 from bot import metrics
 from bot.addressing import addressed
+from bot.arrivals import Arrivals, Ticket
 from bot.burst import Bursts, merge
 from bot.conversations import Conversations
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
+from bot.intake import Intake, Verdict
 from bot.ledger import Ledger
 from bot.waits import Waits
+from core.config import BotConfig
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
 from memory.journal import Route
@@ -60,19 +63,20 @@ class Chain:
         stages: Sequence[Stage],
         store: ConversationStore,
         conversations: Conversations,
-        merge_bursts: bool = True,
+        cfg: BotConfig,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        busy_notice_seconds: float = 0.0,
     ):
         self.stages = list(stages)
         self.store = store
         self.conversations = conversations
+        self.intake = Intake(cfg, store, conversations, clock, wall)
+        self.arrivals = Arrivals()
         self.locks = SessionLocks()
-        self.bursts = Bursts(merge_bursts)
+        self.bursts = Bursts(cfg.merge_bursts)
         self.clock = clock
         self.ledger = Ledger(store.journal, wall)
-        self.waits = Waits(busy_notice_seconds, clock, self._busy_line)
+        self.waits = Waits(cfg.busy_notice_seconds, clock, self._busy_line)
         self.accepting = True  # false once `drain` began: messages are journaled, not answered
         self._running: set[asyncio.Future[Reply | None]] = set()
         # observers (the initiative scheduler): every message with its settings; every reply sent
@@ -89,31 +93,27 @@ class Chain:
     ) -> Reply | None:
         """The character's reply to one message, or None when it stays silent.
 
-        Messages a user sends while their conversation is busy are answered together, once; the
-        later calls return None. `send`, when given, posts the reply while the conversation is
-        still held, so replies in one conversation go out in order. `placed` is called once the
-        message has its place in the conversation, before anything is awaited. A message with an
-        id is journaled as it arrives (with `route`, how its front reaches it after a restart) and
-        marked done once answered; one still unanswered when the chain stops stays journaled, and
-        this call returns None.
+        The intake comes first (bot/intake.py): a member over the rate limit is set aside there (kept
+        as context; the window's one notice is the reply). Messages a user sends while their
+        conversation is busy are answered together, once; the later calls return None. `send`, when
+        given, posts the reply while the conversation is still held, so replies in one conversation go
+        out in order. `placed` is called once the message has its place in the conversation (or was
+        set aside). A message with an id that may be answered is journaled as it takes its place
+        (with `route`, how its front reaches it after a restart) and marked done once answered; one
+        still unanswered when the chain stops stays journaled, and this call returns None.
         """
         arrived = self.clock()
         metrics.message_in(msg.platform)
-        where = msg.conversation
-        key = where.key
-        if msg.message_id and not self.ledger.arrive(msg, route):
-            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
+        if msg.message_id and self.ledger.holds(msg):
+            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, msg.conversation)
             return None
         if not self.accepting:
-            work: asyncio.Future[Reply | None] = asyncio.ensure_future(self._shelve(msg))
+            work: asyncio.Future[Reply | None] = asyncio.ensure_future(self._shelve(msg, route))
         else:
             # the message's place in its conversation is taken before anything is awaited: a store call
             # here would let a later message that got its answer sooner take the conversation first
-            self.bursts.arrive(key, msg)
-            self.waits.arrive(key, msg, arrived, send)
-            if placed is not None:
-                placed()  # the front may now hand over the conversation's next message
-            work = asyncio.ensure_future(self._answer(msg, sink, send, arrived))
+            ticket = self.arrivals.arrive(msg.conversation.key)
+            work = asyncio.ensure_future(self._answer(msg, sink, send, placed, route, arrived, ticket))
         # the work runs in a task of the chain's own, so a stop cancels it without cancelling the caller
         self._running.add(work)
         work.add_done_callback(self._running.discard)
@@ -145,15 +145,28 @@ class Chain:
             await asyncio.wait(stopped, timeout=SEND_GRACE + 1)
         return len(stopped)
 
-    async def _shelve(self, msg: Incoming) -> None:
-        if msg.message_id:
+    async def _shelve(self, msg: Incoming, route: Route | None) -> None:
+        if msg.message_id and self.ledger.arrive(msg, route):
             await self.ledger.shelve(msg)
 
-    async def _answer(self, msg: Incoming, sink: Sink | None, send: Send | None, arrived: float) -> Reply | None:
+    async def _answer(
+        self, msg: Incoming, sink: Sink | None, send: Send | None, placed: Callable[[], None] | None,
+        route: Route | None, arrived: float, ticket: Ticket,
+    ) -> Reply | None:
         key = msg.conversation.key
         try:
+            verdict = await self._take_place(msg, send, route, arrived, ticket)
+        finally:
+            ticket.placed()
+            if placed is not None:
+                placed()  # the front may now hand over the conversation's next message
+        if verdict is None:
+            return None
+        if verdict.set_aside:
+            return await self._set_aside(msg, verdict, sink, send, arrived)
+        try:
             async with self.locks.hold(key):
-                return await self._turn(msg, sink, send, arrived)
+                return await self._turn(msg, verdict, sink, send, arrived)
         except asyncio.CancelledError:
             self.bursts.drop(key, msg)
             self.ledger.let_go([msg])
@@ -161,7 +174,48 @@ class Chain:
         finally:
             self.waits.over(key, [msg])  # answered, merged, a duplicate or stopped: no busy notice for it
 
-    async def _turn(self, msg: Incoming, sink: Sink | None, send: Send | None, arrived: float) -> Reply | None:
+    async def _take_place(
+        self, msg: Incoming, send: Send | None, route: Route | None, arrived: float, ticket: Ticket
+    ) -> Verdict | None:
+        """The intake's verdict; a message that goes on takes its place after the ones that came before
+        it (journaled when it may be answered). None: a redelivery of one held now."""
+        try:
+            verdict = await self.intake(msg)
+            await ticket.turn()
+        except asyncio.CancelledError:
+            if msg.message_id and self.ledger.arrive(msg, route):  # stopped first: journaled for the next run
+                self.ledger.let_go([msg])
+            raise
+        if verdict.set_aside:
+            return verdict
+        if msg.message_id and not self.ledger.arrive(msg, route, journal=verdict.answerable):
+            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, msg.conversation)
+            return None
+        self.bursts.arrive(msg.conversation.key, msg)
+        self.waits.arrive(msg.conversation.key, msg, arrived, send)
+        return verdict
+
+    async def _set_aside(
+        self, msg: Incoming, verdict: Verdict, sink: Sink | None, send: Send | None, arrived: float
+    ) -> Reply | None:
+        """A message over the rate limit: kept as context by the intake; the window's notice goes out."""
+        if self.on_seen is not None:
+            self.on_seen(msg, verdict.settings)
+        reply = verdict.notice
+        if reply is None:
+            return None
+        if sink is not None:
+            await sink(reply.text)
+        metrics.reply(reply.mode, self.clock() - arrived)
+        if send is not None:
+            await send(reply)
+        if self.on_spoke is not None:
+            self.on_spoke(msg.conversation)
+        return reply
+
+    async def _turn(
+        self, msg: Incoming, verdict: Verdict, sink: Sink | None, send: Send | None, arrived: float
+    ) -> Reply | None:
         """With the conversation held: the message (and its burst) answered, then marked done."""
         where, key = msg.conversation, msg.conversation.key
         if not self.bursts.holds(key, msg):
@@ -176,7 +230,9 @@ class Chain:
         run = [m for m in run if m is msg or await self.ledger.answers(m)]
         try:
             whole = (lambda r: self._send_whole(send, r, run)) if send is not None else None
-            reply = await self._reply(merge(run), run, sink, whole, arrived)
+            # chatter the character will not answer needs no second look at its conversation's settings
+            known = verdict if len(run) == 1 and not verdict.answerable else None
+            reply = await self._reply(merge(run), run, sink, whole, arrived, known)
         except asyncio.CancelledError:
             self.ledger.let_go(run)
             raise
@@ -198,11 +254,15 @@ class Chain:
             raise
 
     async def _reply(
-        self, msg: Incoming, run: list[Incoming], sink: Sink | None, send: Send | None, arrived: float
+        self, msg: Incoming, run: list[Incoming], sink: Sink | None, send: Send | None, arrived: float,
+        known: Verdict | None = None,
     ) -> Reply | None:
         """The stages for one (merged) message, inside its conversation's turn; the reply is posted here."""
         where = msg.conversation
-        persona, settings, session = await self.conversations.here(msg)
+        if known is not None:
+            persona, settings, session = known.persona, known.settings, known.session
+        else:
+            persona, settings, session = await self.conversations.here(msg)
         if self.on_seen is not None:
             self.on_seen(msg, settings)
         start = Exchange(
