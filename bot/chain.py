@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from bot import metrics
@@ -17,6 +16,7 @@ from bot.conversations import Conversations
 from bot.exchange import ChannelSettings, Exchange, Sink, Stage
 from bot.intake import Intake, Verdict
 from bot.ledger import Ledger
+from bot.locks import SessionLocks
 from bot.waits import Waits
 from core.config import BotConfig
 from core.conversation import Conversation
@@ -28,31 +28,6 @@ from persona.lines import canned
 log = logging.getLogger(__name__)
 Send = Callable[[Reply], Awaitable[object]]
 SEND_GRACE = 5.0  # seconds a reply already going out may take to finish when the chain stops
-
-
-class SessionLocks:
-    """One lock per conversation, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        """Serialize work on one key; different keys run concurrently."""
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 class Chain:
@@ -177,11 +152,12 @@ class Chain:
     async def _take_place(
         self, msg: Incoming, send: Send | None, route: Route | None, arrived: float, ticket: Ticket
     ) -> Verdict | None:
-        """The intake's verdict; a message that goes on takes its place after the ones that came before
-        it (journaled when it may be answered). None: a redelivery of one held now."""
+        """The intake's verdict, after the conversation's earlier messages had theirs (the rate limit counts
+        in arrival order); a message that goes on takes its place (journaled when it may be answered).
+        None: a redelivery of one held now."""
         try:
-            verdict = await self.intake(msg)
             await ticket.turn()
+            verdict = await self.intake(msg)
         except asyncio.CancelledError:
             if msg.message_id and self.ledger.arrive(msg, route):  # stopped first: journaled for the next run
                 self.ledger.let_go([msg])
