@@ -66,6 +66,8 @@ bench: $(STAMP) $(VOICE)
 	bash .ci/redis.sh $(BIN)/python -m bench pipeline --channels 100 --messages 1000 --llm-latency-ms 300
 	bash .ci/redis.sh $(BIN)/python -m bench qq --groups 50 --messages 1000 --rate 100 --llm-latency-ms 300
 	bash .ci/redis.sh $(BIN)/python -m bench qq --groups 400 --messages 400 --rate 0 --llm-latency-ms 300
+	bash .ci/redis.sh $(BIN)/python -m bench intake
+	bash .ci/redis.sh $(BIN)/python -m bench flood
 	bash .ci/redis.sh $(BIN)/python -m bench memory
 	bash .ci/llm.sh
 	$(BIN)/python -m bench model
