@@ -168,7 +168,8 @@ class Chain:
             log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, msg.conversation)
             return None
         self.bursts.arrive(msg.conversation.key, msg)
-        self.waits.arrive(msg.conversation.key, msg, arrived, send)
+        if verdict.answerable:  # a message the character will not answer gets no busy notice
+            self.waits.arrive(msg.conversation.key, msg, arrived, send)
         return verdict
 
     async def _set_aside(
