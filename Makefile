@@ -67,6 +67,8 @@ bench: $(STAMP) $(VOICE)
 	bash .ci/redis.sh $(BIN)/python -m bench qq --groups 50 --messages 1000 --rate 100 --llm-latency-ms 300
 	bash .ci/redis.sh $(BIN)/python -m bench qq --groups 400 --messages 400 --rate 0 --llm-latency-ms 300
 	bash .ci/redis.sh $(BIN)/python -m bench qq --groups 50 --messages 1000 --rate 100 --llm-latency-ms 300 --web-streams 50 --rounds 2
+	bash .ci/redis.sh $(BIN)/python -m bench intake
+	bash .ci/redis.sh $(BIN)/python -m bench flood
 	bash .ci/redis.sh $(BIN)/python -m bench memory
 	bash .ci/redis.sh $(BIN)/python -m bench web
 	bash .ci/llm.sh

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [str(script), *argv[1:]]
         runpy.run_path(str(script), run_name="__main__")
         return 0
-    from bench import check, memory, model, pipeline, qq, runaway, scene, stop, web
+    from bench import check, flood, memory, model, pipeline, qq, runaway, scene, stop, web
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     model.register(sub)
     check.register(sub)
     qq.register(sub)
+    flood.register(sub)
     memory.register(sub)
     runaway.register(sub)
     scene.register(sub)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.exchange import Exchange
 from core.messages import Incoming
 from memory.store import ConversationStore
-from memory.turns import Turn
+from memory.turns import SessionKey, Turn
 from persona.card import Persona
 from persona.library import name_position
 
@@ -22,8 +22,12 @@ def addressed(msg: Incoming, text: str, persona: Persona) -> bool:
 
 async def keep_as_context(store: ConversationStore, ex: Exchange, text: str, at: float) -> None:
     """Store a message the character does not answer as an unaddressed turn (nothing when empty)."""
+    await keep_message(store, ex.session, ex.incoming, text, at)
+
+
+async def keep_message(store: ConversationStore, session: SessionKey, msg: Incoming, text: str, at: float) -> None:
+    """`keep_as_context` for a message that has no exchange (set aside before its turn)."""
     if not text:
         return
-    msg = ex.incoming
     turn = Turn("user", text, msg.user_id, msg.display_name, addressed=False, at=at, message_id=msg.message_id)
-    await store.append(ex.session, [turn])
+    await store.append(session, [turn])

@@ -143,8 +143,7 @@ class App:
         conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter,
                                       clocks.mono)
         watchlist = Watchlist(clocks.wall)  # the chain tells it every message and reply; speaking first reads it
-        chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono, clocks.wall,
-                      settings.bot.busy_notice_seconds, observers=[watchlist])
+        chain = Chain(stages, store, conversations, settings.bot, clocks.mono, clocks.wall, observers=[watchlist])
         initiative = Initiative(settings.initiative, store, chain, watchlist, posters or {}, clocks.wall)
         replay = Replay(chain.ledger, settings.bot.replay_minutes, clocks.wall)
         scenes = Scenes(settings.scene, settings.bot, chain, personas, clocks.wall, clocks.mono, clocks.chance)

@@ -1,22 +1,25 @@
-"""The chain: per-session ordering around the literal list of pipeline stages, and a stop that loses nothing."""
+"""The chain: the intake, per-session ordering around the literal list of pipeline stages, and a stop that loses nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
 from bot import metrics
 from bot.addressing import addressed
+from bot.arrivals import Arrivals, Ticket
 from bot.burst import Bursts, merge
 from bot.conversations import Conversations
 from bot.exchange import ChannelSettings, Exchange, Stage
+from bot.intake import Intake, Verdict
 from bot.ledger import Ledger
+from bot.locks import SessionLocks
 from bot.waits import Waits
+from core.config import BotConfig
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
 from core.outlet import Outlet
@@ -26,31 +29,6 @@ from persona.lines import canned
 
 log = logging.getLogger(__name__)
 SEND_GRACE = 5.0  # seconds a reply already going out may take to finish when the chain stops
-
-
-class SessionLocks:
-    """One lock per conversation, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        """Serialize work on one key; different keys run concurrently."""
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 class Observer(Protocol):
@@ -79,20 +57,21 @@ class Chain:
         stages: Sequence[Stage],
         store: ConversationStore,
         conversations: Conversations,
-        merge_bursts: bool = True,
+        cfg: BotConfig,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        busy_notice_seconds: float = 0.0,
         observers: Sequence[Observer] = (),
     ):
         self.stages = list(stages)
         self.store = store
         self.conversations = conversations
+        self.intake = Intake(cfg, store, conversations, clock, wall)
+        self.arrivals = Arrivals()
         self.locks = SessionLocks()
-        self.bursts = Bursts(merge_bursts)
+        self.bursts = Bursts(cfg.merge_bursts)
         self.clock = clock
         self.ledger = Ledger(store.journal, wall)
-        self.waits = Waits(busy_notice_seconds, clock, self._busy_line)
+        self.waits = Waits(cfg.busy_notice_seconds, clock, self._busy_line)
         self.observers = tuple(observers)
         self.accepting = True  # false once `drain` began: messages are journaled, not answered
         self._running: set[asyncio.Future[Reply | None]] = set()
@@ -101,34 +80,34 @@ class Chain:
     async def handle(self, msg: Incoming, outlet: Outlet | None = None, route: Route | None = None) -> Reply | None:
         """The character's reply to one message, or None when it stays silent.
 
-        Everything that goes out goes through `outlet` (core/outlet.py): `placed` once the message has
-        its place in the conversation, before anything is awaited; the reply as it is written; the
-        reply itself, posted while the conversation is still held (so replies in one conversation go
-        out in order); then its voice clip, outside the turn. Without an outlet nothing is posted (the
-        reply is only returned). Messages a user sends while their conversation is busy are answered
-        together, once; the later calls return None. A message with an id is journaled as it arrives
+        The intake comes first (bot/intake.py): a member over the rate limit is set aside there (kept
+        as context; the window's one notice is the reply). Everything that goes out goes through
+        `outlet` (core/outlet.py): `placed` once the message has its place in the conversation, before
+        anything is awaited; the reply as it is written; the reply itself, posted while the
+        conversation is still held (so replies in one conversation go out in order); then its voice
+        clip, outside the turn. Without an outlet nothing is posted (the reply is only returned).
+        Messages a user sends while their conversation is busy are answered together, once; the later
+        calls return None. A message with an id that may be answered is journaled as it takes its place
         (with `route`, how its front reaches it after a restart) and marked done once answered; one
         still unanswered when the chain stops stays journaled, and this call returns None.
         """
         arrived = self.clock()
         metrics.message_in(msg.platform)
-        where = msg.conversation
-        key = where.key
-        if msg.message_id and not self.ledger.arrive(msg, route):
-            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, where)
+        if msg.message_id and self.ledger.holds(msg):
+            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, msg.conversation)
             return None
         if not self.accepting:
-            work: asyncio.Future[Reply | None] = asyncio.ensure_future(self._shelve(msg))
+            work: asyncio.Future[Reply | None] = asyncio.ensure_future(self._shelve(msg, route))
         else:
             # the message's place in its conversation is taken before anything is awaited: a store call
             # here would let a later message that got its answer sooner take the conversation first
-            self.bursts.arrive(key, msg)
-            self.waits.arrive(key, msg, arrived, outlet)
+            key = msg.conversation.key
+            ticket = self.arrivals.arrive(key)
             position = self._in_line.get(key, 0)
             self._in_line[key] = position + 1
             if outlet is not None:
                 outlet.placed(position)  # the front may now hand over the conversation's next message
-            work = asyncio.ensure_future(self._answer(msg, outlet, arrived))
+            work = asyncio.ensure_future(self._answer(msg, outlet, route, arrived, ticket))
         # the work runs in a task of the chain's own, so a stop cancels it without cancelling the caller
         self._running.add(work)
         work.add_done_callback(self._running.discard)
@@ -163,28 +142,79 @@ class Chain:
             await asyncio.wait(stopped, timeout=SEND_GRACE + 1)
         return len(stopped)
 
-    async def _shelve(self, msg: Incoming) -> None:
-        if msg.message_id:
+    async def _shelve(self, msg: Incoming, route: Route | None) -> None:
+        if msg.message_id and self.ledger.arrive(msg, route):
             await self.ledger.shelve(msg)
 
-    async def _answer(self, msg: Incoming, outlet: Outlet | None, arrived: float) -> Reply | None:
+    async def _answer(
+        self, msg: Incoming, outlet: Outlet | None, route: Route | None, arrived: float, ticket: Ticket
+    ) -> Reply | None:
         key = msg.conversation.key
         try:
-            async with self.locks.hold(key):
-                return await self._turn(msg, outlet, arrived)
-        except asyncio.CancelledError:
-            self.bursts.drop(key, msg)
-            self.ledger.let_go([msg])
-            raise
+            try:
+                verdict = await self._take_place(msg, outlet, route, arrived, ticket)
+            finally:
+                ticket.placed()
+            if verdict is None:
+                return None
+            if verdict.set_aside:
+                return await self._set_aside(msg, verdict, outlet, arrived)
+            try:
+                async with self.locks.hold(key):
+                    return await self._turn(msg, verdict, outlet, arrived)
+            except asyncio.CancelledError:
+                self.bursts.drop(key, msg)
+                self.ledger.let_go([msg])
+                raise
+            finally:
+                self.waits.over(key, [msg])  # answered, merged, a duplicate or stopped: no busy notice for it
         finally:
-            self.waits.over(key, [msg])  # answered, merged, a duplicate or stopped: no busy notice for it
             left = self._in_line.get(key, 1) - 1
             if left > 0:
                 self._in_line[key] = left
             else:
                 self._in_line.pop(key, None)
 
-    async def _turn(self, msg: Incoming, outlet: Outlet | None, arrived: float) -> Reply | None:
+    async def _take_place(
+        self, msg: Incoming, outlet: Outlet | None, route: Route | None, arrived: float, ticket: Ticket
+    ) -> Verdict | None:
+        """The intake's verdict, after the conversation's earlier messages had theirs (the rate limit counts
+        in arrival order); a message that goes on takes its place (journaled when it may be answered).
+        None: a redelivery of one held now."""
+        try:
+            await ticket.turn()
+            verdict = await self.intake(msg)
+        except asyncio.CancelledError:
+            if msg.message_id and self.ledger.arrive(msg, route):  # stopped first: journaled for the next run
+                self.ledger.let_go([msg])
+            raise
+        if verdict.set_aside:
+            return verdict
+        if msg.message_id and not self.ledger.arrive(msg, route, journal=verdict.answerable):
+            log.info("duplicate delivery of %s:%s in %s ignored", msg.platform, msg.message_id, msg.conversation)
+            return None
+        self.bursts.arrive(msg.conversation.key, msg)
+        if verdict.answerable:  # a message the character will not answer gets no busy notice
+            self.waits.arrive(msg.conversation.key, msg, arrived, outlet)
+        return verdict
+
+    async def _set_aside(
+        self, msg: Incoming, verdict: Verdict, outlet: Outlet | None, arrived: float
+    ) -> Reply | None:
+        """A message over the rate limit: kept as context by the intake; the window's notice goes out."""
+        for observer in self.observers:
+            observer.seen(msg, verdict.settings)
+        reply = verdict.notice
+        if reply is None:
+            return None
+        metrics.reply(reply.mode, self.clock() - arrived)
+        if outlet is not None:
+            await post(outlet, reply)
+        for observer in self.observers:
+            observer.spoke(msg.conversation)
+        return reply
+
+    async def _turn(self, msg: Incoming, verdict: Verdict, outlet: Outlet | None, arrived: float) -> Reply | None:
         """With the conversation held: the message (and its burst) answered, then marked done."""
         where, key = msg.conversation, msg.conversation.key
         if not self.bursts.holds(key, msg):
@@ -198,7 +228,9 @@ class Chain:
             return None
         run = [m for m in run if m is msg or await self.ledger.answers(m)]
         try:
-            reply = await self._reply(merge(run), run, outlet, arrived)
+            # chatter the character will not answer needs no second look at its conversation's settings
+            known = verdict if len(run) == 1 and not verdict.answerable else None
+            reply = await self._reply(merge(run), run, outlet, arrived, known)
         except asyncio.CancelledError:
             self.ledger.let_go(run)
             raise
@@ -219,10 +251,15 @@ class Chain:
             await self.ledger.done(run)
             raise
 
-    async def _reply(self, msg: Incoming, run: list[Incoming], outlet: Outlet | None, arrived: float) -> Reply | None:
+    async def _reply(
+        self, msg: Incoming, run: list[Incoming], outlet: Outlet | None, arrived: float, known: Verdict | None = None,
+    ) -> Reply | None:
         """The stages for one (merged) message, inside its conversation's turn; the reply is posted here."""
         where = msg.conversation
-        persona, settings, session = await self.conversations.here(msg)
+        if known is not None:
+            persona, settings, session = known.persona, known.settings, known.session
+        else:
+            persona, settings, session = await self.conversations.here(msg)
         for observer in self.observers:
             observer.seen(msg, settings)
         start = Exchange(

@@ -1,8 +1,10 @@
-"""What this run holds: each message journaled as it arrives, marked done once answered.
+"""What this run holds: each message it may answer journaled as it arrives, marked done once answered.
 
 The journal (memory/journal.py) is the source of truth across processes and restarts; the ledger
 adds what only this process knows: which messages it is handling right now, so a redelivery that
-arrives meanwhile is not answered a second time.
+arrives meanwhile is not answered a second time. A message the character will not answer (group
+chatter nobody addressed to it) is held here too, but never journaled: it has nothing to survive a
+stop for.
 """
 
 from __future__ import annotations
@@ -27,17 +29,30 @@ class Ledger:
         self.wall = wall
         self.run = run or uuid.uuid4().hex
         self._holding: dict[str, asyncio.Future[Entered]] = {}
+        self._unjournaled: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._holding)
 
-    def arrive(self, msg: Incoming, route: Route | None) -> bool:
-        """Start journaling a message (nothing awaited here); False for a redelivery of one held now."""
+    def holds(self, msg: Incoming) -> bool:
+        """Whether this run handles the message right now."""
+        return mark_of(msg) in self._holding
+
+    def arrive(self, msg: Incoming, route: Route | None, journal: bool = True) -> bool:
+        """Start journaling a message (nothing awaited here); False for a redelivery of one held now.
+
+        With `journal` false it is only held (one that will not be answered)."""
         key = mark_of(msg)
         if key in self._holding:
             return False
-        entry = Entry(msg, route or Route(), self.wall())
-        self._holding[key] = asyncio.ensure_future(self.journal.enter(entry, self.run))
+        if journal:
+            entry = Entry(msg, route or Route(), self.wall())
+            self._holding[key] = asyncio.ensure_future(self.journal.enter(entry, self.run))
+        else:
+            held: asyncio.Future[Entered] = asyncio.get_running_loop().create_future()
+            held.set_result("new")
+            self._holding[key] = held
+            self._unjournaled.add(key)
         return True
 
     async def answers(self, msg: Incoming) -> bool:
@@ -70,9 +85,13 @@ class Ledger:
 
     async def done(self, run: Sequence[Incoming]) -> None:
         """The messages were answered (or failed for good): done in the journal, let go here."""
-        keys = [mark_of(m) for m in run if m.message_id]
-        for key in keys:
+        keys = []
+        for key in (mark_of(m) for m in run if m.message_id):
             self._holding.pop(key, None)
+            if key in self._unjournaled:
+                self._unjournaled.discard(key)
+            else:
+                keys.append(key)
         if not keys:
             return
         try:
@@ -86,3 +105,4 @@ class Ledger:
         for m in run:
             if m.message_id:
                 self._holding.pop(mark_of(m), None)
+                self._unjournaled.discard(mark_of(m))

@@ -253,16 +253,21 @@ def nonebot_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def _to_logging(message: Any) -> None:
-    """A loguru sink that hands nonebot's records to `logging` (where secrets are redacted).
+# nonebot's lines for every event: the event received (text and all, at SUCCESS), "Event will be
+# handled by ...", "... running complete". At INFO they would cost more than the event itself and
+# put what people write in the log: they are DEBUG lines.
+_PER_EVENT = {("message", "handle_event"), ("message", "_run_matcher"), ("matcher", "simple_run")}
 
-    nonebot's handle_event logs each received message, text and all, at SUCCESS: that goes to
-    DEBUG, so what people write stays out of INFO logs.
-    """
+
+def _per_event(record: Any) -> bool:
+    """One of nonebot's lines for every event (its warnings and errors are not)."""
+    return (record["module"], record["function"]) in _PER_EVENT and record["level"].no < logging.WARNING
+
+
+def _to_logging(message: Any) -> None:
+    """A loguru sink that hands nonebot's records to `logging` (where secrets are redacted)."""
     record = message.record
-    level = record["level"].no
-    if (record["module"], record["function"]) == ("message", "handle_event") and level < logging.WARNING:
-        level = logging.DEBUG
+    level = logging.DEBUG if _per_event(record) else record["level"].no
     logging.getLogger(record["name"] or "nonebot").log(level, "%s", str(message).rstrip("\n"))
 
 
@@ -274,7 +279,9 @@ def init_nonebot(settings: Settings) -> Any:
 
     logging.addLevelName(25, "SUCCESS")  # loguru's level between INFO and WARNING
     logger.remove()
-    logger.add(_to_logging, level=settings.bot.log_level, format="{message}", colorize=False, diagnose=False)
+    debug = logging.getLevelName(settings.bot.log_level) <= logging.DEBUG
+    logger.add(_to_logging, level=settings.bot.log_level, format="{message}", colorize=False, diagnose=False,
+               filter=None if debug else (lambda record: not _per_event(record)))
     # our settings come from config.toml and BOT_*; nonebot must not read a .env of its own
     nonebot.init(_env_file=(os.devnull,), **nonebot_options(settings))
     driver = nonebot.get_driver()

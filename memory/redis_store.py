@@ -45,16 +45,18 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT, COMMAND_TIMEOUT = 5.0, 10.0
 
 # One round trip, atomic: number the turns, append them, move what overflows the window to the
-# archive (bounded, and past the retention dropped), refresh the TTL. ARGV[3] names the call: a retry
-# whose first attempt landed (only its reply was lost) returns that result instead.
-# KEYS: turns, seq, summary, done, arch, floor. ARGV: maxlen, ttl, call id, archive max, cutoff, turns...
+# archive (bounded, and past the retention dropped), refresh the TTL, note the session in the index
+# of sessions (the console's list) and count the turns. ARGV[3] names the call: a retry whose first
+# attempt landed (only its reply was lost) returns that result instead.
+# KEYS: turns, seq, summary, done, arch, floor, sessions index, turn count.
+# ARGV: maxlen, ttl, call id, archive max, cutoff, session name, now, turns...
 _APPEND = """
 local done = redis.call('GET', KEYS[4])
 if done then
   local sep = string.find(done, '|', 1, true)
   if string.sub(done, 1, sep - 1) == ARGV[3] then return tonumber(string.sub(done, sep + 1)) end
 end
-local n = #ARGV - 5
+local n = #ARGV - 7
 local maxlen = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local archmax = tonumber(ARGV[4])
@@ -63,7 +65,7 @@ local cutoff = tonumber(ARGV[5])
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('DEL', KEYS[3], KEYS[5], KEYS[6]) end
 local last = redis.call('INCRBY', KEYS[2], n)
 for i = 1, n do
-  redis.call('RPUSH', KEYS[1], tostring(last - n + i) .. '|' .. ARGV[i + 5])
+  redis.call('RPUSH', KEYS[1], tostring(last - n + i) .. '|' .. ARGV[i + 7])
 end
 local over = redis.call('LLEN', KEYS[1]) - maxlen
 if over > 0 then
@@ -92,6 +94,8 @@ redis.call('SET', KEYS[4], ARGV[3] .. '|' .. last)
 if ttl > 0 then
   for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
 end
+redis.call('ZADD', KEYS[7], ARGV[7], ARGV[6])
+redis.call('INCRBY', KEYS[8], n)
 return last
 """
 
@@ -197,6 +201,7 @@ class RedisStore:
         self._set_summary = self._r.register_script(_SET_SUMMARY)
         self._reset = self._r.register_script(_RESET)
         self._swap = self._r.register_script(_SWAP)
+        self._rate_hit = self._r.register_script(self._RATE_HIT)
         self.journal = RedisJournal(self, self._r, prefix)
 
     def _k(self, key: SessionKey, part: str) -> str:
@@ -208,7 +213,7 @@ class RedisStore:
             return []
         (last,) = await self._append_once([(key, turns)], [uuid.uuid4().hex])
         first = last - len(turns) + 1
-        return [Turn.loads(t.dumps(), seq=first + i) for i, t in enumerate(turns)]
+        return [t.stored(first + i) for i, t in enumerate(turns)]
 
     async def append_each(self, items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> None:
         """Append turns to several sessions in one round trip; each session's part lands atomically, as with `append`."""
@@ -219,13 +224,15 @@ class RedisStore:
     def _append_call(self, key: SessionKey, turns: Sequence[Turn], call_id: str) -> tuple[list[str], list[str | int | float]]:
         """The append script's keys and arguments for one session."""
         keys = [self._k(key, part) for part in ("turns", "seq", "summary", "done", "arch", "floor")]
-        cutoff = self.wall() - self._archive_seconds if self._archive_seconds > 0 else 0
-        return keys, [self._max, self._ttl, call_id, self._archive_max, cutoff, *(t.dumps() for t in turns)]
+        keys += [f"{self._p}:sessions", f"{self._p}:turn_count"]
+        now = self.wall()
+        cutoff = now - self._archive_seconds if self._archive_seconds > 0 else 0
+        return keys, [self._max, self._ttl, call_id, self._archive_max, cutoff, str(key), now, *(t.dumps() for t in turns)]
 
     @transient("append")
     async def _append_once(self, parts: Sequence[tuple[SessionKey, Sequence[Turn]]], call_ids: Sequence[str]) -> list[int]:
-        """The append script once per session, then the index of sessions (for the console), in one round trip;
-        each session's last seq. A `call_id` is the same on every retry, so the turns land once.
+        """The append script once per session (it also notes the session in the console's index), in
+        one round trip; each session's last seq. A `call_id` is the same on every retry, so the turns land once.
 
         The script goes by its sha (a pipeline of Script calls would ask SCRIPT EXISTS first, a second
         round trip); a Redis that forgot it (restarted) gets it loaded again here."""
@@ -233,8 +240,6 @@ class RedisStore:
         async with self._r.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 pipe.evalsha(self._append.sha, len(keys), *keys, *args)
-            pipe.zadd(f"{self._p}:sessions", {str(key): self.wall() for key, _ in parts})
-            pipe.incrby(f"{self._p}:turn_count", sum(len(turns) for _, turns in parts))
             results = await pipe.execute(raise_on_error=False)
         if error := next((got for got in results if isinstance(got, Exception) and not isinstance(got, NoScriptError)), None):
             raise error
@@ -406,8 +411,7 @@ return 1
 
     @transient("rate limit")
     async def _rate_hit_once(self, key: str, window_ms: int, limit: int, token: str) -> bool:
-        script = self._r.register_script(self._RATE_HIT)
-        return bool(await script(keys=[f"{self._p}:rate:{key}"], args=[window_ms, limit, token]))
+        return bool(await self._rate_hit(keys=[f"{self._p}:rate:{key}"], args=[window_ms, limit, token]))
 
     async def index_sessions(self) -> int:
         """Add conversations stored before the session list existed to it (once); how many."""

@@ -2,6 +2,9 @@
 
 Exchanges that cannot be written wait in memory (bounded) and are written in order when the
 store is back; reads fall back to what is known (settings seen last, empty history) meanwhile.
+A conversation's settings read less than SETTINGS_FRESH seconds ago are not read again: a busy
+group costs one read a second, and a change made through another process shows within that time
+(one made through this store shows at once).
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from core.conversation import Conversation
@@ -22,6 +26,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
+SETTINGS_FRESH = 1.0  # seconds a conversation's settings, once read, are taken as they are
 
 
 class ResilientStore:
@@ -35,6 +40,7 @@ class ResilientStore:
         grace: float = 5.0,
         probe_every: float = 0.5,
         remember: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.inner = inner
         self.name = inner.name
@@ -46,6 +52,8 @@ class ResilientStore:
         self._down = False
         self._recovery: asyncio.Task[None] | None = None
         self._settings: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._read_at: dict[str, float] = {}  # when each conversation's settings were last read
+        self.clock = clock
         self.journal = ResilientJournal(inner.journal, lambda: self._down, self._lost, remember)
 
     @property
@@ -237,22 +245,30 @@ class ResilientStore:
             self._lost(exc)
 
     async def settings(self, conversation: Conversation) -> dict[str, str]:
-        """Per-channel settings; while the store is away, the ones this process saw last."""
+        """Per-channel settings (read again after SETTINGS_FRESH); while the store is away, the ones
+        this process saw last."""
         where = conversation.key
-        if not self._down:
+        now = self.clock()
+        if not self._down and now - self._read_at.get(where, float("-inf")) >= SETTINGS_FRESH:
             try:
                 found = await self.inner.settings(conversation)
             except StoreError as exc:
                 self._lost(exc)
             else:
                 self._keep(self._settings, where, found)
-                return found
+                if len(self._read_at) > self._remember:
+                    self._read_at = {k: at for k, at in self._read_at.items() if now - at < SETTINGS_FRESH}
+                self._read_at[where] = now
+                return dict(found)
         return dict(self._settings.get(where, {}))
 
     async def set_setting(self, conversation: Conversation, name: str, value: str | None) -> None:
         """Set one per-channel setting; refused while the store is away."""
         self._refuse_while_away()
-        await self._passing(self.inner.set_setting(conversation, name, value))
+        try:
+            await self._passing(self.inner.set_setting(conversation, name, value))
+        finally:
+            self._read_at.pop(conversation.key, None)  # read again next time, whether or not it landed
         self._settings.pop(conversation.key, None)
 
     async def rate_hit(self, key: str, window_s: float, limit: int) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from core.conversation import Conversation, Platform, Scope
@@ -57,13 +57,21 @@ class Turn:
 
     def dumps(self) -> str:
         """Serialize with the schema version; text past TURN_CHARS is cut, ending in "…"."""
-        data = asdict(self)
+        data: dict[str, object] = {name: getattr(self, name) for name in _TURN_FIELDS}  # all plain values
         if not self.speaker:
             del data["speaker"]  # most turns: the same bytes as before scenes
-        if len(self.text) > TURN_CHARS:
-            data["text"] = self.text[: TURN_CHARS - 1] + "…"
+        data["text"] = self.kept_text
         data["v"] = SCHEMA
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @property
+    def kept_text(self) -> str:
+        """The text as stored: cut past TURN_CHARS, ending in "…"."""
+        return self.text if len(self.text) <= TURN_CHARS else self.text[: TURN_CHARS - 1] + "…"
+
+    def stored(self, seq: int) -> Turn:
+        """The turn as `loads(dumps())` reads it back, numbered `seq`."""
+        return replace(self, text=self.kept_text, seq=seq)
 
     @classmethod
     def loads(cls, raw: str | bytes, seq: int | None = None) -> Turn:
@@ -73,6 +81,9 @@ class Turn:
         if seq is not None:
             known["seq"] = seq
         return cls(**known)
+
+
+_TURN_FIELDS = tuple(Turn.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ import discord
 from bot import metrics
 from bot.addressing import addressed
 from bot.app import App
+from bot.arrivals import Arrivals, Ticket
 from bot.commands import Commands
-from bot.discord_front.arrivals import Arrivals, Ticket
 from bot.discord_front.incoming import to_incoming
 from bot.discord_front.outbox import MENTIONS, Outbox
 from bot.discord_front.replay import FRONT, DiscordReplayer, discord_route

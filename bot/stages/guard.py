@@ -1,4 +1,7 @@
-"""Stage 2, guard: rate limits with a voice, input cleaning, messages with no words in them, emoji for short acks."""
+"""Stage 2, guard: input cleaning, messages with no words in them, emoji for short acks.
+
+The rate limit comes before every stage, in the chain's intake (bot/intake.py).
+"""
 
 from __future__ import annotations
 
@@ -20,15 +23,13 @@ from persona.lines import Kind, canned, in_language
 
 log = logging.getLogger(__name__)
 
-WINDOW = 60.0  # seconds: rate_limit_per_minute counts over this, and one notice at most per window
-
 # What the model reads when a message holds no words: a call by name, a picture it cannot see.
 CALLED = {"zh": "（叫了你一声）", "en": "(calls your name)", "ja": "（あなたの名前を呼んだ）"}
 PICTURE = {"zh": "（发来一张图片）", "en": "(sends a picture)", "ja": "（画像を送った）"}
 
 
 class Guard:
-    """Limits each user (never the terminal), cleans the message, answers calls without words."""
+    """Cleans the message, answers calls without words and pictures it cannot see."""
 
     def __init__(
         self,
@@ -45,17 +46,9 @@ class Guard:
         self.chance = chance
 
     async def __call__(self, ex: Exchange) -> Exchange | None:
-        """The cleaned message; a canned line (over the limit, only a picture); None to stay silent."""
+        """The cleaned message; a canned line (only a picture); None to stay silent."""
         msg, card = ex.incoming, ex.persona.card
         text = clean_input(ex.text, self.cfg.max_input_chars)
-        who = f"{msg.platform}:{msg.user_id}"
-        # a scene's own lines are bounded by [scene] max_bot_turns, not by a member's rate
-        if msg.platform != "terminal" and not msg.unprompted and not msg.speaker and not await self.store.rate_hit(who, WINDOW, self.cfg.rate_limit_per_minute):
-            log.info("rate limit: %s (kept as context)", who)
-            await keep_as_context(self.store, ex, text, said_at(msg, self.clock()))
-            if not await self.store.rate_hit(f"notice:{who}", WINDOW, 1):
-                return None
-            return await self._canned(ex, "rate_limited")
         if text:
             kind = ack_kind(text) if self.react_chance > 0 else None
             if kind and self.chance() < self.react_chance:

@@ -6,11 +6,14 @@ import logging
 from collections.abc import Collection
 from pathlib import Path
 
-from nonebot import get_driver, get_plugin_config, on_command, on_message
+from nonebot import get_driver, get_plugin_config, on_message
 from nonebot.adapters import Bot, Event, Message
+from nonebot.consts import CMD_ARG_KEY, CMD_KEY, PREFIX_KEY
 from nonebot.exception import ActionFailed, NetworkError
-from nonebot.params import CommandArg
+from nonebot.matcher import current_bot, current_event
 from nonebot.plugin import PluginMetadata
+from nonebot.rule import CommandRule, Rule, command
+from nonebot.typing import T_State
 
 from bot import metrics
 from bot.app import App
@@ -39,6 +42,7 @@ __plugin_meta__ = PluginMetadata(
     supported_adapters={"~onebot.v11", "~qq"},
 )
 
+HEADS = list(dict.fromkeys(c.name.split()[0] for c in TABLE))  # what follows the slash: persona, reset, ...
 plugin_config = get_plugin_config(Config)
 _PRIORITY = plugin_config.roleplay_priority
 _driver = get_driver()
@@ -78,7 +82,10 @@ chat = on_message(priority=_PRIORITY, block=False)
 
 
 @chat.handle()
-async def _chat(bot: Bot, event: Event) -> None:
+async def _chat() -> None:
+    # nonebot hands the bot and the event over in its context: a handler parameter is resolved by
+    # dependency injection, in tasks of its own, for every message
+    bot, event = current_bot.get(), current_event.get()
     front = front_for(bot, event)
     msg = front.incoming(bot, event) if front else None
     if front is None or msg is None or msg.is_self:
@@ -127,36 +134,52 @@ def _named_user(arg: Message, words: list[str], characters: Collection[str] = ()
     return "", words
 
 
-def _matcher(head: str) -> None:
+class _Commands(CommandRule):
+    """nonebot's command rule reading the command its parser found straight from the state: its own
+    reads it through three synchronous dependencies, each run in a worker thread, for every message."""
+
+    __slots__ = ()
+
+    async def __call__(self, state: T_State) -> bool:  # type: ignore[override]
+        """Whether the message starts with one of these commands."""
+        return state[PREFIX_KEY][CMD_KEY] in self.cmds
+
+
+# nonebot resolves a rule's parameter types in the globals of what it calls, and an instance has none:
+# the annotation is given as the type itself, not as this module's postponed text
+_Commands.__call__.__annotations__["state"] = T_State
+
+
+# One matcher for every command of the table (nonebot's parser finds the head, the table the rest) and
+# one for all chat: a matcher per command would check its rule for every message.
+command(*HEADS)  # the heads join nonebot's command parser, as on_command's would
+commands = on_message(Rule(_Commands([(head,) for head in HEADS])), priority=_PRIORITY - 1, block=True)
+
+
+@commands.handle()
+async def _command(bot: Bot, event: Event, state: T_State) -> None:
     """One QQ command (`/persona list|set ID`, `/forget N|all [@someone]`, ...) from the command table."""
-    matcher = on_command(head, priority=_PRIORITY - 1, block=True)
-
-    @matcher.handle()
-    async def _run(bot: Bot, event: Event, arg: Message = CommandArg()) -> None:
-        front = front_for(bot, event)
-        msg = front.incoming(bot, event) if front else None
-        msg = scene.for_command(holder.get(), bot, msg) if msg is not None else None
-        if front is None or msg is None:
-            return
-        words = clean_text(arg.extract_plain_text()).split()
-        found = find([head, *words])
-        if found is None:
-            await front.answer(bot, event, f"Usage: {usage_of(head)}")
-            return
-        command, args = found
-        if command.private and not msg.is_direct and front.answer_privately is None:
-            await front.answer(bot, event, PRIVATE_ONLY)  # nothing runs that could not be answered
-            return
-        app, target = holder.get(), ""
-        args = scene.with_character(app, command, arg, args)  # `/why @赫萝`: the character that account plays
-        if command.names_user:
-            target, args = _named_user(arg, args, app.settings.qq.accounts)
-            required = sum(not p.optional for p in command.params)
-            if not target and len(args) > required and args[-1].isdigit() and args[-1] not in app.personas:
-                target, args = args[-1], args[:-1]  # `/forget all 12345`: a QQ number after the arguments
-        answer = await invoke(Commands(app), msg, command, args, await _access(front, bot, event, msg), target)
-        await answer_command(front, bot, event, msg, answer.text, command.private)
-
-
-for _head in dict.fromkeys(c.name.split()[0] for c in TABLE):
-    _matcher(_head)
+    head, arg = state[PREFIX_KEY][CMD_KEY][0], state[PREFIX_KEY][CMD_ARG_KEY]
+    front = front_for(bot, event)
+    msg = front.incoming(bot, event) if front else None
+    msg = scene.for_command(holder.get(), bot, msg) if msg is not None else None
+    if front is None or msg is None:
+        return
+    words = clean_text(arg.extract_plain_text()).split()
+    found = find([head, *words])
+    if found is None:
+        await front.answer(bot, event, f"Usage: {usage_of(head)}")
+        return
+    chosen, args = found
+    if chosen.private and not msg.is_direct and front.answer_privately is None:
+        await front.answer(bot, event, PRIVATE_ONLY)  # nothing runs that could not be answered
+        return
+    app, target = holder.get(), ""
+    args = scene.with_character(app, chosen, arg, args)  # `/why @赫萝`: the character that account plays
+    if chosen.names_user:
+        target, args = _named_user(arg, args, app.settings.qq.accounts)
+        required = sum(not p.optional for p in chosen.params)
+        if not target and len(args) > required and args[-1].isdigit() and args[-1] not in app.personas:
+            target, args = args[-1], args[:-1]  # `/forget all 12345`: a QQ number after the arguments
+    answer = await invoke(Commands(app), msg, chosen, args, await _access(front, bot, event, msg), target)
+    await answer_command(front, bot, event, msg, answer.text, chosen.private)

@@ -1,20 +1,23 @@
-"""Each Discord channel's messages reach the chain in the order Discord delivered them.
+"""Each conversation's messages take their places in the order they arrived, whatever each awaited first.
 
-Turning a message into an Incoming awaits the store (the channel's persona) and sometimes the REST
-API (a quoted message that is not cached); a later message that needs neither could reach the chain
-first and be answered first. Each message waits only until the one before it in its channel has
-taken its place in the chain (or has ended), never for that message's reply, so bursts still merge.
+Discord: turning a message into an Incoming awaits the store (the channel's persona) and sometimes
+the REST API (a quoted message that is not cached). The chain: a message's intake (its
+conversation's persona, the member's rate limit) awaits the store. A later message that needed less
+could otherwise take its place first and be answered first. Each message waits only until the one
+before it in its conversation has taken its place (or has ended), never for that message's reply,
+so bursts still merge.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 
 
 class Ticket:
     """One message's place in its channel's line."""
 
-    def __init__(self, line: Arrivals, channel: int, before: asyncio.Future[None] | None):
+    def __init__(self, line: Arrivals, channel: Hashable, before: asyncio.Future[None] | None):
         self._line, self._channel, self._before = line, channel, before
         self._mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -32,12 +35,12 @@ class Ticket:
 
 
 class Arrivals:
-    """The line of messages per channel; `arrive` must be called before the handler first awaits."""
+    """The line of messages per channel (or conversation); `arrive` must be called before the handler first awaits."""
 
     def __init__(self) -> None:
-        self._last: dict[int, asyncio.Future[None]] = {}
+        self._last: dict[Hashable, asyncio.Future[None]] = {}
 
-    def arrive(self, channel: int) -> Ticket:
+    def arrive(self, channel: Hashable) -> Ticket:
         """A ticket behind the channel's previous message."""
         ticket = Ticket(self, channel, self._last.get(channel))
         self._last[channel] = ticket._mine
