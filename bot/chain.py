@@ -207,6 +207,8 @@ class Chain:
         reply = verdict.notice
         if reply is None:
             return None
+        if outlet is not None:
+            await outlet.partial(reply.text)
         metrics.reply(reply.mode, self.clock() - arrived)
         if outlet is not None:
             await post(outlet, reply)

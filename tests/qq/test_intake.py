@@ -28,8 +28,10 @@ AT = {"type": "at", "data": {"qq": SELF_ID}}
 
 @pytest.fixture
 async def bot(llm: FakeOpenAI, redis_url: str, redis_prefix: str, tmp_path: Path) -> AsyncIterator[Running]:
-    """The bot on Redis, two messages a minute per member, replies sent at once (no pacing)."""
-    env = {"BOT_QQ__ACCESS_TOKEN": TOKEN, "BOT_BOT__RATE_LIMIT_PER_MINUTE": "2", "BOT_PACING__ENABLED": "false"}
+    """The bot on Redis, two messages a minute per member, each answered on its own (no burst merging),
+    replies sent at once (no pacing)."""
+    env = {"BOT_QQ__ACCESS_TOKEN": TOKEN, "BOT_BOT__RATE_LIMIT_PER_MINUTE": "2", "BOT_PACING__ENABLED": "false",
+           "BOT_BOT__MERGE_BURSTS": "false"}
     async with running_bot(tmp_path, llm, redis_url, redis_prefix, {}, env) as running:
         yield running
 
