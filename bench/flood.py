@@ -320,6 +320,9 @@ async def flood(rate: float, seconds: float, latency_ms: float, changes: list[tu
                 result["others_cpu_ms_per_message"] = per_event_ms(windows)
             else:
                 result[f"flood_cpu_ms_p50_{phase}"] = per_event_ms(windows, quiet_per_s)
+                flooded = sum(w.events for w in windows)
+                spent = sum(w.cpu - quiet_per_s * w.seconds for w in windows)
+                result[f"flood_cpu_ms_mean_{phase}"] = 1000 * spent / flooded if flooded else float("nan")
             await meter.idle()
     return result
 
