@@ -10,7 +10,7 @@ from typing import cast
 
 import discord
 
-from bot.discord_front.arrivals import Ticket
+from bot.arrivals import Ticket
 from bot.discord_front.voice_note import is_opus, plain_file, send_voice_message
 from bot.discord_front.webhooks import WebhookPool
 from bot.pacing import Pacing
