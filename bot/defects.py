@@ -47,7 +47,8 @@ _HINT = re.compile(
 # each copy of the hint ends with one of these within its last _HINT_TAIL characters
 _HINT_WORDS = ("即可", "回复", "字", "左右", ")", "）", "english", "t to ")
 _HINT_TAIL = 12
-_CODE = re.compile(r"`[^`\n]{0,200}`")
+# code and markup are not language: `inline code`, and CQ codes as a model may write them ("[CQ:at,qq=all]")
+_CODE = re.compile(r"`[^`\n]{0,200}`|\[CQ:[^\]\n]{0,200}\]")
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ async def test_a_picture_with_a_mention_reaches_a_model_that_sees(
 ) -> None:
     # the operator lists Discord's CDN: a listed name is handed on unresolved (nothing resolves names here)
     app, _ = await connect(llm={"vision": True}, fetch={"allow_hosts": ["cdn.discordapp.com"]})
-    llm.push(Script(text="A fine wolf."))
+    llm.push(Script(text="好一匹狼。"))  # the card's language: a reply in another would be asked again
     url = "https://cdn.discordapp.com/attachments/1/2/wolf.png"
     picture = {"id": "77", "filename": "wolf.png", "size": 2048, "url": url, "proxy_url": url, "content_type": "image/png"}
     await discord_server.dispatch("MESSAGE_CREATE", discord_server.message(f"{MENTION} look", mentions=[BOT_USER],
