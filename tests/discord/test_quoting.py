@@ -23,7 +23,7 @@ async def test_a_busy_notice_and_both_answers_reference_their_messages(
     connect: Any, discord_server: FakeDiscord, llm: FakeOpenAI
 ) -> None:
     app, _ = await connect(bot={"busy_notice_seconds": 0.3}, llm={"max_concurrency": 1})
-    llm.default = Script(text="咱在。", delay=0.5)
+    llm.default = Script(text="咱在。", delay=1.5)  # the second message waits well past the notice time
     first = discord_server.message(f"{MENTION} 在吗", mentions=[BOT_USER])
     second = discord_server.message(f"{MENTION} 我也来了", mentions=[BOT_USER], author=user(ALICE + 7, "bob"))
     await discord_server.dispatch("MESSAGE_CREATE", first)
