@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -47,9 +46,12 @@ class Background:
         """Let running work finish for up to `grace` seconds, then cancel what is left."""
         if self._tasks and grace > 0:
             log.info("waiting up to %.0fs for %d background task(s)", grace, len(self._tasks))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace):
-                    await self.drain()
+            # asyncio.wait, not a timeout around gather: a gather cut short would cancel the tasks itself,
+            # and those would end unnamed in the log
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + grace
+            while self._tasks and (left := deadline - loop.time()) > 0:
+                await asyncio.wait(set(self._tasks), timeout=left)
         for task in list(self._tasks):
             log.warning("background %s cancelled at exit", task.get_name())
             task.cancel()
