@@ -208,6 +208,8 @@ class ReplyCheck:
             return ""
         checked, self._checked = self._checked, self._size
         self._due = self._size + max(self.STEP, self._size // self.GROWTH)
+        if self.scan is not None:  # an overrun is caught as soon as it happens, not a growth step later
+            self._due = min(self._due, max(self._size, self.scan.max_chars) + 1)
         if self.scan is not None and not self._retry:
             # a stream shows whole sentences only: unless a sentence end has come within reach since
             # the last check, nothing could be shown, and only the defect scan (which reads only
