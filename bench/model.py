@@ -196,8 +196,9 @@ async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.N
             reply = await app.chain.handle(msg, Recorder(partial=sink))
             stats["wholes"].append(time.monotonic() - start)
             stats["firsts"].extend(first[:1])
-            if server is not None and turn:  # between consecutive replies of one chat
-                stats["hits"].extend(server.prefix_hits(mark)[:1])  # the reply's own request (retries come after)
+            hit = server.prefix_hits(mark)[:1] if server is not None else []  # the reply's own request (retries after)
+            if turn:  # between consecutive replies of one chat
+                stats["hits"].extend(hit)
             await app.background.drain()  # the user takes a moment: summaries and facts run in between
             said = "".join(shown).strip() or (reply.text if reply else "")
             stats["replies"][lang] += 1
@@ -210,7 +211,8 @@ async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.N
             stats["shown"] += defect is not None
             if args.verbose:
                 mode = reply.mode if reply else "none"
-                print(f"[{setting} {pid} {lang} {mode} {defect}] {text} -> {said!r}", flush=True)
+                cached = f" cached {hit[0][0]}/{sum(hit[0])}" if hit else ""
+                print(f"[{setting} {pid} {lang} {mode} {defect}{cached}] {text} -> {said!r}", flush=True)
 
 
 def _record_streams(model: Any, persona: Any, group: bool, into: list[dict[str, Any]]) -> None:

@@ -221,8 +221,9 @@ class DefectScan:
         return Defect("language", 0) if bad else None
 
     def recheck(self, kept: str) -> Defect | None:
-        """The defect in the clean part kept before a defect, read whole (a short reply all in the other language)."""
-        return DefectScan(self.language, self.max_chars, self.known).scan(kept, final=True)
+        """The defect in the clean part kept before a defect, read whole: a short reply all in the other
+        language (the scan already found nothing else before the first defect)."""
+        return self._mostly_foreign(kept)
 
     def hold(self, raw: str) -> int:
         """Raw characters that may be shown now: before any run, stretch or repeat still in the making."""

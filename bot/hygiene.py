@@ -113,7 +113,7 @@ def whole_sentences(text: str) -> str:
 class ReplyCheck:
     """Cleans a reply as it streams; `feed` and `finish` give the text that may be displayed so far.
 
-    Checks come after the reply has grown by a quarter since the last one (or by STEP characters
+    Checks come after the reply has grown by half since the last one (or by STEP characters
     while it is short): the checks of a whole stream cost a bounded multiple of its length, however
     small its pieces. The defect scan (loops, runs of one mark, the wrong language, overruns) reads
     only what is new and runs at every check; cleaning and the leak check (which read the reply
@@ -123,7 +123,7 @@ class ReplyCheck:
     """
 
     HOLD = 24  # characters kept back until a leak or an invented turn through them is ruled out
-    GROWTH = 4  # check again once the reply has grown by 1/GROWTH
+    GROWTH = 2  # check again once the reply has grown by 1/GROWTH (the screen shows whole sentences anyway)
     OVERLAP = 64  # a leak is a run of 40 letters or fewer: text checked before is read again only this far back
     STEP = 12  # ... or by this many characters (a stream shows whole sentences: no need to look sooner)
 
@@ -137,6 +137,7 @@ class ReplyCheck:
         self.scan = scan
         self._pieces: list[str] = []
         self._size = self._checked = 0  # characters received, and received at the last check
+        self._due = self.STEP  # the size at which the next check is due
         self.released = 0
         self._shown = ""  # the text released so far
         self._leak_checked = 0  # cleaned characters already checked for leaks
@@ -203,9 +204,12 @@ class ReplyCheck:
             return ""
         self._pieces.append(delta)
         self._size += len(delta)
-        if self._size - self._checked < max(self.STEP, self._checked // self.GROWTH):
+        if self._size < self._due:
             return ""
         checked, self._checked = self._checked, self._size
+        self._due = self._size + max(self.STEP, self._size // self.GROWTH)
+        if self.scan is not None:  # an overrun is caught as soon as it happens, not a growth step later
+            self._due = min(self._due, max(self._size, self.scan.max_chars) + 1)
         if self.scan is not None and not self._retry:
             # a stream shows whole sentences only: unless a sentence end has come within reach since
             # the last check, nothing could be shown, and only the defect scan (which reads only

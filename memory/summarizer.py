@@ -115,18 +115,21 @@ class Summarizer:
         task is read, and the next reply still finds its prefix there. Else the task alone."""
         if not (self.cfg.background_after_reply and after):
             return task
-        profile = self.model.profile
         messages = [*after, *task]
-        cost = sum(profile.count_message(m.content) for m in messages) + max_tokens + MESSAGE_OVERHEAD
-        return messages if cost <= profile.context else task
+        return messages if self._fits(messages, max_tokens) else task
+
+    def _fits(self, messages: Sequence[ChatMessage], max_tokens: int) -> bool:
+        profile = self.model.profile
+        return sum(profile.count_message(m.content) for m in messages) + max_tokens + MESSAGE_OVERHEAD <= profile.context
 
     def fold(
         self, key: SessionKey, persona: Persona, summary: Summary, turns: Sequence[Turn],
         after: Sequence[ChatMessage] = (),
-    ) -> None:
-        """Fold `turns` (which fell out of the window) into the summary, later (asked after `after`, see `asked`)."""
+    ) -> bool:
+        """Fold `turns` (which fell out of the window) into the summary, later (asked after `after`, see
+        `asked`); False when there is nothing to fold."""
         if not (self.cfg.summary and turns):
-            return
+            return False
         # a bounded bite, oldest first: a long backlog is folded over several replies
         bite: list[Turn] = []
         used = 0
@@ -135,7 +138,27 @@ class Summarizer:
             if bite and used > FOLD_TOKENS:
                 break
             bite.append(turn)
-        self.background.spawn(self._fold(key, persona, summary, bite, after), name=f"summary {key}", key=f"sum:{key}")
+        task = self.background.spawn(self._fold(key, persona, summary, bite, after), name=f"summary {key}",
+                                     key=f"sum:{key}")
+        return task is not None
+
+    def warm(self, key: SessionKey, after: Sequence[ChatMessage], asked: bool = False) -> None:
+        """Read `after` (how the conversation's next prompt begins) into a llama.cpp server's cache, later,
+        with a one-token request ([memory] warm_after_reply): its one slot is idle between replies, and
+        the next reply then reads only what is new. Not when a summary or facts request (`asked`)
+        already begins with it."""
+        if asked and self.cfg.background_after_reply:
+            return
+        if not (self.cfg.warm_after_reply and after and self.model.profile.kind == "llamacpp"):
+            return
+        if self._fits(after, 1):
+            self.background.spawn(self._warm(after), name=f"warm {key}", key=f"warm:{key}")
+
+    async def _warm(self, after: Sequence[ChatMessage]) -> None:
+        try:
+            await self.model.complete(list(after), max_tokens=1, temperature=0.0)
+        except LLMError as exc:
+            log.info("cache warm-up skipped: %s", exc)
 
     async def _fold(
         self, key: SessionKey, persona: Persona, old: Summary, turns: list[Turn], after: Sequence[ChatMessage]
@@ -161,14 +184,15 @@ class Summarizer:
     def note_facts(
         self, persona: Persona, key: SessionKey, user_id: str, name: str, said: Sequence[Turn],
         after: Sequence[ChatMessage] = (),
-    ) -> None:
-        """Read what a user said (oldest first) for lasting facts about them, later (asked after `after`).
+    ) -> bool:
+        """Read what a user said (oldest first) for lasting facts about them, later (asked after `after`);
+        False when nothing is read.
 
         Each candidate adds, updates or deletes one of the user's facts shown in this conversation;
         the conversation's read mark moves past what was read, so nothing is read twice or skipped.
         """
         if not (self.cfg.facts and self.cfg.facts_per_user and said):
-            return
+            return False
         bite: list[Turn] = []
         used = 0
         for turn in said:  # a bounded bite, oldest first; the rest is read next time
@@ -176,11 +200,12 @@ class Summarizer:
             if bite and used > FACTS_INPUT_TOKENS:
                 break
             bite.append(turn)
-        self.background.spawn(
+        task = self.background.spawn(
             self._facts(persona, key, user_id, name, bite, after),
             name=f"facts {key.platform}:{user_id}",
             key=f"facts:{persona.id}:{key.platform}:{user_id}",
         )
+        return task is not None
 
     async def _facts(
         self, persona: Persona, key: SessionKey, user_id: str, name: str, said: list[Turn], after: Sequence[ChatMessage]

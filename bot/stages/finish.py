@@ -55,13 +55,14 @@ class Finish:
         await self._remember_context(ex, mode, now, stored[1].seq)
         if self.summarizer and mode == "model":
             after = _next_prefix(ex.prompt, text)
-            self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized, after)
+            asked = self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized, after)
             # seq 0: the store is away and the exchange waits in memory; facts can wait too
             if stored[0].seq and not msg.speaker:  # facts are about members, never another character
                 said = [t for t in ex.stored if t.user_id == msg.user_id and t.role == "user" and t.seq > ex.facts_noted]
                 said.append(stored[0])
                 if len(said) >= self.facts_every:
-                    self.summarizer.note_facts(persona, ex.session, msg.user_id, msg.display_name, said, after)
+                    asked |= self.summarizer.note_facts(persona, ex.session, msg.user_id, msg.display_name, said, after)
+            self.summarizer.warm(ex.session, after, asked)
         return replace(ex, draft=text, mode=mode, reply=reply)
 
     async def _remember_context(self, ex: Exchange, mode: str, now: float, seq: int) -> None:

@@ -134,6 +134,7 @@ class MemoryConfig(Section):
     facts_every: int = Field(6, ge=1)
     share_facts: bool = False
     background_after_reply: bool = True
+    warm_after_reply: bool = True
 
     @field_validator("recall_dense", mode="before")
     @classmethod

@@ -69,3 +69,27 @@ async def test_off_or_too_long_the_task_goes_alone(make_settings: MakeSettings, 
     requests = await chat(make_settings, app_factory, llm, llm_extra={"context_tokens": 700, "max_tokens": 120})
     background = [b for b in requests if is_background(b)]
     assert background and all(len(b["messages"]) == 2 for b in background)  # prefix + task would not fit
+
+
+async def test_a_reply_no_background_work_follows_is_read_into_llamacpps_cache(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI
+) -> None:
+    """llama.cpp: with nothing else to ask, a one-token request reads the next prompt's beginning while the slot is idle."""
+    settings = make_settings(llm={"base_url": llm.base_url, "model": "test-model", "server": "llamacpp"},
+                             memory={"backend": "sqlite", "summary": False, "facts": False})
+    app: App = await app_factory(settings)
+    llm.default = Script(text=REPLY)
+    for text in ("我叫阿青。", "你好呀。"):
+        await app.chain.handle(dm(text))
+        await app.background.drain()
+    first, warm, second, _ = llm.requests
+    assert warm["max_tokens"] == 1 and warm["messages"][-1] == {"role": "assistant", "content": REPLY}
+    assert warm["messages"][:-1] == first["messages"][:-1]  # the reply's prompt less its reminder, then the reply
+    assert second["messages"][: len(warm["messages"])] == warm["messages"]
+    llm.requests.clear()
+    settings = make_settings(llm={"base_url": llm.base_url, "model": "test-model"},  # a server with slots of its own
+                             memory={"backend": "sqlite", "summary": False, "facts": False})
+    app = await app_factory(settings)
+    await app.chain.handle(dm("你好呀。"))
+    await app.background.drain()
+    assert len(llm.requests) == 1

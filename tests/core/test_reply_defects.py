@@ -44,7 +44,8 @@ async def open_app(make_settings: MakeSettings, app_factory: Any, llm: FakeOpenA
     port = free_port()
     settings = make_settings(
         llm={"base_url": llm.base_url, "model": "test-model", "server": "llamacpp", **llm_extra},
-        memory={"summary": False, "facts": False}, metrics={"enabled": True, "port": port},
+        memory={"summary": False, "facts": False, "warm_after_reply": False},  # each request here is a scripted reply
+        metrics={"enabled": True, "port": port},
     )
     return await app_factory(settings), port
 
