@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 import tomllib
@@ -232,8 +233,9 @@ def _responder(body: dict[str, Any]) -> Script:
     return Script(text="[]" if first.startswith(("从下面", "From what")) else SUMMARY)
 
 
-async def run(path: Path, ids: list[str], changes: list[tuple[str, str, Any]], verbose: bool) -> dict[str, Any]:
-    """Replay and question every chosen conversation in one bot process; the numbers."""
+async def run(path: Path, ids: list[str], changes: list[tuple[str, str, Any]], verbose: bool,
+              python: str = sys.executable) -> dict[str, Any]:
+    """Replay and question every chosen conversation in one bot process (run by `python`); the numbers."""
     talks = load(path, ids)
     scores = {t.id: Scores() for t in talks}
     with tempfile.TemporaryDirectory(prefix="rp-bench-locomo-") as tmp, FakeOpenAI() as srv, redis_prefix() as prefix:
@@ -249,7 +251,8 @@ async def run(path: Path, ids: list[str], changes: list[tuple[str, str, Any]], v
             ("knowledge", "enabled", False), ("pacing", "enabled", False),
             ("llm", "first_token_timeout", 600.0), ("llm", "deadline", 600.0), *changes])
         settings = tomllib.loads(config.read_text(encoding="utf-8"))
-        bot = BotProcess(config, TOKEN, {"TZ": "UTC", "BOT_BOT__LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
+        bot = BotProcess(config, TOKEN, {"TZ": "UTC", "BOT_BOT__LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")},
+                         python)
         try:
             await bot.start()
             impl = Recorder(bot.url, SELF_ID, TOKEN)
