@@ -34,10 +34,11 @@ from core.images import ImageGate
 from core.knowledge import Knowledge
 from core.llm import ChatModel, OpenAIChat
 from core.serving import ServerProfile
+from memory.episodes import EpisodicMemory
 from memory.knowledge import open_knowledge
 from memory.knowledge.embedders import open_embedder
 from memory.open import open_store
-from memory.recall_dense import DenseRecall, open_dense
+from memory.recall_dense import open_dense
 from memory.store import ConversationStore, StoreError
 from memory.summarizer import Summarizer
 from persona.card import Persona
@@ -74,6 +75,7 @@ class App:
     initiative: Initiative
     replay: Replay
     clocks: Clocks = field(default_factory=Clocks)
+    episodes: EpisodicMemory | None = None  # older turns and members' notebooks, searchable (None: recall is off)
 
     @property
     def answered_by(self) -> str:
@@ -129,7 +131,11 @@ class App:
         listen = Listen(Transcriber(settings.voice), policy)
         look = Look(ImageGate(settings.llm, policy), model.profile, model.probe if isinstance(model, OpenAIChat) else None) \
             if model else None
-        stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
+        m = settings.memory
+        # one memory of older turns: the gate hands it what it overhears, recall searches it, /memory reads it
+        episodes = EpisodicMemory(store, keep_turns=m.max_turns + m.archive_turns, retention_days=m.archive_days, dense=dense,
+                                  background=background, notes=m.profile_tokens > 0) if m.recall_tokens > 0 else None
+        stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, episodes, listen, look)
         conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter)
         chain = Chain(stages, store, conversations, settings.bot.merge_bursts, clocks.mono, clocks.wall,
                       settings.bot.busy_notice_seconds)
@@ -137,7 +143,7 @@ class App:
         chain.on_seen = initiative.seen
         chain.on_spoke = initiative.spoke
         replay = Replay(chain.ledger, settings.bot.replay_minutes, clocks.wall)
-        app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, clocks)
+        app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, clocks, episodes)
         exporter: metrics.Exporter | None = None
         try:
             if settings.metrics.enabled:
@@ -171,7 +177,7 @@ def build_pipeline(
     voice: Voice | None,
     background: Background,
     clocks: Clocks,
-    dense: DenseRecall | None = None,
+    episodes: EpisodicMemory | None = None,
     listen: Listen | None = None,
     look: Look | None = None,
 ) -> list[Stage]:
@@ -183,11 +189,11 @@ def build_pipeline(
     probe = model.probe if isinstance(model, OpenAIChat) else None
     compose = Compose(settings.llm, settings.memory, (k.passage_tokens, k.lore_tokens), profile, probe)
     return [
-        Gate(settings.bot, store, clocks.wall, clocks.chance),
+        Gate(settings.bot, store, clocks.wall, clocks.chance, episodes.overheard if episodes else None),
         *([listen] if listen else []),  # voice messages the character answers become text
         *([look] if look else []),  # and pictures go to a model that can see them
         Guard(settings.bot, store, clocks.wall, settings.initiative.react_chance, clocks.chance),
-        Recall(settings.memory, store, knowledge, clocks.wall, dense=dense),
+        Recall(settings.memory, store, knowledge, clocks.wall, episodes),
         compose,
         # the offline responder answers when no model is configured, and stands in when the model fails
         Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap,

@@ -43,7 +43,7 @@ RETRY_SECONDS = 30.0  # after the embedder fails, recall is BM25 only this long
 BATCH = 32  # texts per background embedding request
 CACHE_TURNS = 50_000  # turn vectors held in memory over all conversations (the side file keeps the rest)
 MIN_Z = 2.0  # a turn must be this many standard deviations more similar than the conversation's average
-DENSE_K = 4  # at most this many turns come from the dense side (BM25's own hits are kept as they are)
+DENSE_K = 8  # at most this many turns come from the dense side for each text embedded (the message, a clause)
 MIN_TURNS = 8  # fewer embedded turns than this: no average to stand out from, dense stays out
 CACHE_FILE = "memory-vectors.sqlite3"
 
@@ -175,20 +175,21 @@ class DenseRecall:
         """Whether the embedder failed lately (recall is BM25 only until RETRY_SECONDS have passed)."""
         return self.clock() < self._down_until
 
-    def start(self, key: SessionKey, message: str) -> asyncio.Task[list[float]] | None:
-        """Start embedding the message, when the conversation has vectors to compare it with."""
+    def start(self, key: SessionKey, message: str, clauses: Sequence[str] = ()) -> asyncio.Task[list[list[float]]] | None:
+        """Start embedding the message and its `clauses` (one request), when the conversation has vectors to compare them with."""
         state = self._states.get(key)
         if state is None or int(state.have.sum()) < MIN_TURNS or self.down or not self._suits(message):
             return None
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._encode_one, message))
+        texts = [message, *clauses]
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.embedder.encode, texts, len(texts)))
         task.add_done_callback(_observed)
         return task
 
     async def nearest(
-        self, key: SessionKey, index: EpisodeIndex, pending: asyncio.Task[list[float]] | None,
+        self, key: SessionKey, index: EpisodeIndex, pending: asyncio.Task[list[list[float]]] | None,
         skip: Callable[[Turn], bool], k: int,
-    ) -> list[tuple[float, Turn]]:
-        """The turns nearest the message `pending` embeds (at most `k` and DENSE_K), best first, with their standing."""
+    ) -> list[list[tuple[float, Turn]]]:
+        """For each text `pending` embeds, the turns nearest it (at most `k` and DENSE_K), best first, with their standing."""
         if pending is None:
             return []
         done, _ = await asyncio.wait({pending}, timeout=self.wait)
@@ -196,15 +197,21 @@ class DenseRecall:
             log.debug("memory: the message's embedding took over %.1f s, BM25 alone", self.wait)
             return []
         try:
-            query = np.asarray(pending.result(), dtype=np.float32)
+            queries = [np.asarray(v, dtype=np.float32) for v in pending.result()]
         except Exception as exc:  # the embedder failed: BM25 answers, and says so once
             self._failed(exc)
             return []
-        self._answered(len(query))
+        if not queries:
+            return []
+        self._answered(len(queries[0]))
         state = self._states.get(key)
         if state is None or state.index is not index:
             return []
-        n, turns, k = state.done, index.turns, min(k, DENSE_K)
+        return [self._nearest(state, index.turns, query, skip, min(k, DENSE_K)) for query in queries]
+
+    def _nearest(self, state: _Vectors, turns: Sequence[Turn], query: np.ndarray, skip: Callable[[Turn], bool],
+                 k: int) -> list[tuple[float, Turn]]:
+        n = state.done
         z = state.standing(query)
         if z is None:
             return []
@@ -230,9 +237,6 @@ class DenseRecall:
     def _suits(self, message: str) -> bool:
         """The packaged English MiniLM is left out for Chinese messages, as knowledge's `dense_weight = "auto"` does."""
         return not (self.embedder.is_default and char_classes(message)[0] > 0)
-
-    def _encode_one(self, text: str) -> list[float]:
-        return self.embedder.encode([text], 1)[0]
 
     async def _fill(self, state: _Vectors) -> None:
         """Place every document's vector: from the side file when it has it, else embedded (and kept there)."""
@@ -299,7 +303,7 @@ class DenseRecall:
             total -= state.done
 
 
-def _observed(task: asyncio.Task[list[float]]) -> None:
+def _observed(task: asyncio.Task[list[list[float]]]) -> None:
     """Retrieve a query embedding's failure even when no one waited for it (it came too late)."""
     if not task.cancelled():
         task.exception()

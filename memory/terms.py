@@ -90,6 +90,13 @@ def query_weights(message: str, context: Sequence[str], ignore: Sequence[str] = 
     return weights
 
 
+def clauses(message: str) -> list[str]:
+    """The message's clauses with two or more words each, when it has two or more ("what X likes besides Y")."""
+    found = [c.strip(" ?？") for c in _JOINS.split(message)]
+    found = [c for c in found if len(terms(c)) >= 2]
+    return found if len(found) > 1 else []
+
+
 def parts(message: str, weights: dict[str, float], names: Sequence[str] = ()) -> list[dict[str, float]]:
     """The message's parts, each searched for alone: its clauses, and each member it names with the rest.
 

@@ -34,6 +34,9 @@ _ZH_RANGE = [("昨天", 1, 1), ("今天", 0, 1), ("上周", 14, 14), ("上个星
 _YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
 _IN_MONTH = re.compile(rf"\b{_MONTH}(?:\s*,?\s*(\d{{4}}))?\b", re.I)
 _BEFORE = re.compile(r"\b(before|after|since)\b|之前|以前|之后|以后", re.I)
+_EN_RELATIVE = re.compile(r"^(?P<rest>.*?)\b(?P<dir>before|after|since)\b\s+(?P<anchor>[^,;?!.]+)", re.I)
+_ZH_RELATIVE = re.compile(r"(?P<anchor>[^，,。？?！!]+?)(?P<dir>之前|以前|之后|以后)(?P<rest>.*)")
+RELATIVE_DAYS = 30.0  # "before X": what was said in the month before X's turn; "after X": in the month after it
 # words that date what a turn tells: a turn holding one of these answers "when"
 TIMED = re.compile(
     r"\b(yesterday|today|tonight|tomorrow|ago|last|next|weekend|week|month|year|recently|"
@@ -77,6 +80,30 @@ def _zh_number(text: str) -> int:
     if text.startswith("十"):
         return 10 + _ZH_NUM[text[1]]
     return _ZH_NUM[text[0]] * (10 if len(text) > 1 else 1) + (_ZH_NUM[text[-1]] if len(text) > 1 and text[-1] != "十" else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Relative:
+    """A question about what came before or after something: "where was John before he went to Chicago?"."""
+
+    after: bool  # False: before
+    anchor: str  # what it is before or after ("he went to Chicago")
+    rest: str  # the question less that part ("where was John")
+
+    def around(self, at: float) -> Frame:
+        """The range it asks about, the anchor's turn being said at `at`."""
+        return Frame(at, at + RELATIVE_DAYS * DAY) if self.after else Frame(at - RELATIVE_DAYS * DAY, at)
+
+
+def relative(question: str) -> Relative | None:
+    """The "before X" / "after X" in a question, or None."""
+    m = _EN_RELATIVE.search(question)
+    if m and m.group("anchor").strip():
+        return Relative(m.group("dir").lower() != "before", m.group("anchor").strip(), m.group("rest").strip())
+    z = _ZH_RELATIVE.search(question)
+    if z and z.group("anchor").strip():
+        return Relative(z.group("dir") in ("之后", "以后"), z.group("anchor").strip(), z.group("rest").strip())
+    return None
 
 
 def frame(question: str, now: float) -> Frame:

@@ -127,6 +127,7 @@ class MemoryConfig(Section):
     summary: bool = True
     summary_tokens: int = Field(300, ge=50)
     facts_tokens: int = Field(300, ge=0)
+    profile_tokens: int = Field(250, ge=0)
     memory_tokens: int = Field(1500, ge=100)
     facts: bool = True
     facts_per_user: int = Field(12, ge=0)

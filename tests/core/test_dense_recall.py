@@ -22,9 +22,10 @@ from bot.app import App, Clocks
 from core.background import Background
 from core.config import ConfigError
 from core.messages import Incoming
-from memory.episodes import EpisodicMemory, Recollection
+from memory.episodes import EpisodicMemory
 from memory.knowledge.embedders import HttpEmbedder
 from memory.recall_dense import CACHE_FILE, RETRY_SECONDS, DenseRecall, turn_text
+from memory.recollections import Recollection
 from memory.redis_store import RedisStore
 from memory.turns import SessionKey, Turn
 from memory.vector_cache import VectorCache
