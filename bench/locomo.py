@@ -5,7 +5,9 @@ replayed into a fresh `python -m bot run --platform qq` over OneBot v11: every t
 group message from its speaker, with its session's date as the message time (OneBot `time`). Then
 a member new to the group asks each question of categories 1-4 with an @. What reached the model
 is read from the local OpenAI-compatible server's request log: a question's evidence is recalled
-when every evidence turn of it is in the prompt that answers it.
+when every evidence turn of it is in the prompt that answers it (the turn's first 60 characters:
+shown whole). `evidence_told` also counts a turn one of whose sentences (five words or more) the
+prompt shows, as a timeline or profile item does; the floors are on the first measure.
 
 PATH is the dataset's locomo10.json, its zip, or the folder of per-conversation files (30.json).
 The conversations run one after another, each in its own group.
@@ -43,6 +45,7 @@ TOKEN = "bench-token"
 SELF_ID = "10000"
 GAP = 30.0  # seconds between two turns of one session
 PROBE = 60  # characters of a turn looked for in a prompt (recalled lines may be cut after that)
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 REPLY = "Hmm, let me think about that."
 SUMMARY = "Two friends catch up in the group."
 HOLO_EN = {
@@ -82,14 +85,16 @@ class Talk:
 @dataclass
 class Scores:
     hits: dict[int, list[bool]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})
+    told: dict[int, list[bool]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})  # whole, or by a sentence
     sections: dict[str, list[float]] = field(default_factory=dict)
     misses: list[str] = field(default_factory=list)
     replay_s: float = 0.0
     unanswered: int = 0
 
-    def recall(self, category: int | None = None) -> float:
-        """Share of questions whose evidence all reached the prompt (one category, or all)."""
-        every = self.hits[category] if category else [h for v in self.hits.values() for h in v]
+    def recall(self, category: int | None = None, told: bool = False) -> float:
+        """Share of questions whose evidence all reached the prompt (one category, or all); `told`: whole or as a sentence."""
+        hits = self.told if told else self.hits
+        every = hits[category] if category else [h for v in hits.values() for h in v]
         return sum(every) / len(every) if every else float("nan")
 
 
@@ -147,6 +152,11 @@ def _evidence_id(raw: str) -> str:
     """An evidence id as the turns name it ("D1:3"); the dataset writes a few with stray spaces or colons."""
     m = re.match(r"D:?(\d+):(\d+)", raw.replace(" ", ""))
     return f"D{m.group(1)}:{m.group(2)}" if m else raw
+
+
+def _told(text: str, shown: str) -> bool:
+    """Whether one of the turn's sentences of five words or more is in the prompt (as a timeline or profile item shows it)."""
+    return any(_squash(part)[:PROBE] in shown for part in _SENTENCE.findall(text) if len(part.split()) >= 5)
 
 
 def _sections(body: dict[str, Any]) -> dict[str, float]:
@@ -214,11 +224,13 @@ async def _conversation(srv: FakeOpenAI, impl: Recorder, talk: Talk, scores: Sco
         if body is None:
             scores.unanswered += 1
             scores.hits[q.category].append(False)
+            scores.told[q.category].append(False)
             continue
         shown = _squash("\n".join(str(m["content"]) for m in body["messages"]))
         ids = [_evidence_id(e) for e in q.evidence if _evidence_id(e) in by_id]
         missing = [e for e in ids if _squash(by_id[e].text)[:PROBE] not in shown]
         scores.hits[q.category].append(bool(ids) and not missing)
+        scores.told[q.category].append(bool(ids) and all(_told(by_id[e].text, shown) for e in missing))
         for name, value in _sections(body).items():
             scores.sections.setdefault(name, []).append(value)
         if missing and verbose:
@@ -275,12 +287,16 @@ def _numbers(talks: list[Talk], scores: dict[str, Scores], total: float, memory:
     for s in scores.values():
         for c in CATEGORIES:
             every.hits[c] += s.hits[c]
+            every.told[c] += s.told[c]
         for name, values in s.sections.items():
             every.sections.setdefault(name, []).extend(values)
         every.misses += s.misses
         every.unanswered += s.unanswered
     out: dict[str, Any] = {"evidence_recall": every.recall()}
     out |= {f"recall_{name}": every.recall(c) for c, name in CATEGORIES.items()}
+    # the same, counting an evidence turn also when one of its sentences is shown (a timeline or profile item)
+    out["evidence_told"] = every.recall(told=True)
+    out |= {f"told_{name}": every.recall(c, told=True) for c, name in CATEGORIES.items()}
     for t in talks:
         s = scores[t.id]
         out[f"conv {t.id}"] = (f"overall {s.recall():.3f}; " + ", ".join(

@@ -8,7 +8,9 @@ with no word in common ("which instrument am I learning?" for "I'm learning the 
   backlog); a message never waits for them. Each vector goes to the side file (memory/vector_cache.py)
   and is never asked for again, in this process or the next.
 - A message's own embedding is started as soon as its conversation is known and waited for at
-  most `QUERY_WAIT` seconds; later, BM25 answers alone for that message.
+  most `[memory] recall_dense_wait` seconds; later, BM25 answers alone for that message. While a
+  message's embedding is under way, the background embedding waits between its batches: replies
+  first.
 - An embedder that fails (server down, refusing) logs one WARNING and leaves recall to BM25 for
   `RETRY_SECONDS`; nothing raises on the message path. It is tried again after that, and warned
   about again only once it has answered in between.
@@ -38,9 +40,9 @@ from memory.vector_cache import VectorCache, digest
 
 log = logging.getLogger(__name__)
 
-QUERY_WAIT = 0.5  # seconds a message waits for its own embedding (then BM25 answers alone)
+QUERY_WAIT = 0.5  # seconds a message waits for its own embedding (then BM25 answers alone): the config's default
 RETRY_SECONDS = 30.0  # after the embedder fails, recall is BM25 only this long
-BATCH = 32  # texts per background embedding request
+BATCH = 16  # texts per background embedding request (a message's own embedding waits for at most one)
 CACHE_TURNS = 50_000  # turn vectors held in memory over all conversations (the side file keeps the rest)
 MIN_Z = 2.0  # a turn must be this many standard deviations more similar than the conversation's average
 DENSE_K = 8  # at most this many turns come from the dense side for each text embedded (the message, a clause)
@@ -148,6 +150,7 @@ class DenseRecall:
         self.dim: int | None = cache.dimension(embedder.key)
         self._states: OrderedDict[SessionKey, _Vectors] = OrderedDict()
         self._busy = asyncio.Lock()
+        self._asking: set[asyncio.Task[list[list[float]]]] = set()  # messages' embeddings under way
         self._down_until = 0.0
         self._warned = False
 
@@ -183,6 +186,8 @@ class DenseRecall:
         texts = [message, *clauses]
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.embedder.encode, texts, len(texts)))
         task.add_done_callback(_observed)
+        self._asking.add(task)
+        task.add_done_callback(self._asking.discard)
         return task
 
     async def nearest(
@@ -260,6 +265,8 @@ class DenseRecall:
             texts = dict(zip(named, span, strict=True))
             missing = [d for d in texts if d not in kept]
             for at in range(0, len(missing), BATCH):
+                while self._asking:  # a message waits for its own embedding: it goes first
+                    await asyncio.wait(set(self._asking))
                 chunk = missing[at : at + BATCH]
                 vectors = await asyncio.to_thread(self.embedder.encode, [texts[d] for d in chunk], BATCH)
                 if not self._answered(len(vectors[0])):
@@ -323,4 +330,5 @@ def open_dense(memory: MemoryConfig, knowledge: KnowledgeConfig, data_dir: Path,
             raise ConfigError("[memory] recall_dense = true needs an embedder: set [knowledge] embedding_url + "
                               'embedding_model or embedding_path, or recall_dense = "auto"')
         return None
-    return DenseRecall(embedder, VectorCache(data_dir / CACHE_FILE), background, clock=clock, owns_embedder=not shared)
+    return DenseRecall(embedder, VectorCache(data_dir / CACHE_FILE), background, clock=clock, wait=memory.recall_dense_wait,
+                       owns_embedder=not shared)

@@ -7,6 +7,7 @@ whose vectors are word concepts (so a test can count its requests and stop it) f
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -356,3 +357,21 @@ async def test_knowledge_and_memory_share_one_embedder(
     assert recall.episodes.dense is not None
     assert recall.episodes.dense.embedder is app.knowledge.embedder  # one model, one pool
     assert not recall.episodes.dense.owns_embedder
+
+
+async def test_a_message_is_embedded_before_the_backlog_of_turns(memory: Memory, stub: EmbeddingsServer) -> None:
+    backlog = [said(f"{CHATTER[i % 30]}, take {i}", *MEMBERS[i % 3], T0 + 60 * i) for i in range(320)]
+    await memory.store.append(KEY, backlog)
+    episodes = memory.episodes(HttpEmbedder(stub.url, "concepts"))
+    stub.delay = 0.05  # a slow embedder: the backlog takes a while
+    await episodes.index(KEY)  # the turns are embedded in the background, a batch at a time
+    while episodes.dense is None or episodes.dense.embedded(KEY) < 16:
+        await asyncio.sleep(0.01)
+    await memory.recall(episodes)
+    mine = next(i for i, (payload, _) in enumerate(stub.requests) if QUESTION in payload["input"])
+    start, end = stub.spans[mine]
+    assert not any(start < began < end for began, _ in stub.spans[:mine] + stub.spans[mine + 1 :])  # no batch began meanwhile
+    assert episodes.dense.embedded(KEY) < len(backlog)  # the rest of the backlog waited for it
+    stub.delay = 0.0
+    await memory.background.drain()
+    assert episodes.dense.embedded(KEY) == len(backlog)
