@@ -39,6 +39,7 @@ KEEP_SHARE = 0.2  # hits scoring under this share of the best one are left out
 IN_RANGE_OVERLAP = 1.0  # ...and inside the range a question names, one word in common is enough
 PART_K = 4  # hits kept from each part of a question searched alone (a clause, a member named)
 CATCH_UP_SECONDS = 0.2  # an overheard turn is indexed this long after it was stored, with those stored meanwhile
+NOTES_INLINE = 500  # turns read for timelines and profiles on the message path; a longer backlog is read in the background
 CACHE_TURNS = 200_000  # turns indexed in one process, over all conversations
 RRF_K = 10  # reciprocal-rank fusion of the BM25 and dense rankings: 1 / (k + rank)
 
@@ -117,8 +118,18 @@ class EpisodicMemory:
             book = self._notebooks.get(key)
             if book is None or book.index is not idx:
                 book = self._notebooks[key] = Notebook(idx)
-            book.catch_up()
+            if book.behind > NOTES_INLINE and self.background is not None:
+                self.background.spawn(self._read_notes(book), name=f"read notes of {key}", key=f"notes:{key}")
+            else:
+                book.catch_up()
         return idx, True
+
+    @staticmethod
+    async def _read_notes(book: Notebook) -> None:
+        """A long backlog (a whole archive, after a start) read a slice at a time, between messages."""
+        while book.behind:
+            book.catch_up(NOTES_INLINE)
+            await asyncio.sleep(0)
 
     def _evict(self) -> None:
         total = sum(len(i) for i in self._indexes.values())

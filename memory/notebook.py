@@ -34,13 +34,19 @@ class Notebook:
     def __len__(self) -> int:
         return len(self.items)
 
-    def catch_up(self) -> int:
-        """Read the turns the index took since the last call; how many items they held."""
+    @property
+    def behind(self) -> int:
+        """Turns of the index not read yet."""
+        return len(self.index.turns) - self.read
+
+    def catch_up(self, limit: int | None = None) -> int:
+        """Read the turns the index took since the last call (at most `limit`); how many items they held."""
         found = 0
-        for turn in self.index.turns[self.read :]:
+        end = len(self.index.turns) if limit is None else min(len(self.index.turns), self.read + limit)
+        for turn in self.index.turns[self.read : end]:
             if turn.role == "user":
                 found += self._add(items_of(turn.seq, turn.user_id, turn.name, turn.text, turn.at))
-        self.read = len(self.index.turns)
+        self.read = end
         return found
 
     def _add(self, items: Sequence[Item]) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from bot.app import App
 from bot.commands import Commands
 from memory.profiles import dated, items_of, line
-from memory.turns import SessionKey
+from memory.turns import SessionKey, Turn
 from tests.core.test_group_memory import TALK, ask, said, talk_app  # noqa: F401 - the fixture, for these tests too
 from tests.support.openai_server import FakeOpenAI
 
@@ -91,3 +91,18 @@ async def test_overheard_turns_are_read_in_the_background_before_anyone_asks(tal
     book = app.episodes._notebooks[GROUP]
     assert book.read >= sum(len(s["turns"]) for s in TALK["sessions"])
     assert any(item.text == ADOPTED for item in book.of("u1"))
+
+
+async def test_a_long_archive_is_read_for_items_in_the_background(talk_app: Any) -> None:  # noqa: F811
+    app: App = await talk_app()
+    start = at("2024-08-01T10:00:00")
+    await app.store.append(GROUP, [Turn("user", f"I baked {n} loaves of rye bread this week", "u3", "Kai", False, start + 60 * n)
+                                   for n in range(700)])
+    await app.background.drain()
+    assert app.episodes is not None
+    app.episodes.forget(GROUP)  # as after a restart: the index and notebook are built again from the store
+    await app.episodes.index(GROUP)  # the message path leaves the backlog to the background
+    book = app.episodes._notebooks[GROUP]
+    assert book.behind >= 700
+    await app.background.drain()
+    assert book.behind == 0 and len([i for i in book.of("u3") if "rye" in i.text]) == 700
