@@ -480,7 +480,7 @@ def main(args: argparse.Namespace) -> int:
 
         ids = [i.strip() for i in args.conversations.split(",") if i.strip()]
         found = asyncio.run(locomo.run(args.locomo, ids, [_change(item) for item in args.set], args.misses,
-                                       args.python or sys.executable))
+                                       args.python or sys.executable, args.embed_wait))
         if args.json:
             print(json.dumps(found, ensure_ascii=False))
         else:
@@ -527,7 +527,8 @@ def register(sub: Any) -> None:
     p.add_argument("--queries", type=int, default=300, help="timed recalls")
     p.add_argument("--embedding-url", default="", help="an OpenAI-compatible /v1/embeddings server: dense + BM25 recall")
     p.add_argument("--embedding-model", default="", help="the model name sent to --embedding-url")
-    p.add_argument("--embed-wait", type=float, default=600.0, help="seconds the latency run waits for its turns' embeddings")
+    p.add_argument("--embed-wait", type=float, default=600.0,
+                   help="seconds the latency run (and each LoCoMo conversation, after its replay) waits for turns to be embedded")
     p.add_argument("--locomo", type=Path, help="LoCoMo's locomo10.json (or its zip, or its folder of <id>.json): "
                    "replay its conversations into a QQ group first (the data is read, never copied)")
     p.add_argument("--conversations", default="30,41,42,43,44", help="LoCoMo conversation ids, comma-separated")

@@ -127,6 +127,8 @@ class App:
         voice = voice or await open_voice(settings, model)
         background = Background()
         dense = open_dense(settings.memory, settings.knowledge, settings.bot.data_dir, background, clocks.mono, embedder)
+        if dense is not None:
+            dense.warm_up()  # a model loads for seconds (torch's import alone): not on the first message's time
         policy = FetchPolicy.configured(settings.fetch)  # one policy for all a message makes the bot fetch
         listen = Listen(Transcriber(settings.voice), policy)
         look = Look(ImageGate(settings.llm, policy), model.profile, model.probe if isinstance(model, OpenAIChat) else None) \
@@ -148,7 +150,8 @@ class App:
         try:
             if settings.metrics.enabled:
                 slots = model.slots if isinstance(model, OpenAIChat) else None
-                exporter = metrics.serve(settings.metrics, slots, lambda: getattr(store, "available", True))
+                exporter = metrics.serve(settings.metrics, slots, lambda: getattr(store, "available", True),
+                                         dense.backlog if dense else None)
             async with replay.running(), running(initiative):
                 try:
                     yield app

@@ -164,9 +164,23 @@ class DenseRecall:
         if state.done < len(index) and not self.down:
             self.background.spawn(self._fill(state), name=f"embed turns of {key}", key=f"dense:{key}")
 
+    def warm_up(self) -> None:
+        """Load the model (or reach the server) in the background, so the first turns overheard are embedded at once."""
+        self.background.spawn(self._warm(), name="warm the memory embedder", key="dense:warm")
+
+    async def _warm(self) -> None:
+        try:
+            await asyncio.to_thread(self.embedder.warm)
+        except Exception as exc:  # down at start: BM25 alone for now, said once
+            self._failed(exc)
+
     def forget(self, key: SessionKey) -> None:
         """Drop the conversation's vectors from memory (its index was dropped); the side file keeps them."""
         self._states.pop(key, None)
+
+    def backlog(self) -> int:
+        """Turns indexed in this process and not yet embedded, over all conversations followed."""
+        return sum(len(state.index) - state.done for state in self._states.values())
 
     def embedded(self, key: SessionKey) -> int:
         """How many of the conversation's indexed turns have a vector in memory."""
@@ -182,6 +196,8 @@ class DenseRecall:
         """Start embedding the message and its `clauses` (one request), when the conversation has vectors to compare them with."""
         state = self._states.get(key)
         if state is None or int(state.have.sum()) < MIN_TURNS or self.down or not self._suits(message):
+            log.debug("memory: %s not embedded (%d turns embedded)", "message" if self._suits(message) else "a CJK message",
+                      int(state.have.sum()) if state is not None else 0)
             return None
         texts = [message, *clauses]
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.embedder.encode, texts, len(texts)))
@@ -212,7 +228,10 @@ class DenseRecall:
         state = self._states.get(key)
         if state is None or state.index is not index:
             return []
-        return [self._nearest(state, index.turns, query, skip, min(k, DENSE_K)) for query in queries]
+        found = [self._nearest(state, index.turns, query, skip, min(k, DENSE_K)) for query in queries]
+        log.debug("memory: by meaning, %s turns for %d texts (%d of %d turns embedded)",
+                  "+".join(str(len(f)) for f in found), len(queries), self.embedded(key), len(index))
+        return found
 
     def _nearest(self, state: _Vectors, turns: Sequence[Turn], query: np.ndarray, skip: Callable[[Turn], bool],
                  k: int) -> list[tuple[float, Turn]]:

@@ -322,8 +322,9 @@ async def test_the_app_recalls_by_meaning_with_an_embedder_configured(
     for i, turn in enumerate(chat(CELLO)):
         now[0] += 600
         await app.chain.handle(incoming(turn.text, turn.user_id, turn.name, i))
-    await app.chain.handle(incoming("Holo, are you there?", "e4", "Mei", 500))  # the index catches up
     await app.background.drain()
+    assert f"Mei: {CELLO}" in stub.texts()  # what was overheard was embedded before anyone asked
+    await app.chain.handle(incoming("Holo, are you there?", "e4", "Mei", 500))
     first = replies(llm.requests)[-1]["messages"][0]["content"]
     await app.chain.handle(incoming(f"Holo, {QUESTION}", "e4", "Mei", 501))
     body = replies(llm.requests)[-1]
@@ -375,3 +376,24 @@ async def test_a_message_is_embedded_before_the_backlog_of_turns(memory: Memory,
     stub.delay = 0.0
     await memory.background.drain()
     assert episodes.dense.embedded(KEY) == len(backlog)
+
+
+async def test_the_embedding_backlog_is_a_metric(
+    make_settings: MakeSettings, app_factory: Callable[..., Any], stub: EmbeddingsServer, redis_url: str, redis_prefix: str,
+) -> None:
+    from tests.core.test_metrics import scrape
+    from tests.support.ports import free_port
+
+    port = free_port()
+    memory = {"backend": "redis", "redis_url": redis_url, "key_prefix": redis_prefix, "summary": False, "facts": False}
+    settings = make_settings(memory=memory, metrics={"enabled": True, "port": port},
+                             knowledge={"enabled": False, "embedding_url": stub.url, "embedding_model": "concepts"})
+    app: App = await app_factory(settings)
+    stub.delay = 0.2  # a slow embedder: a backlog builds
+    for i, turn in enumerate(chat(size=40)):
+        await app.chain.handle(Incoming("test", "g1", turn.user_id, turn.name, turn.text, message_id=str(i)))
+    assert app.episodes is not None
+    await app.episodes.index(SessionKey("horo", "test", "group", "g1"))
+    assert scrape(port)["bot_memory_turns_unembedded"] > 0
+    await app.background.drain()
+    assert scrape(port)["bot_memory_turns_unembedded"] == 0
