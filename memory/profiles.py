@@ -30,7 +30,7 @@ _KINDS: list[tuple[Kind, re.Pattern[str]]] = [
     ("plans", re.compile(
         _SUBJECT + r" (?:going to|gonna|plan(?:ning)? (?:to|on)|hop(?:e|ing) to|want to|thinking (?:of|about)|"
         r"can't wait to|looking forward to|about to|will (?!let|keep|tell|send)|decided to|aim(?:ing)? to|dream(?:ing)? of)"
-        r"|(?:i'll|we'll) (?!let|keep|tell|send|try|check|have to|see|be)|next (?:week|month|year|weekend)"
+        r"|\b(?:i'll|we'll) (?!let|keep|tell|send|try|check|have to|see|be)|\bnext (?:week|month|year|weekend)\b"
         r"|我(?:打算|准备|计划|想要|要去)|下周|下个月|明年", re.I)),
     ("owns", re.compile(
         _SUBJECT + r" (?:own|bought|adopted|built|got (?:a|an|my|two|three|four|some|new|another|this|these|\d)|"
