@@ -145,6 +145,11 @@ async def test_a_month_in_the_question_steers_recall_to_it() -> None:
     cooked = [r.turn.text for r in found if "lasagna" in r.turn.text]
     assert cooked[0] == evidence("range")[0]  # May's, before March's
     assert frame("what happened last week?", now).ranged and frame("when did it start?", now).asks_when
+    day = frame("What did Lena cook on May 11th, 2024?", now)  # a day: that day and the next, a day's slack before
+    assert (day.start, day.end) == (datetime(2024, 5, 10).timestamp(), datetime(2024, 5, 13).timestamp())
+    found = await memory.search(SessionKey("holo_en", "test", "group", "g1"), idx, "What did Lena cook on 11 May 2024?", [],
+                                visible=set(), now=now, language="en")
+    assert found[0].turn.text == evidence("range")[0]
 
 
 def test_neighbours_come_only_when_they_fit() -> None:
