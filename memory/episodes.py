@@ -118,18 +118,12 @@ class EpisodicMemory:
             book = self._notebooks.get(key)
             if book is None or book.index is not idx:
                 book = self._notebooks[key] = Notebook(idx)
-            if book.behind > NOTES_INLINE and self.background is not None:
-                self.background.spawn(self._read_notes(book), name=f"read notes of {key}", key=f"notes:{key}")
+            if (book.behind > NOTES_INLINE or book.reading) and self.background is not None:
+                # a long backlog (a whole archive, after a start) is read in a worker thread, a slice at a time
+                self.background.spawn(book.read_backlog(NOTES_INLINE), name=f"read notes of {key}", key=f"notes:{key}")
             else:
                 book.catch_up()
         return idx, True
-
-    @staticmethod
-    async def _read_notes(book: Notebook) -> None:
-        """A long backlog (a whole archive, after a start) read a slice at a time, between messages."""
-        while book.behind:
-            book.catch_up(NOTES_INLINE)
-            await asyncio.sleep(0)
 
     def _evict(self) -> None:
         total = sum(len(i) for i in self._indexes.values())

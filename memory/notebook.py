@@ -9,6 +9,7 @@ it was told in June. Items a member had `/forget` remove stay out.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection, Sequence
 
 from memory.episode_index import EpisodeIndex
@@ -22,12 +23,18 @@ KEEP_SHARE = 0.25  # items scoring under this share of the best one are left out
 EVENT = 1.2  # for a "when" question, an event (it carries its date) counts more than a profile line
 
 
+def read_items(turns: Sequence[Turn]) -> list[Item]:
+    """The items of these turns, in order (members' turns only)."""
+    return [item for t in turns if t.role == "user" for item in items_of(t.seq, t.user_id, t.name, t.text, t.at)]
+
+
 class Notebook:
     """The items of one conversation's turns, in the order they were said."""
 
     def __init__(self, index: EpisodeIndex):
         self.index = index  # the episode index it follows; a rebuilt one starts a new notebook
         self.read = 0  # documents of the index read for items
+        self.reading = False  # a backlog is being read in the background
         self.items: list[Item] = []
         self._search = EpisodeIndex(near_seconds=-1.0)  # item i is document i, a "turn" said by its member when it happened
 
@@ -39,15 +46,30 @@ class Notebook:
         """Turns of the index not read yet."""
         return len(self.index.turns) - self.read
 
-    def catch_up(self, limit: int | None = None) -> int:
-        """Read the turns the index took since the last call (at most `limit`); how many items they held."""
-        found = 0
-        end = len(self.index.turns) if limit is None else min(len(self.index.turns), self.read + limit)
-        for turn in self.index.turns[self.read : end]:
-            if turn.role == "user":
-                found += self._add(items_of(turn.seq, turn.user_id, turn.name, turn.text, turn.at))
-        self.read = end
-        return found
+    def catch_up(self) -> int:
+        """Read the turns the index took since the last call, here and now; how many items they held.
+
+        Nothing while a backlog is read in the background (`read_backlog`): that reading takes these too.
+        """
+        if self.reading:
+            return 0
+        turns = self.index.turns[self.read :]
+        self.read += len(turns)
+        return self._add(read_items(turns))
+
+    async def read_backlog(self, slice_turns: int) -> None:
+        """Read every turn not read yet, a slice at a time in a worker thread (the event loop only adds the items)."""
+        if self.reading:
+            return
+        self.reading = True
+        try:
+            while self.behind:
+                turns = self.index.turns[self.read : self.read + slice_turns]
+                items = await asyncio.to_thread(read_items, turns)
+                self.read += len(turns)
+                self._add(items)
+        finally:
+            self.reading = False
 
     def _add(self, items: Sequence[Item]) -> int:
         for item in items:
