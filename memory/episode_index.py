@@ -123,56 +123,72 @@ class EpisodeIndex:
 
     def search(
         self, weights: dict[str, float], k: int, skip: Callable[[Turn], bool], user_id: str = "",
-        when: Frame | None = None, inside: bool = False,
+        when: Frame | None = None, inside: bool = False, memo: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> list[tuple[float, float, Turn]]:
         """The best `k` turns for the weighted query terms, best first, leaving out those `skip` names.
 
         Each comes with its score and the query weight it shares (each distinct term counted once).
         Turns of members the query names, and (by `when`) turns in its time range or naming a time
-        for a "when" question, count more; `inside`: only turns in the range.
+        for a "when" question, count more; `inside`: only turns in the range. `memo` keeps each term's
+        scores between the searches of one message (its parts search the same terms again).
         """
         n = len(self.turns)
-        found = [(w, self.postings[t]) for t, w in weights.items() if t in self.postings]
+        found = [(w, self._scored(t, memo)) for t, w in weights.items() if t in self.postings]
         if not n or not found:
             return []
         # every posting of every query term at once: one pass of numpy, whatever the number of terms
-        docs = np.concatenate([np.frombuffer(post.docs, dtype=np.int32) for _, post in found])
-        tfs = np.concatenate([np.frombuffer(post.tfs, dtype=np.float32) for _, post in found])
-        sizes = [len(post.docs) for _, post in found]
+        docs = np.concatenate([docs for _, (docs, _) in found])
+        sizes = [len(docs) for _, (docs, _) in found]
         weight = np.repeat(np.array([w for w, _ in found], dtype=np.float32), sizes)
-        idf = np.repeat(np.array([math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in sizes], dtype=np.float32), sizes)
-        lengths = np.frombuffer(self.lengths, dtype=np.float32, count=n)[docs]
-        norm = K1 * (1 - B + B * lengths / (self.total / n or 1.0))
-        scores = np.bincount(docs, weights=weight * idf * tfs * (K1 + 1) / (tfs + norm), minlength=n).astype(np.float64)
-        shared = np.bincount(docs, weights=weight, minlength=n)
+        parts = np.concatenate([part for _, (_, part) in found])
+        # from here on only the documents holding a query term: the rest of a long archive is never touched
+        full = np.bincount(docs, weights=weight * parts, minlength=n)
+        cand = np.flatnonzero(full)
+        scores: np.ndarray = full[cand].astype(np.float64)
+        shared = np.bincount(docs, weights=weight, minlength=n)[cand]
+        speakers = np.frombuffer(self.speakers, dtype=np.int32, count=n)[cand]
         speaker = self._speaker_ids.get(user_id) if user_id else None
-        speakers = np.frombuffer(self.speakers, dtype=np.int32, count=n)
         if speaker is not None:
             scores[speakers == speaker] *= SAME_SPEAKER
         named = set().union(*(self.names.get(t, set()) for t in weights if weights[t] >= 1.0))
         if named and len(named) < len(self._speaker_ids):
             scores[np.isin(speakers, list(named))] *= NAMED_SPEAKER
-        scores[np.frombuffer(self.asked, dtype=np.int8, count=n) == 1] *= ASKED
+        scores[np.frombuffer(self.asked, dtype=np.int8, count=n)[cand] == 1] *= ASKED
         if when is not None and when.ranged:
-            ats = np.frombuffer(self.ats, dtype=np.float64, count=n)
+            ats = np.frombuffer(self.ats, dtype=np.float64, count=n)[cand]
             in_range = (ats >= when.start) & (ats < when.end)
             scores[in_range] *= IN_RANGE
             if inside:
                 scores[~in_range] = 0.0
         if when is not None and when.asks_when:
-            scores[np.frombuffer(self.timed, dtype=np.int8, count=n) == 1] *= TIMED_TURN
-        want = min(n, k * 4 + 8)
-        top = np.argpartition(-scores, want - 1)[:want] if want < n else np.arange(n)
-        ranked = sorted(((float(scores[d]), int(d)) for d in top if scores[d] > 0), reverse=True)
+            scores[np.frombuffer(self.timed, dtype=np.int8, count=n)[cand] == 1] *= TIMED_TURN
+        want = min(len(cand), k * 4 + 8)
+        top = np.argpartition(-scores, want - 1)[:want] if want < len(cand) else np.arange(len(cand))
+        ranked = sorted(((float(scores[i]), int(i)) for i in top if scores[i] > 0), reverse=True)
         out: list[tuple[float, float, Turn]] = []
-        for score, doc in ranked:
-            turn = self.turns[doc]
+        for score, i in ranked:
+            turn = self.turns[int(cand[i])]
             if skip(turn):
                 continue
-            out.append((score, float(shared[doc]), turn))
+            out.append((score, float(shared[i]), turn))
             if len(out) >= k:
                 break
         return out
+
+    def _scored(self, term: str, memo: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> tuple[np.ndarray, np.ndarray]:
+        """A term's documents and its BM25 part in each (idf times the saturated term frequency)."""
+        if memo is not None and term in memo:
+            return memo[term]
+        post, n = self.postings[term], len(self.turns)
+        docs = np.frombuffer(post.docs, dtype=np.int32).copy()
+        tfs = np.frombuffer(post.tfs, dtype=np.float32)
+        lengths = np.frombuffer(self.lengths, dtype=np.float32, count=n)[docs]
+        norm = K1 * (1 - B + B * lengths / (self.total / n or 1.0))
+        idf = math.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
+        scored = (docs, (idf * tfs * (K1 + 1) / (tfs + norm)).astype(np.float32))
+        if memo is not None:
+            memo[term] = scored
+        return scored
 
     def window(self, limit: int) -> list[Turn]:
         """The newest `limit` turns, oldest first: what the store's window holds once it is up to date."""

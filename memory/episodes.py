@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from memory.age import ago
 from memory.episode_index import EpisodeIndex
 from memory.notebook import Notebook
@@ -208,10 +210,13 @@ class EpisodicMemory:
         weights = query_weights(message, context, ignore)
         when = frame(message, now)
 
+        memo: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # each term scored once for all the searches below
+
         def ranked(query: dict[str, float], count: int, inside: Frame | None = None) -> list[tuple[float, Turn]]:
             least = IN_RANGE_OVERLAP if inside else MIN_OVERLAP
             found = [
-                (score, turn) for score, shared, turn in idx.search(query, count, skip, user_id, inside or when, bool(inside))
+                (score, turn) for score, shared, turn in idx.search(query, count, skip, user_id, inside or when, bool(inside),
+                                                                    memo)
                 if shared + (OWN_WORDS if user_id and turn.user_id == user_id else 0.0) >= least
             ]
             return [(score, turn) for score, turn in found if score >= found[0][0] * KEEP_SHARE] if found else []

@@ -106,6 +106,7 @@ def parts(message: str, weights: dict[str, float], names: Sequence[str] = ()) ->
     clauses = [c for c in (_JOINS.split(message)) if c.strip()]
     found: list[dict[str, float]] = []
     named = [n for n in names if n in weights]
+    named = [n for n in named if n.isascii() or not any(n != m and n in m for m in named)]  # 阿青, not also 阿 and 青
     if len(named) > 1:  # one search per member named, with the words that are no member's
         rest = {t: w for t, w in weights.items() if t not in named}
         found += [{name: weights[name], **rest} for name in named]
