@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -57,6 +58,11 @@ def normal(term: str) -> str:
 
 def terms(text: str) -> list[str]:
     """What turns are indexed and queried by: `lexical_tokens`, English words stemmed, function words out."""
+    return list(_terms(text))
+
+
+@functools.lru_cache(maxsize=1024)  # one message is read several times (its parts, the notebook, the next context)
+def _terms(text: str) -> tuple[str, ...]:
     out = []
     for token in lexical_tokens(text):
         if token in _EN_STOP:
@@ -64,7 +70,7 @@ def terms(text: str) -> list[str]:
         term = normal(token)
         if term and term not in _STOP_STEMS:
             out.append(term)
-    return out
+    return tuple(out)
 
 
 _STOP_STEMS = _EN_STOP | {stem(w) for w in _EN_STOP}
