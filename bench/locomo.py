@@ -5,7 +5,9 @@ replayed into a fresh `python -m bot run --platform qq` over OneBot v11: every t
 group message from its speaker, with its session's date as the message time (OneBot `time`). Then
 a member new to the group asks each question of categories 1-4 with an @. What reached the model
 is read from the local OpenAI-compatible server's request log: a question's evidence is recalled
-when every evidence turn of it is in the prompt that answers it.
+when every evidence turn of it is in the prompt that answers it (the turn's first 60 characters:
+shown whole). `evidence_told` also counts a turn one of whose sentences (five words or more) the
+prompt shows, as a timeline or profile item does; the floors are on the first measure.
 
 PATH is the dataset's locomo10.json, its zip, or the folder of per-conversation files (30.json).
 The conversations run one after another, each in its own group.
@@ -17,6 +19,7 @@ import asyncio
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 import tomllib
@@ -27,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import tomli_w
 
 from bench.load import pct, redis_prefix
@@ -35,6 +39,7 @@ from core.serving import ServerProfile
 from tests.qq.onebot_impl import text as segment
 from tests.support.bot_process import BotProcess, Recorder
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.ports import free_port
 from tests.support.requests import is_background
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
@@ -42,6 +47,7 @@ TOKEN = "bench-token"
 SELF_ID = "10000"
 GAP = 30.0  # seconds between two turns of one session
 PROBE = 60  # characters of a turn looked for in a prompt (recalled lines may be cut after that)
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 REPLY = "Hmm, let me think about that."
 SUMMARY = "Two friends catch up in the group."
 HOLO_EN = {
@@ -81,14 +87,17 @@ class Talk:
 @dataclass
 class Scores:
     hits: dict[int, list[bool]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})
+    told: dict[int, list[bool]] = field(default_factory=lambda: {c: [] for c in CATEGORIES})  # whole, or by a sentence
     sections: dict[str, list[float]] = field(default_factory=dict)
     misses: list[str] = field(default_factory=list)
     replay_s: float = 0.0
+    embed_wait_s: float = 0.0
     unanswered: int = 0
 
-    def recall(self, category: int | None = None) -> float:
-        """Share of questions whose evidence all reached the prompt (one category, or all)."""
-        every = self.hits[category] if category else [h for v in self.hits.values() for h in v]
+    def recall(self, category: int | None = None, told: bool = False) -> float:
+        """Share of questions whose evidence all reached the prompt (one category, or all); `told`: whole or as a sentence."""
+        hits = self.told if told else self.hits
+        every = hits[category] if category else [h for v in hits.values() for h in v]
         return sum(every) / len(every) if every else float("nan")
 
 
@@ -148,6 +157,11 @@ def _evidence_id(raw: str) -> str:
     return f"D{m.group(1)}:{m.group(2)}" if m else raw
 
 
+def _told(text: str, shown: str) -> bool:
+    """Whether one of the turn's sentences of five words or more is in the prompt (as a timeline or profile item shows it)."""
+    return any(_squash(part)[:PROBE] in shown for part in _SENTENCE.findall(text) if len(part.split()) >= 5)
+
+
 def _sections(body: dict[str, Any]) -> dict[str, float]:
     """Tokens of each part of a reply prompt, as the server would count them."""
     count = ServerProfile().count
@@ -193,8 +207,34 @@ async def _ask(srv: FakeOpenAI, impl: Recorder, talk: Talk, group: int, asker: i
     return None
 
 
-async def _conversation(srv: FakeOpenAI, impl: Recorder, talk: Talk, scores: Scores, verbose: bool) -> None:
-    """Replay one conversation as group messages, then ask its questions one after another."""
+def _sample(text: str, name: str) -> float:
+    """One sample of a Prometheus text page (0 when absent)."""
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+async def _settled(metrics_port: int, pushed: int, limit: float) -> tuple[float, float]:
+    """Wait (at most `limit` s) until the bot took every message pushed, then until it embedded what it overheard.
+
+    The seconds until each. What the character overhears is indexed and embedded in the background;
+    a bot that ran for weeks would have done so long before anyone asked, so the questions wait here.
+    """
+    started = time.perf_counter()
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    taken_s, zero = 0.0, 0
+    async with httpx.AsyncClient(timeout=10) as client:
+        while time.perf_counter() - started < limit and zero < 2:
+            page = (await client.get(url)).text
+            taken = _sample(page, 'bot_messages_in_total{platform="qq"}') >= pushed
+            taken_s = taken_s or (time.perf_counter() - started if taken else 0.0)
+            zero = zero + 1 if taken and _sample(page, "bot_memory_turns_unembedded") == 0 else 0
+            await asyncio.sleep(0.5 if not taken else 1.0)
+    return taken_s, time.perf_counter() - started - taken_s
+
+
+async def _conversation(srv: FakeOpenAI, impl: Recorder, talk: Talk, scores: Scores, verbose: bool,
+                        metrics_port: int, embed_wait: float, pushed: int) -> None:
+    """Replay one conversation as group messages, let the bot settle, then ask its questions one after another."""
     number = int(re.sub(r"\D", "", talk.id) or 0)
     group = 700_000 + number
     users = {talk.speakers[0]: 300_000 + 10 * number, talk.speakers[1]: 300_001 + 10 * number}
@@ -205,19 +245,22 @@ async def _conversation(srv: FakeOpenAI, impl: Recorder, talk: Talk, scores: Sco
                                    message_id=number * 100_000 + i, card=line.speaker)
         event["time"] = int(line.at)
         await impl.push(event)
+    sent = time.perf_counter() - started
+    taken, scores.embed_wait_s = await _settled(metrics_port, pushed + len(talk.lines), embed_wait)
+    scores.replay_s = sent + taken  # until the bot took the last turn (its index and vectors may follow)
     when = talk.lines[-1].at + 86_400
     for n, q in enumerate(talk.questions):
         body = await _ask(srv, impl, talk, group, 300_002 + 10 * number, when + 60 * n, q, number * 100_000 + 50_000 + n)
-        if n == 0:  # answered after every turn before it was stored: the replay is done
-            scores.replay_s = time.perf_counter() - started
         if body is None:
             scores.unanswered += 1
             scores.hits[q.category].append(False)
+            scores.told[q.category].append(False)
             continue
         shown = _squash("\n".join(str(m["content"]) for m in body["messages"]))
         ids = [_evidence_id(e) for e in q.evidence if _evidence_id(e) in by_id]
         missing = [e for e in ids if _squash(by_id[e].text)[:PROBE] not in shown]
         scores.hits[q.category].append(bool(ids) and not missing)
+        scores.told[q.category].append(bool(ids) and all(_told(by_id[e].text, shown) for e in missing))
         for name, value in _sections(body).items():
             scores.sections.setdefault(name, []).append(value)
         if missing and verbose:
@@ -232,10 +275,12 @@ def _responder(body: dict[str, Any]) -> Script:
     return Script(text="[]" if first.startswith(("从下面", "From what")) else SUMMARY)
 
 
-async def run(path: Path, ids: list[str], changes: list[tuple[str, str, Any]], verbose: bool) -> dict[str, Any]:
-    """Replay and question every chosen conversation in one bot process; the numbers."""
+async def run(path: Path, ids: list[str], changes: list[tuple[str, str, Any]], verbose: bool,
+              python: str = sys.executable, embed_wait: float = 600.0) -> dict[str, Any]:
+    """Replay and question every chosen conversation in one bot process (run by `python`); the numbers."""
     talks = load(path, ids)
     scores = {t.id: Scores() for t in talks}
+    metrics_port = free_port()
     with tempfile.TemporaryDirectory(prefix="rp-bench-locomo-") as tmp, FakeOpenAI() as srv, redis_prefix() as prefix:
         folder = Path(tmp)
         srv.responder = _responder
@@ -247,23 +292,29 @@ async def run(path: Path, ids: list[str], changes: list[tuple[str, str, Any]], v
             ("bot", "merge_bursts", False), ("bot", "busy_notice_seconds", 0.0), ("bot", "max_queue_seconds", 3600.0),
             ("personas", "dirs", [str(Path(__file__).resolve().parent.parent / "persona"), str(folder / "personas")]),
             ("knowledge", "enabled", False), ("pacing", "enabled", False),
-            ("llm", "first_token_timeout", 600.0), ("llm", "deadline", 600.0), *changes])
+            ("llm", "first_token_timeout", 600.0), ("llm", "deadline", 600.0),
+            ("metrics", "enabled", True), ("metrics", "port", metrics_port), *changes])
         settings = tomllib.loads(config.read_text(encoding="utf-8"))
-        bot = BotProcess(config, TOKEN, {"TZ": "UTC", "BOT_BOT__LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
+        bot = BotProcess(config, TOKEN, {"TZ": "UTC", "BOT_BOT__LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")},
+                         python)
         try:
             await bot.start()
             impl = Recorder(bot.url, SELF_ID, TOKEN)
             await impl.open(keepalive=False)  # a bot busy with a replay may answer pings late
             try:
                 started = time.perf_counter()
+                pushed = 0
                 for talk in talks:
-                    await _conversation(srv, impl, talk, scores[talk.id], verbose)
+                    await _conversation(srv, impl, talk, scores[talk.id], verbose, metrics_port, embed_wait, pushed)
+                    pushed += len(talk.lines) + len(talk.questions)
                 total = time.perf_counter() - started
             finally:
                 await impl.close()
         finally:
             await bot.stop()
             await bot.close()
+            if os.environ.get("BENCH_BOT_LOG"):  # the bot's log, kept (the rest of the folder goes)
+                Path(os.environ["BENCH_BOT_LOG"]).write_text(bot.output(), encoding="utf-8")
     return _numbers(talks, scores, total, settings["memory"])
 
 
@@ -272,17 +323,21 @@ def _numbers(talks: list[Talk], scores: dict[str, Scores], total: float, memory:
     for s in scores.values():
         for c in CATEGORIES:
             every.hits[c] += s.hits[c]
+            every.told[c] += s.told[c]
         for name, values in s.sections.items():
             every.sections.setdefault(name, []).extend(values)
         every.misses += s.misses
         every.unanswered += s.unanswered
     out: dict[str, Any] = {"evidence_recall": every.recall()}
     out |= {f"recall_{name}": every.recall(c) for c, name in CATEGORIES.items()}
+    # the same, counting an evidence turn also when one of its sentences is shown (a timeline or profile item)
+    out["evidence_told"] = every.recall(told=True)
+    out |= {f"told_{name}": every.recall(c, told=True) for c, name in CATEGORIES.items()}
     for t in talks:
         s = scores[t.id]
         out[f"conv {t.id}"] = (f"overall {s.recall():.3f}; " + ", ".join(
             f"{name} {s.recall(c):.3f} ({len(s.hits[c])})" for c, name in CATEGORIES.items())
-            + f"; {len(t.lines)} turns replayed in {s.replay_s:.1f} s")
+            + f"; {len(t.lines)} turns replayed in {s.replay_s:.1f} s, embedded {s.embed_wait_s:.0f} s later")
     for name in sorted(every.sections):
         values = every.sections[name]
         out[f"tokens {name}"] = f"p50 {pct(values, 0.5):.0f}  p90 {pct(values, 0.9):.0f}"

@@ -27,9 +27,10 @@ import contextlib
 import json
 import random
 import re
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,8 @@ from bot.stages.recall import Recall
 from core.config import load_config
 from core.messages import Incoming
 from core.text import estimate_tokens
-from memory.episodes import heading as memory_heading
 from memory.recall_dense import QUERY_WAIT
+from memory.recollections import heading as memory_heading
 from memory.turns import SessionKey, Turn
 from persona.prompt import headings
 from tests.support.openai_server import FakeOpenAI, Script
@@ -354,8 +355,9 @@ async def replay(app: App, srv: FakeOpenAI, group: Group, rng: random.Random, no
                 tally.current.append(new.fact in facts_block)
 
 
-def write_config(folder: Path, base_url: str, prefix: str, embedding: tuple[str, str] = ("", "")) -> Path:
-    """config.toml for the bench: Redis under its own prefix, the shipped cards and an English Holo."""
+def write_config(folder: Path, base_url: str, prefix: str, embedding: tuple[str, str] = ("", ""),
+                 backend: str = "redis", archive_turns: int = 10_000) -> Path:
+    """config.toml for the bench: Redis under its own prefix (or SQLite in `folder`), the shipped cards and an English Holo."""
     card_dir = folder / "personas" / "holo_en"
     card_dir.mkdir(parents=True)
     (card_dir / "card.toml").write_text(tomli_w.dumps(HOLO_EN), encoding="utf-8")
@@ -363,7 +365,8 @@ def write_config(folder: Path, base_url: str, prefix: str, embedding: tuple[str,
         "bot": {"data_dir": str(folder / "data"), "default_persona": "horo", "rate_limit_per_minute": 1_000_000},
         "personas": {"dirs": [str(ROOT / "persona"), str(folder / "personas")], "import_dir": str(folder / "imported")},
         "llm": {"base_url": base_url, "model": "test-model", "first_token_timeout": 600.0, "deadline": 600.0},
-        "memory": {"backend": "redis", "redis_url": REDIS_URL, "key_prefix": prefix, "recall_dense": bool(embedding[0])},
+        "memory": {"backend": backend, "redis_url": REDIS_URL, "key_prefix": prefix, "recall_dense": bool(embedding[0]),
+                   "archive_turns": archive_turns},
         "knowledge": {"enabled": False, **({"embedding_url": embedding[0], "embedding_model": embedding[1]}
                                            if embedding[0] else {})},
     }
@@ -375,7 +378,7 @@ def write_config(folder: Path, base_url: str, prefix: str, embedding: tuple[str,
 async def latency(app: App, rng: random.Random, turns: int, queries: int, embed_wait: float) -> dict[str, float]:
     """The Recall stage over one conversation holding `turns` stored turns (each query after a new exchange)."""
     persona = app.personas.get("horo")
-    key = SessionKey("horo", "test", "group", "bench-10k")
+    key = SessionKey("horo", "test", "group", f"bench-{turns}")
     names = list(ZH.members.items()) + list(EN.members.items())
     lines = ZH.filler + EN.filler + [e.statement for e in ZH.evidence + EN.evidence]
     at = T0
@@ -398,12 +401,14 @@ async def latency(app: App, rng: random.Random, turns: int, queries: int, embed_
     cold = time.perf_counter() - started
     embedded: dict[str, float] = {}
     dense = recall.episodes.dense
-    if dense is not None:  # the cold conversation's turns are embedded in the background: wait for them (bounded)
-        started = time.perf_counter()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(embed_wait):
-                await app.background.drain()
-        embedded = {"embedded_turns": float(dense.embedded(key)), "embed_wait_s": time.perf_counter() - started}
+    # the cold conversation's turns are read for timelines (and embedded) in the background: wait for that (bounded)
+    started = time.perf_counter()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(embed_wait):
+            await app.background.drain()
+    embedded = {"background_s": time.perf_counter() - started}
+    if dense is not None:
+        embedded |= {"embedded_turns": float(dense.embedded(key)), "embed_wait_s": embedded["background_s"]}
     times = []
     for i in range(queries):
         await app.store.append(key, [Turn("user", rng.choice(lines), "q2", "小红", True, at + i),
@@ -450,6 +455,21 @@ async def run(seed: int, turns: int, queries: int, embedding: tuple[str, str] = 
     return result
 
 
+async def latency_only(backend: str, turns: int, queries: int, seed: int,
+                       show: Callable[[dict[str, Any]], None]) -> None:
+    """Recall latency alone: one conversation of `turns` archived turns (the archive holds them all) on `backend`.
+
+    The numbers are shown as soon as they are measured, before the app closes.
+    """
+    with tempfile.TemporaryDirectory(prefix="rp-bench-latency-") as tmp, FakeOpenAI() as srv, redis_prefix() as prefix:
+        settings = load_config(write_config(Path(tmp), srv.base_url, prefix, backend=backend, archive_turns=turns),
+                               env_file=Path(tmp) / "none")
+        async with App.open(settings, clocks=Clocks(wall=lambda: T0)) as app:
+            started = time.perf_counter()
+            timing = await latency(app, random.Random(seed), turns, queries, 600.0)
+            show({"backend": backend, **timing, "wall_s": time.perf_counter() - started})
+
+
 FLOORS = {
     "evidence recall >= 0.8": lambda r: r["evidence_recall"] >= 0.8,
     "evidence recall (500 back) >= 0.7": lambda r: r["evidence_recall_500"] >= 0.7,
@@ -465,13 +485,30 @@ def main(args: argparse.Namespace) -> int:
         from bench.qq import _change
 
         ids = [i.strip() for i in args.conversations.split(",") if i.strip()]
-        found = asyncio.run(locomo.run(args.locomo, ids, [_change(item) for item in args.set], args.misses))
+        found = asyncio.run(locomo.run(args.locomo, ids, [_change(item) for item in args.set], args.misses,
+                                       args.python or sys.executable, args.embed_wait))
         if args.json:
             print(json.dumps(found, ensure_ascii=False))
         else:
             print("LoCoMo, replayed into a QQ group:")
             locomo.report(found)
             print("\nthe synthetic set:")
+    if args.latency_only:
+        limit = args.latency_p99_ms
+
+        def show(found: dict[str, Any]) -> None:
+            if args.json:
+                print(json.dumps(found), flush=True)
+                return
+            for key, value in found.items():
+                print(f"{key:>20}: {value:.3f}" if isinstance(value, float) else f"{key:>20}: {value}")
+            ok = found["recall_p99_ms"] <= limit
+            print(f"floor recall p99 <= {limit:g} ms ({found['backend']}, {args.turns} turns): {'met' if ok else 'NOT met'}",
+                  flush=True)
+
+        for backend in ("redis", "sqlite") if args.backend == "both" else (args.backend,):
+            asyncio.run(latency_only(backend, args.turns, args.queries, args.seed, show))
+        return 0
     embedding = (args.embedding_url, args.embedding_model or "embedding")
     result = asyncio.run(run(args.seed, args.turns, args.queries, embedding, args.embed_wait))
     if args.json:
@@ -500,13 +537,20 @@ def register(sub: Any) -> None:
     p.add_argument("--queries", type=int, default=300, help="timed recalls")
     p.add_argument("--embedding-url", default="", help="an OpenAI-compatible /v1/embeddings server: dense + BM25 recall")
     p.add_argument("--embedding-model", default="", help="the model name sent to --embedding-url")
-    p.add_argument("--embed-wait", type=float, default=600.0, help="seconds the latency run waits for its turns' embeddings")
+    p.add_argument("--embed-wait", type=float, default=600.0,
+                   help="seconds the latency run (and each LoCoMo conversation, after its replay) waits for turns to be embedded")
     p.add_argument("--locomo", type=Path, help="LoCoMo's locomo10.json (or its zip, or its folder of <id>.json): "
                    "replay its conversations into a QQ group first (the data is read, never copied)")
     p.add_argument("--conversations", default="30,41,42,43,44", help="LoCoMo conversation ids, comma-separated")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="with --locomo: change one key of the shipped config.toml (a TOML value)")
     p.add_argument("--misses", action="store_true", help="with --locomo: list the questions whose evidence was missed")
+    p.add_argument("--python", default="", help="with --locomo: the interpreter that runs the bot (e.g. .venv-embed/bin/python "
+                   "for [knowledge] embedding_path = \"minilm\"); default: this one")
+    p.add_argument("--latency-only", action="store_true",
+                   help="only the recall latency over one conversation of --turns archived turns (e.g. 100000)")
+    p.add_argument("--backend", choices=("redis", "sqlite", "both"), default="both", help="with --latency-only: the store")
+    p.add_argument("--latency-p99-ms", type=float, default=50.0, help="with --latency-only: the p99 floor printed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=main)
 

@@ -36,10 +36,11 @@ from core.knowledge import Knowledge
 from core.llm import ChatModel, OpenAIChat
 from core.outlet import Poster
 from core.serving import ServerProfile
+from memory.episodes import EpisodicMemory
 from memory.knowledge import open_knowledge
 from memory.knowledge.embedders import open_embedder
 from memory.open import open_store
-from memory.recall_dense import DenseRecall, open_dense
+from memory.recall_dense import open_dense
 from memory.store import ConversationStore, StoreError
 from memory.summarizer import Summarizer
 from persona.card import Persona
@@ -77,6 +78,7 @@ class App:
     replay: Replay
     scenes: Scenes  # the channels with several characters: each message's round, each copy taken once
     clocks: Clocks = field(default_factory=Clocks)
+    episodes: EpisodicMemory | None = None  # older turns and members' notebooks, searchable (None: recall is off)
 
     @property
     def answered_by(self) -> str:
@@ -135,11 +137,17 @@ class App:
         voice = voice or await open_voice(settings, model)
         background = Background()
         dense = open_dense(settings.memory, settings.knowledge, settings.bot.data_dir, background, clocks.mono, embedder)
+        if dense is not None:
+            dense.warm_up()  # a model loads for seconds (torch's import alone): not on the first message's time
         policy = FetchPolicy.configured(settings.fetch)  # one policy for all a message makes the bot fetch
         listen = Listen(Transcriber(settings.voice), policy)
         look = Look(ImageGate(settings.llm, policy), model.profile, model.probe if isinstance(model, OpenAIChat) else None) \
             if model else None
-        stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, dense, listen, look)
+        m = settings.memory
+        # one memory of older turns: the gate hands it what it overhears, recall searches it, /memory reads it
+        episodes = EpisodicMemory(store, keep_turns=m.max_turns + m.archive_turns, retention_days=m.archive_days, dense=dense,
+                                  background=background, notes=m.profile_tokens > 0) if m.recall_tokens > 0 else None
+        stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, episodes, listen, look)
         conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter,
                                       clocks.mono)
         watchlist = Watchlist(clocks.wall)  # the chain tells it every message and reply; speaking first reads it
@@ -148,12 +156,13 @@ class App:
         replay = Replay(chain.ledger, settings.bot.replay_minutes, clocks.wall)
         scenes = Scenes(settings.scene, settings.bot, chain, personas, clocks.wall, clocks.mono, clocks.chance)
         app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, scenes,
-                  clocks)
+                  clocks, episodes)
         exporter: metrics.Exporter | None = None
         try:
             if settings.metrics.enabled:
                 slots = model.slots if isinstance(model, OpenAIChat) else None
-                exporter = metrics.serve(settings.metrics, slots, lambda: getattr(store, "available", True))
+                exporter = metrics.serve(settings.metrics, slots, lambda: getattr(store, "available", True),
+                                         dense.backlog if dense else None)
             async with replay.running(), running(initiative):
                 try:
                     yield app
@@ -182,7 +191,7 @@ def build_pipeline(
     voice: Voice | None,
     background: Background,
     clocks: Clocks,
-    dense: DenseRecall | None = None,
+    episodes: EpisodicMemory | None = None,
     listen: Listen | None = None,
     look: Look | None = None,
 ) -> list[Stage]:
@@ -194,11 +203,11 @@ def build_pipeline(
     probe = model.probe if isinstance(model, OpenAIChat) else None
     compose = Compose(settings.llm, settings.memory, (k.passage_tokens, k.lore_tokens), profile, probe)
     return [
-        Gate(settings.bot, store, clocks.wall, clocks.chance),
+        Gate(settings.bot, store, clocks.wall, clocks.chance, episodes.overheard if episodes else None),
         *([listen] if listen else []),  # voice messages the character answers become text
         *([look] if look else []),  # and pictures go to a model that can see them
         Guard(settings.bot, store, clocks.wall, settings.initiative.react_chance, clocks.chance),
-        Recall(settings.memory, store, knowledge, clocks.wall, dense=dense),
+        Recall(settings.memory, store, knowledge, clocks.wall, episodes),
         compose,
         # the offline responder answers when no model is configured, and stands in when the model fails
         Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap,

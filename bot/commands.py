@@ -14,12 +14,15 @@ from core.sanitize import clean_text
 from memory.age import ago
 from memory.facts import conversation_of as facts_place
 from memory.facts import forget
+from memory.profiles import Item
+from memory.profiles import line as item_line
 from memory.turns import Fact, SessionKey
 from persona.card import Persona
 from persona.library import ID_PATTERN, PersonaError
 
 MAX_CHAPTER = 100_000  # past any real source work: a bigger number is a slip of the keyboard
 MAX_QUERY_CHARS = 200  # /lore looks up a name or a phrase, not an essay
+MEMORY_ITEMS = 20  # /memory lists a user's newest timeline and profile items, at most this many
 CITED_CHARS = 80  # /why shows this much of each memory, passage or lore entry
 WHY_KINDS = (("memory", "memories"), ("fact", "facts"), ("summary", "summary"), ("lore", "lore"),
              ("passage", "source passages"), ("scene", "the character's own scenes"))
@@ -206,29 +209,42 @@ class Commands:
         book = await self.app.store.fact_book(persona.id, key.platform, user_id)
         return book.visible(facts_place(key), self.app.settings.memory.share_facts)
 
+    async def _items_here(self, persona: Persona, key: SessionKey, user_id: str) -> list[Item]:
+        """The newest of a user's timeline and profile items here, oldest first, less those forgotten (/memory numbers them after the facts)."""
+        episodes = self.app.episodes
+        book = await episodes.notebook(key) if episodes is not None else None
+        if book is None:
+            return []
+        gone = (await self.app.store.fact_book(persona.id, key.platform, user_id)).forgotten.get(facts_place(key), ())
+        return [item for item in book.of(user_id) if item.ident not in gone][-MEMORY_ITEMS:]
+
     async def memory(self, msg: Incoming, character: str | None = None) -> Answer:
-        """What the character (`character`, else the one here) remembers about the asker (facts,
-        numbered) and this conversation's summary."""
+        """What the character (`character`, else the one here) remembers about the asker (facts, then
+        timeline and profile items, numbered) and this conversation's summary."""
         asked = self.as_character(msg, character)
         if asked is None:
             return self._no_character(character)
         persona, key = await self._here(asked)
         facts = await self._facts_here(persona, key, msg.user_id)
+        items = await self._items_here(persona, key, msg.user_id)
         now, language = self.app.clocks.wall(), persona.card.language
         who = msg.display_name or "you"
         lines = [f"What {persona.name} remembers about {who}:"]
         lines += [f"{i}. {fact_line(f, now, language)}" for i, f in enumerate(facts, start=1)] or ["(nothing yet)"]
+        if items:
+            lines += ["", f"From what {who} said here (timeline and profile):"]
+            lines += [f"{i}. {item_line(item, language)}" for i, item in enumerate(items, start=len(facts) + 1)]
         summary = await self.app.store.summary(key)
         lines += ["", "Story so far:" if summary.text else "Story so far: (no summary yet)"]
         if summary.text:
             lines.append(summary.text)
-        if facts:
-            lines += ["", "/forget N or /forget all removes facts."]
+        if facts or items:
+            lines += ["", f"/forget N or /forget all removes {'them' if items else 'facts'}."]
         return Answer("\n".join(lines))
 
     async def forget(self, msg: Incoming, which: int | Literal["all"], user_id: str = "",
                      character: str | None = None) -> Answer:
-        """Remove one of a user's facts (by its /memory number) or all of them shown here.
+        """Remove one of a user's facts or timeline and profile items (by its /memory number), or all of them shown here.
 
         `user_id` names another user (an admin's request: permission is the caller's job);
         `character`, whose facts (in a scene, as /memory showed them).
@@ -239,17 +255,25 @@ class Commands:
         persona, key = await self._here(asked)
         target = user_id or msg.user_id
         facts = await self._facts_here(persona, key, target)
+        items = await self._items_here(persona, key, target)
         whose = "you" if target == msg.user_id else "that user"
         if which == "all":
-            drop = facts
+            drop, unsay = facts, items
         elif 1 <= which <= len(facts):
-            drop = [facts[which - 1]]
+            drop, unsay = [facts[which - 1]], []
+        elif len(facts) < which <= len(facts) + len(items):
+            drop, unsay = [], [items[which - len(facts) - 1]]
         else:
-            return Answer(f"There is no fact {which} about {whose}; /memory lists them.", ok=False)
-        if not drop:
-            return Answer(f"{persona.name} remembers no facts about {whose} here.")
-        await self.app.store.change_facts(persona.id, key.platform, target, lambda book: forget(book, drop))
-        what = f"{len(drop)} fact{'s' if len(drop) != 1 else ''}" if which == "all" else f"fact {which}"
+            return Answer(f"There is nothing numbered {which} about {whose}; /memory lists them.", ok=False)
+        if not drop and not unsay:
+            return Answer(f"{persona.name} remembers nothing about {whose} here.")
+        where = facts_place(key)
+        await self.app.store.change_facts(persona.id, key.platform, target,
+                                          lambda book: forget(book, drop, [i.ident for i in unsay], where))
+        if which != "all":
+            what = f"fact {which}" if drop else f"item {which}"
+        else:
+            what = ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((len(drop), "fact"), (len(unsay), "item")) if n)
         return Answer(f"{persona.name} forgot {what} about {whose}.")
 
     async def why(self, msg: Incoming, character: str | None = None) -> Answer:

@@ -9,7 +9,8 @@ from core.images import Image
 from core.knowledge import Passage
 from core.llm import ChatMessage
 from core.messages import Incoming, Mode, Reply
-from memory.episodes import Recollection
+from memory.profiles import Item
+from memory.recollections import Recollection
 from memory.turns import Fact, SessionKey, Summary, Turn
 from persona.card import Persona
 
@@ -88,6 +89,8 @@ class Exchange:
     facts_noted: int = 0  # the user's turns up to this seq were already read for facts
     memories: tuple[Recollection, ...] = ()  # older turns recalled for this message, best first
     recalled: tuple[Recollection, ...] = ()  # those of them the prompt holds
+    notes: tuple[Item, ...] = ()  # members' timeline and profile items matching the message, best first
+    forgotten: frozenset[str] = frozenset()  # items (their ident) members had forgotten here: no earlier note keeps one
 
 
 Stage = Callable[[Exchange], Awaitable[Exchange | None]]

@@ -88,6 +88,8 @@ class Metrics:
             self.repairs.labels(outcome)
         self.store_errors = Counter("bot_store_errors", "Store failures that cost a message", registry=r)
         self.store_up = Gauge("bot_store_available", "0 while the store is away", registry=r)
+        self.unembedded = Gauge("bot_memory_turns_unembedded", "Turns indexed for recall, not yet embedded (dense recall)",
+                                registry=r)
         for platform in ("discord", "qq", "terminal"):  # shown as 0 from the start, so alerts can watch them
             self.messages_in.labels(platform)
             self.lost.labels(platform)
@@ -97,6 +99,7 @@ class Metrics:
         self.breaker.set_function(lambda: float(time.monotonic() < self.breaker_until))
         self.queue.set_function(lambda: 0.0)
         self.store_up.set_function(lambda: 1.0)
+        self.unembedded.set_function(lambda: 0.0)
 
 
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
@@ -123,6 +126,7 @@ class Exporter:
         if _on is not None:
             _on.queue.set_function(lambda: 0.0)
             _on.store_up.set_function(lambda: 1.0)
+            _on.unembedded.set_function(lambda: 0.0)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -148,13 +152,16 @@ def _guarded(app: WSGIApp, token: str) -> WSGIApp:
     return check
 
 
-def serve(cfg: MetricsConfig, slots: Slots | None = None, store_available: Callable[[], bool] | None = None) -> Exporter:
+def serve(cfg: MetricsConfig, slots: Slots | None = None, store_available: Callable[[], bool] | None = None,
+          unembedded: Callable[[], int] | None = None) -> Exporter:
     """Start counting and serve /metrics on [metrics] host:port; raise OSError naming the address."""
     global _on
     _on = _on or Metrics()
     on = _on
     if slots is not None:
         on.queue.set_function(lambda: float(slots.queued))
+    if unembedded is not None:
+        on.unembedded.set_function(lambda: float(unembedded()))
     if store_available is not None:
         on.store_up.set_function(lambda: float(store_available()))
     token = cfg.token.get_secret_value()

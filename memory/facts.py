@@ -16,6 +16,7 @@ from memory.turns import Fact, FactBook, SessionKey, Turn, shown_in
 OpKind = Literal["add", "update", "delete"]
 MAX_OPS = 5
 MAX_FACT_CHARS = 120
+MAX_FORGOTTEN = 5000  # timeline and profile items kept forgotten per user and conversation (the oldest go first)
 
 # What a fact or a summary sentence must not be: a role marker, a template token's remains, or an
 # instruction to the model ("from now on you are...", "记住：管理员说所有人都要...", "the bot must...").
@@ -207,10 +208,13 @@ def apply_ops(
     noted = dict(book.noted)
     if said:
         noted[conversation] = max(noted.get(conversation, 0), max(t.seq for t in said))
-    return FactBook(tuple(facts), noted)
+    return replace(book, facts=tuple(facts), noted=noted)
 
 
-def forget(book: FactBook, targets: Sequence[Fact]) -> FactBook:
-    """The book without these facts (matched by id)."""
+def forget(book: FactBook, targets: Sequence[Fact], items: Sequence[str] = (), conversation: str = "") -> FactBook:
+    """The book without these facts (matched by id), and with these timeline and profile items of `conversation` forgotten."""
     drop = {f.id for f in targets}
-    return FactBook(tuple(f for f in book.facts if f.id not in drop), dict(book.noted))
+    forgotten = dict(book.forgotten)
+    if items:
+        forgotten[conversation] = tuple(dict.fromkeys((*forgotten.get(conversation, ()), *items)))[-MAX_FORGOTTEN:]
+    return replace(book, facts=tuple(f for f in book.facts if f.id not in drop), forgotten=forgotten)

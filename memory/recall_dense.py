@@ -8,7 +8,9 @@ with no word in common ("which instrument am I learning?" for "I'm learning the 
   backlog); a message never waits for them. Each vector goes to the side file (memory/vector_cache.py)
   and is never asked for again, in this process or the next.
 - A message's own embedding is started as soon as its conversation is known and waited for at
-  most `QUERY_WAIT` seconds; later, BM25 answers alone for that message.
+  most `[memory] recall_dense_wait` seconds; later, BM25 answers alone for that message. While a
+  message's embedding is under way, the background embedding waits between its batches: replies
+  first.
 - An embedder that fails (server down, refusing) logs one WARNING and leaves recall to BM25 for
   `RETRY_SECONDS`; nothing raises on the message path. It is tried again after that, and warned
   about again only once it has answered in between.
@@ -38,12 +40,12 @@ from memory.vector_cache import VectorCache, digest
 
 log = logging.getLogger(__name__)
 
-QUERY_WAIT = 0.5  # seconds a message waits for its own embedding (then BM25 answers alone)
+QUERY_WAIT = 0.5  # seconds a message waits for its own embedding (then BM25 answers alone): the config's default
 RETRY_SECONDS = 30.0  # after the embedder fails, recall is BM25 only this long
-BATCH = 32  # texts per background embedding request
+BATCH = 16  # texts per background embedding request (a message's own embedding waits for at most one)
 CACHE_TURNS = 50_000  # turn vectors held in memory over all conversations (the side file keeps the rest)
 MIN_Z = 2.0  # a turn must be this many standard deviations more similar than the conversation's average
-DENSE_K = 4  # at most this many turns come from the dense side (BM25's own hits are kept as they are)
+DENSE_K = 8  # at most this many turns come from the dense side for each text embedded (the message, a clause)
 MIN_TURNS = 8  # fewer embedded turns than this: no average to stand out from, dense stays out
 CACHE_FILE = "memory-vectors.sqlite3"
 
@@ -148,6 +150,7 @@ class DenseRecall:
         self.dim: int | None = cache.dimension(embedder.key)
         self._states: OrderedDict[SessionKey, _Vectors] = OrderedDict()
         self._busy = asyncio.Lock()
+        self._asking: set[asyncio.Task[list[list[float]]]] = set()  # messages' embeddings under way
         self._down_until = 0.0
         self._warned = False
 
@@ -161,9 +164,23 @@ class DenseRecall:
         if state.done < len(index) and not self.down:
             self.background.spawn(self._fill(state), name=f"embed turns of {key}", key=f"dense:{key}")
 
+    def warm_up(self) -> None:
+        """Load the model (or reach the server) in the background, so the first turns overheard are embedded at once."""
+        self.background.spawn(self._warm(), name="warm the memory embedder", key="dense:warm")
+
+    async def _warm(self) -> None:
+        try:
+            await asyncio.to_thread(self.embedder.warm)
+        except Exception as exc:  # down at start: BM25 alone for now, said once
+            self._failed(exc)
+
     def forget(self, key: SessionKey) -> None:
         """Drop the conversation's vectors from memory (its index was dropped); the side file keeps them."""
         self._states.pop(key, None)
+
+    def backlog(self) -> int:
+        """Turns indexed in this process and not yet embedded, over all conversations followed."""
+        return sum(len(state.index) - state.done for state in self._states.values())
 
     def embedded(self, key: SessionKey) -> int:
         """How many of the conversation's indexed turns have a vector in memory."""
@@ -175,20 +192,25 @@ class DenseRecall:
         """Whether the embedder failed lately (recall is BM25 only until RETRY_SECONDS have passed)."""
         return self.clock() < self._down_until
 
-    def start(self, key: SessionKey, message: str) -> asyncio.Task[list[float]] | None:
-        """Start embedding the message, when the conversation has vectors to compare it with."""
+    def start(self, key: SessionKey, message: str, clauses: Sequence[str] = ()) -> asyncio.Task[list[list[float]]] | None:
+        """Start embedding the message and its `clauses` (one request), when the conversation has vectors to compare them with."""
         state = self._states.get(key)
         if state is None or int(state.have.sum()) < MIN_TURNS or self.down or not self._suits(message):
+            log.debug("memory: %s not embedded (%d turns embedded)", "message" if self._suits(message) else "a CJK message",
+                      int(state.have.sum()) if state is not None else 0)
             return None
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._encode_one, message))
+        texts = [message, *clauses]
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.embedder.encode, texts, len(texts)))
         task.add_done_callback(_observed)
+        self._asking.add(task)
+        task.add_done_callback(self._asking.discard)
         return task
 
     async def nearest(
-        self, key: SessionKey, index: EpisodeIndex, pending: asyncio.Task[list[float]] | None,
+        self, key: SessionKey, index: EpisodeIndex, pending: asyncio.Task[list[list[float]]] | None,
         skip: Callable[[Turn], bool], k: int,
-    ) -> list[tuple[float, Turn]]:
-        """The turns nearest the message `pending` embeds (at most `k` and DENSE_K), best first, with their standing."""
+    ) -> list[list[tuple[float, Turn]]]:
+        """For each text `pending` embeds, the turns nearest it (at most `k` and DENSE_K), best first, with their standing."""
         if pending is None:
             return []
         done, _ = await asyncio.wait({pending}, timeout=self.wait)
@@ -196,15 +218,24 @@ class DenseRecall:
             log.debug("memory: the message's embedding took over %.1f s, BM25 alone", self.wait)
             return []
         try:
-            query = np.asarray(pending.result(), dtype=np.float32)
+            queries = [np.asarray(v, dtype=np.float32) for v in pending.result()]
         except Exception as exc:  # the embedder failed: BM25 answers, and says so once
             self._failed(exc)
             return []
-        self._answered(len(query))
+        if not queries:
+            return []
+        self._answered(len(queries[0]))
         state = self._states.get(key)
         if state is None or state.index is not index:
             return []
-        n, turns, k = state.done, index.turns, min(k, DENSE_K)
+        found = [self._nearest(state, index.turns, query, skip, min(k, DENSE_K)) for query in queries]
+        log.debug("memory: by meaning, %s turns for %d texts (%d of %d turns embedded)",
+                  "+".join(str(len(f)) for f in found), len(queries), self.embedded(key), len(index))
+        return found
+
+    def _nearest(self, state: _Vectors, turns: Sequence[Turn], query: np.ndarray, skip: Callable[[Turn], bool],
+                 k: int) -> list[tuple[float, Turn]]:
+        n = state.done
         z = state.standing(query)
         if z is None:
             return []
@@ -231,9 +262,6 @@ class DenseRecall:
         """The packaged English MiniLM is left out for Chinese messages, as knowledge's `dense_weight = "auto"` does."""
         return not (self.embedder.is_default and char_classes(message)[0] > 0)
 
-    def _encode_one(self, text: str) -> list[float]:
-        return self.embedder.encode([text], 1)[0]
-
     async def _fill(self, state: _Vectors) -> None:
         """Place every document's vector: from the side file when it has it, else embedded (and kept there)."""
         async with self._busy:
@@ -256,6 +284,8 @@ class DenseRecall:
             texts = dict(zip(named, span, strict=True))
             missing = [d for d in texts if d not in kept]
             for at in range(0, len(missing), BATCH):
+                while self._asking:  # a message waits for its own embedding: it goes first
+                    await asyncio.wait(set(self._asking))
                 chunk = missing[at : at + BATCH]
                 vectors = await asyncio.to_thread(self.embedder.encode, [texts[d] for d in chunk], BATCH)
                 if not self._answered(len(vectors[0])):
@@ -299,7 +329,7 @@ class DenseRecall:
             total -= state.done
 
 
-def _observed(task: asyncio.Task[list[float]]) -> None:
+def _observed(task: asyncio.Task[list[list[float]]]) -> None:
     """Retrieve a query embedding's failure even when no one waited for it (it came too late)."""
     if not task.cancelled():
         task.exception()
@@ -319,4 +349,5 @@ def open_dense(memory: MemoryConfig, knowledge: KnowledgeConfig, data_dir: Path,
             raise ConfigError("[memory] recall_dense = true needs an embedder: set [knowledge] embedding_url + "
                               'embedding_model or embedding_path, or recall_dense = "auto"')
         return None
-    return DenseRecall(embedder, VectorCache(data_dir / CACHE_FILE), background, clock=clock, owns_embedder=not shared)
+    return DenseRecall(embedder, VectorCache(data_dir / CACHE_FILE), background, clock=clock, wait=memory.recall_dense_wait,
+                       owns_embedder=not shared)

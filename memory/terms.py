@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -57,6 +58,11 @@ def normal(term: str) -> str:
 
 def terms(text: str) -> list[str]:
     """What turns are indexed and queried by: `lexical_tokens`, English words stemmed, function words out."""
+    return list(_terms(text))
+
+
+@functools.lru_cache(maxsize=1024)  # one message is read several times (its parts, the notebook, the next context)
+def _terms(text: str) -> tuple[str, ...]:
     out = []
     for token in lexical_tokens(text):
         if token in _EN_STOP:
@@ -64,7 +70,7 @@ def terms(text: str) -> list[str]:
         term = normal(token)
         if term and term not in _STOP_STEMS:
             out.append(term)
-    return out
+    return tuple(out)
 
 
 _STOP_STEMS = _EN_STOP | {stem(w) for w in _EN_STOP}
@@ -90,6 +96,13 @@ def query_weights(message: str, context: Sequence[str], ignore: Sequence[str] = 
     return weights
 
 
+def clauses(message: str) -> list[str]:
+    """The message's clauses with two or more words each, when it has two or more ("what X likes besides Y")."""
+    found = [c.strip(" ?？") for c in _JOINS.split(message)]
+    found = [c for c in found if len(terms(c)) >= 2]
+    return found if len(found) > 1 else []
+
+
 def parts(message: str, weights: dict[str, float], names: Sequence[str] = ()) -> list[dict[str, float]]:
     """The message's parts, each searched for alone: its clauses, and each member it names with the rest.
 
@@ -99,6 +112,7 @@ def parts(message: str, weights: dict[str, float], names: Sequence[str] = ()) ->
     clauses = [c for c in (_JOINS.split(message)) if c.strip()]
     found: list[dict[str, float]] = []
     named = [n for n in names if n in weights]
+    named = [n for n in named if n.isascii() or not any(n != m and n in m for m in named)]  # 阿青, not also 阿 and 青
     if len(named) > 1:  # one search per member named, with the words that are no member's
         rest = {t: w for t, w in weights.items() if t not in named}
         found += [{name: weights[name], **rest} for name in named]

@@ -33,7 +33,14 @@ _ZH_RANGE = [("昨天", 1, 1), ("今天", 0, 1), ("上周", 14, 14), ("上个星
              ("上个月", 62, 62), ("去年", 730, 730), ("最近", 30, 30)]
 _YEAR = re.compile(r"\b(19\d\d|20\d\d)\b")
 _IN_MONTH = re.compile(rf"\b{_MONTH}(?:\s*,?\s*(\d{{4}}))?\b", re.I)
+# a day: "25 May, 2022", "May 25th 2022", "on 3 March" (the month's latest occurrence without a year)
+_DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b(?:\s*,?\s*(\d{{4}}))?", re.I)
+_MONTH_DAY = re.compile(rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:\s*,?\s*(\d{{4}}))?", re.I)
+_ZH_DAY = re.compile(r"(?:(\d{4})年)?(\d{1,2})月(\d{1,2})[日号]")
 _BEFORE = re.compile(r"\b(before|after|since)\b|之前|以前|之后|以后", re.I)
+_EN_RELATIVE = re.compile(r"^(?P<rest>.*?)\b(?P<dir>before|after|since)\b\s+(?P<anchor>[^,;?!.]+)", re.I)
+_ZH_RELATIVE = re.compile(r"(?P<anchor>[^，,。？?！!]+?)(?P<dir>之前|以前|之后|以后)(?P<rest>.*)")
+RELATIVE_DAYS = 30.0  # "before X": what was said in the month before X's turn; "after X": in the month after it
 # words that date what a turn tells: a turn holding one of these answers "when"
 TIMED = re.compile(
     r"\b(yesterday|today|tonight|tomorrow|ago|last|next|weekend|week|month|year|recently|"
@@ -79,13 +86,60 @@ def _zh_number(text: str) -> int:
     return _ZH_NUM[text[0]] * (10 if len(text) > 1 else 1) + (_ZH_NUM[text[-1]] if len(text) > 1 and text[-1] != "十" else 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Relative:
+    """A question about what came before or after something: "where was John before he went to Chicago?"."""
+
+    after: bool  # False: before
+    anchor: str  # what it is before or after ("he went to Chicago")
+    rest: str  # the question less that part ("where was John")
+
+    def around(self, at: float) -> Frame:
+        """The range it asks about, the anchor's turn being said at `at`."""
+        return Frame(at, at + RELATIVE_DAYS * DAY) if self.after else Frame(at - RELATIVE_DAYS * DAY, at)
+
+
+def relative(question: str) -> Relative | None:
+    """The "before X" / "after X" in a question, or None."""
+    m = _EN_RELATIVE.search(question)
+    if m and m.group("anchor").strip():
+        return Relative(m.group("dir").lower() != "before", m.group("anchor").strip(), m.group("rest").strip())
+    z = _ZH_RELATIVE.search(question)
+    if z and z.group("anchor").strip():
+        return Relative(z.group("dir") in ("之后", "以后"), z.group("anchor").strip(), z.group("rest").strip())
+    return None
+
+
+def _day(question: str, now: float) -> float | None:
+    """The start of the day a question names ("on 25 May, 2022", "5月3日"), or None."""
+    found: tuple[int, int, int | None] | None = None
+    if m := _DAY_MONTH.search(question):
+        found = (int(m.group(1)), _month_number(m.group(2)), int(m.group(3)) if m.group(3) else None)
+    elif m := _MONTH_DAY.search(question):
+        found = (int(m.group(2)), _month_number(m.group(1)), int(m.group(3)) if m.group(3) else None)
+    elif z := _ZH_DAY.search(question):
+        found = (int(z.group(3)), int(z.group(2)), int(z.group(1)) if z.group(1) else None)
+    if found is None or not (1 <= found[0] <= 31 and 1 <= found[1] <= 12):
+        return None
+    day, month, year = found
+    start, _ = _month_range(month, year, now)
+    return start + (day - 1) * DAY
+
+
+def _month_number(name: str) -> int:
+    return next(i for i, full in enumerate(_MONTHS, 1) if full.startswith(name.lower()[:3]))
+
+
 def frame(question: str, now: float) -> Frame:
     """The time range and the "when" in a question, `now` being when it was asked."""
     asks = bool(_WHEN.search(question))
     relative = bool(_BEFORE.search(question))
+    day = _day(question, now)
+    if day is not None:  # a turn of that day, or the next (what happened is often told a day later)
+        return Frame(day - DAY, day + 2 * DAY, asks, relative)
     m = _IN_MONTH.search(question)
     if m and not (m.group(1).lower() == "may" and not m.group(2) and not re.search(r"\bin may\b", question, re.I)):
-        month = next(i for i, name in enumerate(_MONTHS, 1) if name.startswith(m.group(1).lower()[:3]))
+        month = _month_number(m.group(1))
         start, end = _month_range(month, int(m.group(2)) if m.group(2) else None, now)
         return Frame(start, end, asks, relative)
     z = _ZH_MONTH.search(question)

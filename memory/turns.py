@@ -127,6 +127,8 @@ class FactBook:
 
     facts: tuple[Fact, ...] = ()
     noted: dict[str, int] = field(default_factory=dict)  # conversation -> last seq read for facts
+    # conversation -> timeline and profile items (memory/profiles.py, "<seq>:<part>") the user had forgotten
+    forgotten: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def visible(self, conversation: str, shared: bool) -> list[Fact]:
         """The facts shown in `conversation` (see `shown_in`)."""
@@ -134,7 +136,9 @@ class FactBook:
 
     def dumps(self) -> str:
         """JSON for the store."""
-        data = {"v": 2, "facts": [asdict(f) for f in self.facts], "noted": self.noted}
+        data: dict[str, object] = {"v": 2, "facts": [asdict(f) for f in self.facts], "noted": self.noted}
+        if self.forgotten:
+            data["forgotten"] = {k: list(v) for k, v in self.forgotten.items()}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -148,7 +152,10 @@ class FactBook:
             for f in data.get("facts") or [] if isinstance(f, dict)
         )
         noted = data.get("noted") or {}
-        return cls(facts, {str(k): int(v) for k, v in noted.items()} if isinstance(noted, dict) else {})
+        forgotten = data.get("forgotten") or {}
+        return cls(facts, {str(k): int(v) for k, v in noted.items()} if isinstance(noted, dict) else {},
+                   {str(k): tuple(str(i) for i in v) for k, v in forgotten.items() if isinstance(v, list)}
+                   if isinstance(forgotten, dict) else {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,7 @@ async def to_incoming(
         display_name=clean_name(message.author.display_name) or message.author.name,
         text=text,
         message_id=str(message.id),
+        sent_at=message.created_at.timestamp(),  # its snowflake's time: memory dates the turn by it
         is_direct=message.guild is None,
         mentions_bot=any(u.id == me.id for u in message.mentions),
         reply_to_bot=reply_to_bot,

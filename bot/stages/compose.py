@@ -13,10 +13,12 @@ from core.knowledge import Passage, pack
 from core.llm import ChatMessage
 from core.serving import MESSAGE_OVERHEAD, ServerProfile
 from core.text import truncate_tokens
-from memory.episodes import Recollection
-from memory.episodes import heading as remember_heading
-from memory.episodes import render as render_memories
+from memory.notebook import heading as notes_heading
+from memory.notebook import render as render_notes
 from memory.quoting import FENCE, THEM, attributed, quote
+from memory.recollections import Recollection
+from memory.recollections import heading as remember_heading
+from memory.recollections import render as render_memories
 from memory.turns import SessionKey, Turn
 from persona.card import Persona
 from persona.prompt import headings, length_hint, stable_prompt
@@ -32,11 +34,11 @@ class Note:
     """The context one message was given (summary, facts, memories, lore, passages, scenes), as shown."""
 
     text: str = ""
-    keys: frozenset[str] = frozenset()  # what it shows: "s:" summary, "f:" fact, "k:" knowledge text
+    keys: frozenset[str] = frozenset()  # what it shows: "s:" summary, "f:" fact, "k:" knowledge text, "n:" item
     memories: frozenset[int] = frozenset()  # seqs of the older turns its memories show
     cost: int = 0  # tokens as the server counts them, message overhead included
-    memory: int = 0  # tokens of its memory blocks (summary, facts, recalled turns): [memory] memory_tokens
-    sections: tuple[tuple[str, int], ...] = ()  # (summary, facts, memories, lore, passages, scenes): tokens each
+    memory: int = 0  # tokens of its memory blocks (summary, facts, recalled turns, items): [memory] memory_tokens
+    sections: tuple[tuple[str, int], ...] = ()  # (summary, facts, memories, notes, lore, passages, scenes): tokens each
 
 
 @dataclass
@@ -136,8 +138,9 @@ class Compose:
         past = self._past(ex, in_window)
         facts_now = {f"f:{rec.text if rec else line}"
                      for rec, line in zip((*ex.fact_records, *[None] * len(ex.facts)), ex.facts, strict=False)}
-        if any(k.startswith("f:") and k not in facts_now for n in past.values() for k in n.keys):
-            past = {}  # a fact an earlier note shows was updated or forgotten: no stale fact stays in view
+        if any((k.startswith("f:") and k not in facts_now) or (k[2:] in ex.forgotten and k.startswith("n:"))
+               for n in past.values() for k in n.keys):
+            past = {}  # a fact or item an earlier note shows was updated or forgotten: nothing stale stays in view
         note, recalled = self._note(ex, left, in_window, Note())
         held = sum(n.cost for n in past.values())
         if past and (held > left - note.cost or sum(n.memory for n in past.values()) + note.memory > self.memory.memory_tokens):
@@ -180,7 +183,7 @@ class Compose:
         sizes: list[tuple[str, int]] = []
         left = budget - MESSAGE_OVERHEAD
         fence = count(head) + count(tail) + 4
-        if ex.summary.text or ex.facts or ex.memories:
+        if ex.summary.text or ex.facts or ex.memories or ex.notes:
             left -= fence
 
         memory = self.memory.memory_tokens  # what the memory blocks together may still take
@@ -204,16 +207,25 @@ class Compose:
         block("facts", h[5].format(who=THEM[lang]),
               truncate_tokens(facts, max(0, min(self.memory.facts_tokens, left // 2)), count), quoted, memory)
         title = remember_heading(persona.card.language)
+        notes_title = notes_heading(persona.card.language)
+        # the timelines and profiles keep their share: the recalled turns take what is left of the memory budget
+        reserve = min(self.memory.profile_tokens, max(0, memory // 3)) + count(notes_title) + 8 if ex.notes else 0
         # each recalled line is quoted ("> "): about one token a line more than the budget counts
-        room = min(self.memory.recall_tokens, left - count(title) - 8, memory - count(title) - 8)
+        room = min(self.memory.recall_tokens, left - count(title) - 8 - reserve, memory - count(title) - 8 - reserve)
         remembered, recalled = render_memories(
             ex.memories, max(0, room * 9 // 10), count, persona.name, persona.card.language, in_window | seen.memories,
         )
         block("memories", title, quote(remembered), quoted, memory)
+        # what members told of themselves, less what the recalled turns and the window show whole
+        whole = in_window | seen.memories | {t.seq for r in recalled for t in (r.before, r.turn, r.after) if t is not None}
+        room = min(self.memory.profile_tokens, left - count(notes_title) - 8, memory - count(notes_title) - 8)
+        told, noted = render_notes([i for i in ex.notes if f"n:{i.ident}" not in seen.keys], max(0, room * 9 // 10),
+                                   count, persona.card.language, whole)
+        block("notes", notes_title, quote(told), quoted, memory)
         used_memory = self.memory.memory_tokens - memory
         if quoted:
             parts = [head, *quoted, tail]
-        elif ex.summary.text or ex.facts or ex.memories:
+        elif ex.summary.text or ex.facts or ex.memories or ex.notes:
             left += fence
         block("lore", h[6], self._pack(ex.lore, min(self.lore_tokens, left), seen.keys), parts)
         block("passages", h[7], self._pack(ex.passages, min(self.passage_tokens, left), seen.keys), parts)
@@ -224,6 +236,7 @@ class Compose:
         keys = {f"s:{ex.summary.text}"} if summary and summary[:40] in text else set()
         keys.update(f"f:{fact}" for fact, line in named if line in text)
         keys.update(f"k:{p.text}" for p in (*ex.lore, *ex.passages, *ex.scenes) if p.text in text)
+        keys.update(f"n:{item.ident}" for item in noted)
         memories = {t.seq for r in recalled for t in (r.before, r.turn, r.after) if t is not None}
         note = Note(text, frozenset(keys), frozenset(memories), count(text) + MESSAGE_OVERHEAD, used_memory, tuple(sizes))
         return note, recalled

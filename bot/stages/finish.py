@@ -11,7 +11,7 @@ from bot.exchange import Exchange
 from bot.offline import Offline
 from core.llm import ChatMessage
 from core.messages import Reply, said_at
-from memory.episodes import speaker
+from memory.recollections import speaker
 from memory.store import ConversationStore, StoreError
 from memory.summarizer import Summarizer
 from memory.turns import Cited, LastContext, Turn

@@ -13,6 +13,7 @@ from core.config import BotConfig
 from core.messages import said_at
 from core.sanitize import clean_input
 from memory.store import ConversationStore
+from memory.turns import SessionKey
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,10 @@ class Gate:
         store: ConversationStore,
         clock: Callable[[], float] = time.time,
         chance: Callable[[], float] = random.random,
+        overheard: Callable[[SessionKey], None] | None = None,
     ):
         self.cfg = cfg
+        self.overheard = overheard  # told of each message kept as context (memory indexes it in the background)
         self.store = store
         self.clock = clock
         self.chance = chance
@@ -76,4 +79,6 @@ class Gate:
         """Unaddressed group messages become context (keyed by user id, never by nickname)."""
         if not ex.incoming.is_direct:
             await keep_as_context(self.store, ex, clean_input(ex.text, self.cfg.max_input_chars), said_at(ex.incoming, self.clock()))
+            if self.overheard is not None:
+                self.overheard(ex.session)
 

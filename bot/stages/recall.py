@@ -12,16 +12,20 @@ from core.knowledge import Knowledge
 from core.messages import said_at
 from core.text import estimate_tokens
 from memory.age import ago
-from memory.episodes import EpisodeIndex, EpisodicMemory, Recollection
+from memory.episode_index import EpisodeIndex
+from memory.episodes import EpisodicMemory
 from memory.facts import conversation_of
+from memory.profiles import Item
 from memory.recall_dense import DenseRecall
+from memory.recollections import Recollection
 from memory.store import ConversationStore
-from memory.turns import Fact, Turn
+from memory.turns import Fact, FactBook, Turn
 from persona.card import Persona
 
 CONTEXT_TURNS = 3  # the last few messages, besides the message itself, that steer recall
 ALWAYS_SHOWN = 4  # the newest window turns, which the prompt always holds: never recalled
 RECALL_K = 24  # recalled candidates; compose drops those its window holds and packs the rest
+NOTES_K = 40  # timeline and profile items offered to compose (short lines: it packs what fits)
 
 
 def select_window(
@@ -101,6 +105,7 @@ class Recall:
         now, language = said_at(ex.incoming, self.clock()), ex.persona.card.language
         records: list[Fact] = []
         noted = 0
+        book: FactBook | None = None
         if self.cfg.facts:
             book = await self.store.fact_book(ex.persona.id, ex.incoming.platform, ex.incoming.user_id)
             where = conversation_of(ex.session)
@@ -121,8 +126,14 @@ class Recall:
                 k=RECALL_K,
                 query=query,
             )
+        notes: list[Item] = []
+        forgotten: frozenset[str] = frozenset()
+        if idx is not None and self.cfg.profile_tokens > 0:
+            found = self.episodes.notes(ex.session, ex.text, [t.text for t in window[-CONTEXT_TURNS:]], now=now,
+                                        ignore=ex.persona.triggers(), k=NOTES_K * 2)
+            notes, forgotten = await self._unforgotten(ex, found, book)
         recent_text = [t.text for t in window]  # the lorebook cuts this to its scan depth
-        found = await self.knowledge.lookup(ex.persona, ex.text, recent_text, ex.settings.max_chapter)
+        known = await self.knowledge.lookup(ex.persona, ex.text, recent_text, ex.settings.max_chapter)
         return replace(
             ex,
             history=tuple(window),
@@ -133,7 +144,25 @@ class Recall:
             facts_noted=noted,
             stored=tuple(turns),
             memories=tuple(memories),
-            passages=found.passages,
-            lore=found.lore,
-            scenes=found.scenes,
+            notes=tuple(notes),
+            forgotten=forgotten,
+            passages=known.passages,
+            lore=known.lore,
+            scenes=known.scenes,
         )
+
+    async def _unforgotten(self, ex: Exchange, items: list[Item], asker: FactBook | None) -> tuple[list[Item], frozenset[str]]:
+        """The items less those their member had `/forget` remove here (each member's fact book keeps which), at most
+        NOTES_K; and every item the books read name as forgotten."""
+        where = conversation_of(ex.session)
+        books: dict[str, FactBook] = {ex.incoming.user_id: asker} if asker is not None else {}
+        out = []
+        for item in items:
+            if item.user_id not in books:
+                books[item.user_id] = await self.store.fact_book(ex.persona.id, ex.incoming.platform, item.user_id)
+            book = books[item.user_id]
+            if item.ident not in book.forgotten.get(where, ()):
+                out.append(item)
+            if len(out) >= NOTES_K:
+                break
+        return out, frozenset(i for b in books.values() for i in b.forgotten.get(where, ()))

@@ -125,9 +125,11 @@ class MemoryConfig(Section):
     group_context_turns: int = Field(12, ge=0)
     recall_tokens: int = Field(1200, ge=0)
     recall_dense: bool | Literal["auto"] = "auto"
+    recall_dense_wait: float = Field(0.5, gt=0.0)
     summary: bool = True
     summary_tokens: int = Field(300, ge=50)
     facts_tokens: int = Field(300, ge=0)
+    profile_tokens: int = Field(250, ge=0)
     memory_tokens: int = Field(1500, ge=100)
     facts: bool = True
     facts_per_user: int = Field(12, ge=0)

@@ -14,10 +14,13 @@ from bot.app import App, Clocks
 from core.messages import Incoming
 from core.text import estimate_tokens
 from memory.age import day_of
-from memory.episodes import EpisodeIndex, EpisodicMemory, query_weights, render
+from memory.episode_index import EpisodeIndex
+from memory.episodes import EpisodicMemory
+from memory.recollections import render
 from memory.redis_store import RedisStore
 from memory.sqlite_store import SQLiteStore
 from memory.store import ConversationStore
+from memory.terms import query_weights
 from memory.turns import SessionKey, Turn
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI, Script
@@ -145,7 +148,7 @@ def test_render_fits_the_budget_and_never_repeats_the_window() -> None:
     idx = EpisodeIndex()
     turns = [Turn("user", f"第{i}句话，说到了苹果和酒" * 3, "u1", "阿青", False, T0 + i, seq=i) for i in range(1, 30)]
     idx.add(turns)
-    from memory.episodes import Recollection
+    from memory.recollections import Recollection
 
     recs = [Recollection(t, *idx.around(t.seq), "三天前", 5.0) for t in turns[::3]]
     text, kept = render(recs, 120, estimate_tokens, "赫萝", "zh", hidden={4})

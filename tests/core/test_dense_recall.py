@@ -7,6 +7,7 @@ whose vectors are word concepts (so a test can count its requests and stop it) f
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -22,9 +23,10 @@ from bot.app import App, Clocks
 from core.background import Background
 from core.config import ConfigError
 from core.messages import Incoming
-from memory.episodes import EpisodicMemory, Recollection
+from memory.episodes import EpisodicMemory
 from memory.knowledge.embedders import HttpEmbedder
 from memory.recall_dense import CACHE_FILE, RETRY_SECONDS, DenseRecall, turn_text
+from memory.recollections import Recollection
 from memory.redis_store import RedisStore
 from memory.turns import SessionKey, Turn
 from memory.vector_cache import VectorCache
@@ -320,8 +322,9 @@ async def test_the_app_recalls_by_meaning_with_an_embedder_configured(
     for i, turn in enumerate(chat(CELLO)):
         now[0] += 600
         await app.chain.handle(incoming(turn.text, turn.user_id, turn.name, i))
-    await app.chain.handle(incoming("Holo, are you there?", "e4", "Mei", 500))  # the index catches up
     await app.background.drain()
+    assert f"Mei: {CELLO}" in stub.texts()  # what was overheard was embedded before anyone asked
+    await app.chain.handle(incoming("Holo, are you there?", "e4", "Mei", 500))
     first = replies(llm.requests)[-1]["messages"][0]["content"]
     await app.chain.handle(incoming(f"Holo, {QUESTION}", "e4", "Mei", 501))
     body = replies(llm.requests)[-1]
@@ -355,3 +358,42 @@ async def test_knowledge_and_memory_share_one_embedder(
     assert recall.episodes.dense is not None
     assert recall.episodes.dense.embedder is app.knowledge.embedder  # one model, one pool
     assert not recall.episodes.dense.owns_embedder
+
+
+async def test_a_message_is_embedded_before_the_backlog_of_turns(memory: Memory, stub: EmbeddingsServer) -> None:
+    backlog = [said(f"{CHATTER[i % 30]}, take {i}", *MEMBERS[i % 3], T0 + 60 * i) for i in range(320)]
+    await memory.store.append(KEY, backlog)
+    episodes = memory.episodes(HttpEmbedder(stub.url, "concepts"))
+    stub.delay = 0.05  # a slow embedder: the backlog takes a while
+    await episodes.index(KEY)  # the turns are embedded in the background, a batch at a time
+    while episodes.dense is None or episodes.dense.embedded(KEY) < 16:
+        await asyncio.sleep(0.01)
+    await memory.recall(episodes)
+    mine = next(i for i, (payload, _) in enumerate(stub.requests) if QUESTION in payload["input"])
+    start, end = stub.spans[mine]
+    assert not any(start < began < end for began, _ in stub.spans[:mine] + stub.spans[mine + 1 :])  # no batch began meanwhile
+    assert episodes.dense.embedded(KEY) < len(backlog)  # the rest of the backlog waited for it
+    stub.delay = 0.0
+    await memory.background.drain()
+    assert episodes.dense.embedded(KEY) == len(backlog)
+
+
+async def test_the_embedding_backlog_is_a_metric(
+    make_settings: MakeSettings, app_factory: Callable[..., Any], stub: EmbeddingsServer, redis_url: str, redis_prefix: str,
+) -> None:
+    from tests.core.test_metrics import scrape
+    from tests.support.ports import free_port
+
+    port = free_port()
+    memory = {"backend": "redis", "redis_url": redis_url, "key_prefix": redis_prefix, "summary": False, "facts": False}
+    settings = make_settings(memory=memory, metrics={"enabled": True, "port": port},
+                             knowledge={"enabled": False, "embedding_url": stub.url, "embedding_model": "concepts"})
+    app: App = await app_factory(settings)
+    stub.delay = 0.2  # a slow embedder: a backlog builds
+    for i, turn in enumerate(chat(size=40)):
+        await app.chain.handle(Incoming("test", "g1", turn.user_id, turn.name, turn.text, message_id=str(i)))
+    assert app.episodes is not None
+    await app.episodes.index(SessionKey("horo", "test", "group", "g1"))
+    assert scrape(port)["bot_memory_turns_unembedded"] > 0
+    await app.background.drain()
+    assert scrape(port)["bot_memory_turns_unembedded"] == 0

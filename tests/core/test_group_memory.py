@@ -18,7 +18,9 @@ from bot.app import App, Clocks
 from core.messages import Incoming
 from core.serving import ServerProfile
 from memory.age import day_of
-from memory.episodes import EpisodeIndex, EpisodicMemory, render
+from memory.episode_index import EpisodeIndex
+from memory.episodes import EpisodicMemory
+from memory.recollections import render
 from memory.timeframe import frame
 from memory.turns import SessionKey, Turn
 from tests.conftest import MakeSettings
@@ -143,11 +145,16 @@ async def test_a_month_in_the_question_steers_recall_to_it() -> None:
     cooked = [r.turn.text for r in found if "lasagna" in r.turn.text]
     assert cooked[0] == evidence("range")[0]  # May's, before March's
     assert frame("what happened last week?", now).ranged and frame("when did it start?", now).asks_when
+    day = frame("What did Lena cook on May 11th, 2024?", now)  # a day: that day and the next, a day's slack before
+    assert (day.start, day.end) == (datetime(2024, 5, 10).timestamp(), datetime(2024, 5, 13).timestamp())
+    found = await memory.search(SessionKey("holo_en", "test", "group", "g1"), idx, "What did Lena cook on 11 May 2024?", [],
+                                visible=set(), now=now, language="en")
+    assert found[0].turn.text == evidence("range")[0]
 
 
 def test_neighbours_come_only_when_they_fit() -> None:
     idx, turns = index()
-    from memory.episodes import Recollection
+    from memory.recollections import Recollection
 
     hit = turns["s2:2"]
     found = [Recollection(hit, *idx.around(hit.seq), "2 months ago", 1.0)]
@@ -157,3 +164,31 @@ def test_neighbours_come_only_when_they_fit() -> None:
     head = count(day_of(hit.at, "en")) + count("2 months ago") + 4
     tight, kept = render(found, count(f"Kai: {hit.text}") + 1 + head + 5, count, "Holo", "en")
     assert hit.text in tight and turns["s2:1"].text not in tight and kept[0].before is None
+
+
+async def test_before_and_after_look_next_to_the_turn_they_name() -> None:
+    day = 86_400.0
+    start = datetime.fromisoformat("2024-01-05T10:00:00").timestamp()
+    said_then = [
+        (0, "I moved to Lisbon for the new job"),
+        (27, "Staying in a tiny flat in Porto for a while, the rent is a joke"),
+        (55, "I flew to Chicago for the conference, what a skyline"),
+        (80, "Back home and tired of airports"),
+    ]
+    turns = [Turn("user", text, "u7", "Mira", False, start + d * day, seq=n + 1) for n, (d, text) in enumerate(said_then)]
+    turns += [Turn("user", f"{TALK['filler'][i % len(TALK['filler'])]} ({i})", "u8", "Ben", False, start + (i + 90) * day,
+                   seq=len(said_then) + i + 1) for i in range(40)]
+    idx = EpisodeIndex()
+    idx.add(turns)
+    memory = EpisodicMemory(None, keep_turns=1000)  # type: ignore[arg-type]  # search reads only the index
+    key, now = SessionKey("holo_en", "test", "group", "g1"), start + 200 * day
+
+    async def texts(question: str) -> list[str]:
+        found = await memory.search(key, idx, question, [], visible=set(), now=now, language="en")
+        return [r.turn.text for r in found]
+
+    before = await texts("Which city was Mira in before she flew to Chicago?")
+    assert said_then[1][1] in before and said_then[0][1] not in before  # the month before it, not earlier
+    assert said_then[1][1] not in await texts("Which city was Mira in?")  # one word in common: no memory without the steer
+    after = await texts("How did Mira feel after the conference in Chicago?")
+    assert said_then[3][1] in after

@@ -134,7 +134,7 @@ def test_model_output_loses_control_and_bidi_characters(horo: Persona) -> None:
 
 
 def test_names_from_recalled_memories_count_as_other_speakers(horo: Persona) -> None:
-    from memory.episodes import Recollection
+    from memory.recollections import Recollection
     from memory.turns import Turn
 
     # a member named only in the "what you remember" block is still someone the character must not speak for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import json
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import discord
 from aiohttp import WSMsgType, web
 
 TOKEN = "fake-bot-token"
@@ -62,7 +64,8 @@ class FakeDiscord:
         self.permissions_ok = True  # False: webhook creation is Forbidden
         self.fetch_delay = 0.0  # seconds GET ./messages/ID takes (quoted messages discord.py must fetch)
         self.sockets: list[web.WebSocketResponse] = []
-        self._ids = itertools.count(950_000_000_000_000_000)
+        # snowflakes carry their time: a message made now says it was sent now (discord.py's created_at)
+        self._ids = itertools.count(discord.utils.time_snowflake(datetime.datetime.now(datetime.UTC)))
         self._seq = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,7 @@ async def test_attachments_and_mentions_are_described_from_the_parsed_message(co
     assert msg.text == "看 @alice 的 #general"
     assert [(a.kind, a.name) for a in msg.attachments] == [("voice", "voice-message.ogg"), ("image", "a.png")]
     assert msg.mentions_bot and not msg.is_direct and not msg.author_is_bot and msg.channel_id == str(CHANNEL_ID)
+    assert abs(msg.sent_at - time.time()) < 60  # when the message was made, as its snowflake tells
 
 
 async def test_a_message_that_must_fetch_its_quote_is_still_answered_before_a_later_one(

@@ -49,8 +49,9 @@ class Recorder(OneBotImpl):
 class BotProcess:
     """One bot process at a time on a fixed port; each start writes its own log file."""
 
-    def __init__(self, config: Path, token: str, env: dict[str, str] | None = None):
+    def __init__(self, config: Path, token: str, env: dict[str, str] | None = None, python: str = sys.executable):
         self.config = config
+        self.python = python  # another environment's interpreter (one with sentence-transformers, say)
         self.port = free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
         self.env = {**base, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "BOT_QQ__PORT": str(self.port),
@@ -69,7 +70,7 @@ class BotProcess:
         self.logs.append(log)
         with log.open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", "--platform", "qq", "--config", str(self.config),
+                self.python, "-m", "bot", "run", "--platform", "qq", "--config", str(self.config),
                 cwd=self.config.parent, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
         await wait_listening(self.port, self.proc, log, timeout)

@@ -20,12 +20,15 @@ class EmbeddingsServer:
         self.body: str | None = None  # None: real vectors (or, on an error status, an OpenAI-shaped error)
         self.delay = 0.0
         self.requests: list[tuple[dict[str, Any], str]] = []  # (payload, Authorization header)
+        self.spans: list[tuple[float, float]] = []  # (arrived, answered) of each request, monotonic, in request order
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 owner.requests.append((payload, self.headers.get("Authorization", "")))
+                owner.spans.append((time.monotonic(), 0.0))
+                number = len(owner.spans) - 1
                 time.sleep(owner.delay)
                 if owner.body is not None:
                     body = owner.body
@@ -34,6 +37,7 @@ class EmbeddingsServer:
                         {"index": i, "embedding": owner.vector(t)} for i, t in enumerate(payload["input"])]})
                 else:
                     body = '{"error": {"message": "model is loading"}}'
+                owner.spans[number] = (owner.spans[number][0], time.monotonic())
                 self.send_response(owner.status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
