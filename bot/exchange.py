@@ -83,6 +83,7 @@ class Exchange:
     draft: str = ""
     mode: Mode = "model"
     partial: bool = False  # the model stopped mid-reply; the whole sentences so far are the reply
+    heard: bool = False  # the model answered, though its reply was unusable and a line of the card replaced it
     reply: Reply | None = None
     stored: tuple[Turn, ...] = ()  # the conversation's stored window, as recall read it
     fact_records: tuple[Fact, ...] = ()  # the user's facts shown here, in the order `facts` has them

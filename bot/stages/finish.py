@@ -53,7 +53,7 @@ class Finish:
             return replace(ex, draft=text, mode=mode, reply=reply)
         stored = await self.store.append(ex.session, [question, answer])
         await self._remember_context(ex, mode, now, stored[1].seq)
-        if self.summarizer and mode == "model":
+        if self.summarizer and (mode == "model" or ex.heard):  # the server is up: what was said is still learnt
             after = _next_prefix(ex.prompt, text)
             asked = self.summarizer.fold(ex.session, persona, ex.summary, ex.unsummarized, after)
             # seq 0: the store is away and the exchange waits in memory; facts can wait too

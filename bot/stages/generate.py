@@ -130,7 +130,7 @@ class Generate:
                 if attempt.defect is not None:
                     _repaired(key, attempt.defect, "offline")
                 log.warning("model reply unusable (%s) twice; answering with an example line", attempt.unusable)
-                return await self._offline(ex, "fallback", shown=attempt.shown)
+                return replace(await self._offline(ex, "fallback", shown=attempt.shown), heard=True)
             regenerated, defect = True, attempt.defect
             if attempt.defect is not None:
                 _repaired(key, attempt.defect, "retried")

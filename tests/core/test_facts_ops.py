@@ -168,3 +168,19 @@ async def test_a_garbled_extraction_changes_nothing_but_the_read_mark(facts_app:
     await app.background.drain()
     book_ = await app.store.fact_book("horo", "test", "u1")
     assert [f.text for f in book_.facts] == ["住在杭州"] and book_.noted["group:g1"] == 5  # read up to the newest message
+
+
+async def test_what_a_member_said_is_learnt_even_when_the_reply_was_unusable(facts_app: Any, llm: FakeOpenAI) -> None:
+    """A small model's broken reply is replaced by a line of the card, but the server is up: facts are still read."""
+    app, _, model = await facts_app()
+    llm.default = Script(text="；" * 40)  # every reply broken, twice
+    await app.chain.handle(group("我住在杭州", mid="1"))
+    reply = await app.chain.handle(group("赫萝，你好", mid="2"))
+    await app.background.drain()
+    assert reply is not None and reply.mode == "fallback"
+    assert await app.store.facts("horo", "test", "u1") == ["住在杭州"] and len(model.prompts) == 1
+    llm.default = Script(status=500, error="down")  # a dead server is not asked for facts
+    await app.chain.handle(group("我养了一只狗", mid="3"))
+    await app.chain.handle(group("赫萝，在吗", mid="4"))
+    await app.background.drain()
+    assert len(model.prompts) == 1 and await app.store.facts("horo", "test", "u1") == ["住在杭州"]
