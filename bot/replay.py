@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 ALIVE_SECONDS = 10.0  # a run silent this long is gone: another run adopts its messages
 SWEEP_SECONDS = 3.0  # how often a run says it is alive and looks for messages to adopt
 BATCH = 200
+STOP_SECONDS = 5.0  # how long a stop waits for a cancelled sweep or replay before leaving it behind
 
 
 class Replayer(Protocol):
@@ -69,9 +70,10 @@ class Replay:
             self._spawn(self._sweeps, self._sweep_once(), "journal sweep")
 
     async def _loop(self) -> None:
-        while True:
+        while self._on:  # checked again after each sweep: a cancellation a client library swallowed still ends it
             await self._sweep_once()
-            await self.sleep(SWEEP_SECONDS)
+            if self._on:
+                await self.sleep(SWEEP_SECONDS)
 
     async def _sweep_once(self) -> None:
         try:
@@ -144,10 +146,7 @@ class Replay:
         """Stop sweeping and stop replays waiting for their front; answers under way go on (the
         chain's drain decides how long), later ones stay journaled."""
         self._on = False
-        ended = [*self._sweeps, *self._waits]
-        for task in ended:
-            task.cancel()
-        await asyncio.gather(*ended, return_exceptions=True)
+        await _cancel([*self._sweeps, *self._waits])
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Replay]:
@@ -159,11 +158,20 @@ class Replay:
             yield self
         finally:
             await self.stop()
-            left = list(self._replays)
-            for task in left:
-                task.cancel()
-            await asyncio.gather(*left, return_exceptions=True)
+            await _cancel(list(self._replays))
             await self.journal.gone(self.run)
+
+
+async def _cancel(tasks: list[asyncio.Future[Any]]) -> None:
+    """Cancel `tasks` and wait for them a while; one that will not end is named in the log, never waited on forever."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+    for task in pending:
+        name = task.get_name() if isinstance(task, asyncio.Task) else "a wait for a front"
+        log.warning("journal: %s did not end within %g s of being cancelled; left behind", name, STOP_SECONDS)
 
 
 def _cancelling() -> bool:

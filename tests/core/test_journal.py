@@ -122,3 +122,34 @@ async def test_a_message_that_fails_is_not_kept_for_later(make_settings: MakeSet
         await app.replay.sweep()
         await asyncio.sleep(0.1)
         assert front.sent == []  # it would fail again: not retried after a restart
+
+
+class Stubborn(Front):
+    """A front whose answer swallows the first cancellation (as some client libraries do) and goes on."""
+
+    async def answer(self, entry: Entry) -> bool:
+        self.routes.append(entry.route)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(30)
+        return True
+
+
+async def test_a_stop_does_not_hang_on_a_replay_that_swallows_its_cancellation(
+    make_settings: MakeSettings, llm: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(make_settings, llm)
+    await stop_with_two_unanswered(settings, llm)
+    started = 0.0
+    async with App.open(settings) as app:
+        front = Stubborn(app)
+        app.replay.register("test", front)
+        for _ in range(200):
+            if front.routes:
+                break
+            await asyncio.sleep(0.02)
+        assert front.routes  # the replay is under way
+        started = time.monotonic()
+    assert time.monotonic() - started < 15  # the stop waited a while, then left it behind
+    assert any("did not end" in r.getMessage() and "replay" in r.getMessage() for r in caplog.records)
