@@ -44,12 +44,13 @@ from bot.stages.recall import Recall
 from core.config import load_config
 from core.messages import Incoming
 from core.text import estimate_tokens
+from memory.quoting import THEM
 from memory.recall_dense import QUERY_WAIT
 from memory.recollections import heading as memory_heading
 from memory.turns import SessionKey, Turn
 from persona.prompt import headings
 from tests.support.openai_server import FakeOpenAI, Script
-from tests.support.requests import is_background
+from tests.support.requests import is_background, task_of
 
 T0 = 1_767_225_600.0  # 2026-01-01
 MESSAGES = 720
@@ -279,13 +280,16 @@ class ScriptedModel:
         group = self.groups[1] if english else self.groups[0]
         if not is_background(body):
             return Script(text=group.reply)
-        if not first.startswith(("从下面", "From what")):
+        task = task_of(body)  # after the reply's own prompt with [memory] background_after_reply
+        if not any(title in str(task[-1]["content"]) for title in ("【已知事实】", "【Known facts】")):
             return Script(text=group.summary)
-        return Script(text=json.dumps(self.decide(str(messages[-1]["content"])), ensure_ascii=False))
+        return Script(text=json.dumps(self.decide(str(task[-1]["content"])), ensure_ascii=False))
 
     def decide(self, text: str) -> list[dict[str, Any]]:
         """Add a planted fact; update the known fact on the same topic; skip one already known."""
-        known_part, _, said = text.partition("\n\n【")
+        parts = blocks(text)  # speaker, known facts (numbered), what they said
+        known_part = parts.get("已知事实", parts.get("Known facts", ""))
+        said = parts.get("TA说的话", parts.get("What they said", ""))
         known = {m.group(2).strip(): int(m.group(1)) for m in re.finditer(r"^(\d+)\. (.+)$", known_part, re.M)}
         ops: list[dict[str, Any]] = []
         for line in said.splitlines():
@@ -340,7 +344,7 @@ async def replay(app: App, srv: FakeOpenAI, group: Group, rng: random.Random, no
         body = bodies[0]
         shown = "\n".join(str(m["content"]) for m in body["messages"])
         parts = blocks(volatile(body))
-        facts_title = h[5].format(who=group.members[event.uid])
+        facts_title = h[5].format(who=THEM["zh" if persona.card.language.startswith("zh") else "en"])
         tally.memory_tokens.append(sum(estimate_tokens(f"【{t}】\n{b}") for t, b in parts.items()
                                        if t in memory_titles or t == facts_title))
         if event.evidence is not None:
@@ -348,7 +352,9 @@ async def replay(app: App, srv: FakeOpenAI, group: Group, rng: random.Random, no
             tally.recalled[event.evidence.distance].append(hit)
             if not hit:
                 tally.misses.append(f"{group.channel} {event.evidence.distance} back: {event.evidence.statement}")
-        facts_block = parts.get(facts_title, "")
+        # facts shown with an earlier message stay in that message's note and are not repeated: read every note
+        facts_block = "\n".join(blocks(str(m["content"])).get(facts_title, "") for m in body["messages"]
+                                if m["role"] == "system")
         for new, old in contradictions:
             if new.speaker == event.uid and new.statement in said_at and at >= said_at[new.statement] + CHECK_AFTER:
                 tally.stale.append(old.fact in facts_block)

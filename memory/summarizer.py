@@ -183,29 +183,33 @@ class Summarizer:
 
     def note_facts(
         self, persona: Persona, key: SessionKey, user_id: str, name: str, said: Sequence[Turn],
-        after: Sequence[ChatMessage] = (),
+        after: Sequence[ChatMessage] = (), since: int | None = None,
     ) -> bool:
         """Read what a user said (oldest first) for lasting facts about them, later (asked after `after`);
-        False when nothing is read.
+        False when nothing is read. With `since`, what they said after that seq is read from the store
+        (the archive too), for when it has left the window.
 
         Each candidate adds, updates or deletes one of the user's facts shown in this conversation;
         the conversation's read mark moves past what was read, so nothing is read twice or skipped.
         """
         if not (self.cfg.facts and self.cfg.facts_per_user and said):
             return False
-        bite: list[Turn] = []
-        used = 0
-        for turn in said:  # a bounded bite, oldest first; the rest is read next time
-            used += estimate_tokens(turn.text) + 2
-            if bite and used > FACTS_INPUT_TOKENS:
-                break
-            bite.append(turn)
         task = self.background.spawn(
-            self._facts(persona, key, user_id, name, bite, after),
+            self._read_facts(persona, key, user_id, name, said, after, since),
             name=f"facts {key.platform}:{user_id}",
             key=f"facts:{persona.id}:{key.platform}:{user_id}",
         )
         return task is not None
+
+    async def _read_facts(
+        self, persona: Persona, key: SessionKey, user_id: str, name: str, said: Sequence[Turn],
+        after: Sequence[ChatMessage], since: int | None,
+    ) -> None:
+        if since is not None:
+            span = await self.store.turns_since(key, since)
+            if span is not None:
+                said = [t for t in span.turns if t.role == "user" and t.user_id == user_id and not t.speaker] or said
+        await self._facts(persona, key, user_id, name, bite(said), after)
 
     async def _facts(
         self, persona: Persona, key: SessionKey, user_id: str, name: str, said: list[Turn], after: Sequence[ChatMessage]
@@ -238,3 +242,15 @@ class Summarizer:
         )
         kinds = ", ".join(f"{sum(op.op == k for op in ops)} {k}" for k in ("add", "update", "delete"))
         log.info("facts about %s:%s: %s; %d known", key.platform, user_id, kinds, len(changed.visible(where, shared)))
+
+
+def bite(said: Sequence[Turn]) -> list[Turn]:
+    """A bounded bite of what was said, oldest first; the rest is read next time."""
+    out: list[Turn] = []
+    used = 0
+    for turn in said:
+        used += estimate_tokens(turn.text) + 2
+        if out and used > FACTS_INPUT_TOKENS:
+            break
+        out.append(turn)
+    return out

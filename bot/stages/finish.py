@@ -17,6 +17,7 @@ from memory.summarizer import Summarizer
 from memory.turns import Cited, LastContext, Turn
 
 log = logging.getLogger(__name__)
+LOOKBACK = 1_000  # turns before the window that the facts reader goes back over for a member (a bounded read)
 
 
 class Finish:
@@ -60,8 +61,11 @@ class Finish:
             if stored[0].seq and not msg.speaker:  # facts are about members, never another character
                 said = [t for t in ex.stored if t.user_id == msg.user_id and t.role == "user" and t.seq > ex.facts_noted]
                 said.append(stored[0])
-                if len(said) >= self.facts_every:
-                    asked |= self.summarizer.note_facts(persona, ex.session, msg.user_id, msg.display_name, said, after)
+                # the window no longer reaches back to the read mark: what the member said before it is read from the archive
+                gap = bool(ex.stored) and ex.stored[0].seq > ex.facts_noted + 1
+                if gap or len(said) >= self.facts_every:
+                    asked |= self.summarizer.note_facts(persona, ex.session, msg.user_id, msg.display_name, said, after,
+                                                        since=max(ex.facts_noted, ex.stored[0].seq - LOOKBACK) if gap else None)
             self.summarizer.warm(ex.session, after, asked)
         return replace(ex, draft=text, mode=mode, reply=reply)
 

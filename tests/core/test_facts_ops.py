@@ -184,3 +184,15 @@ async def test_what_a_member_said_is_learnt_even_when_the_reply_was_unusable(fac
     await app.chain.handle(group("赫萝，在吗", mid="4"))
     await app.background.drain()
     assert len(model.prompts) == 1 and await app.store.facts("horo", "test", "u1") == ["住在杭州"]
+
+
+async def test_what_a_member_said_before_the_window_is_still_read(facts_app: Any, llm: FakeOpenAI) -> None:
+    """A member's remark that scrolled out of the window under others' chatter is read from the archive."""
+    app, _, model = await facts_app(max_turns=10, group_context_turns=4)
+    await app.chain.handle(group("我住在杭州", mid="1"))
+    for i in range(40):
+        await app.chain.handle(group(f"今天天气不错{i}", uid=f"u{i % 3 + 2}", name="路人", mid=f"c{i}"))
+    await app.chain.handle(group("赫萝，你好", mid="2"))
+    await app.background.drain()
+    assert await app.store.facts("horo", "test", "u1") == ["住在杭州"]
+    assert "今天天气不错" not in model.prompts[-1]  # only the member's own words are read
