@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import tomli_w
 
+from bench import memory as memory_bench
 from bench.load import pct, redis_prefix
 from bench.qq import shipped_config
 from core.serving import ServerProfile
@@ -50,14 +51,11 @@ PROBE = 60  # characters of a turn looked for in a prompt (recalled lines may be
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 REPLY = "Hmm, let me think about that."
 SUMMARY = "Two friends catch up in the group."
-HOLO_EN = {
-    "schema": 1, "name": "Holo", "nickname": ["Holo", "Wise Wolf"], "language": "en", "user_alias": "you",
+HOLO_EN = {  # the synthetic bench's English Holo, in a group of people of its own
+    **memory_bench.HOLO_EN,
     "description": "{{char}} is the Wise Wolf of Yoitsu, a wolf deity centuries old who takes the form of a young "
                    "woman with wolf ears and a fine tail.",
-    "personality": "Proud, playful and teasing; loves apples and wine; lonely underneath.",
     "scenario": "{{char}} idles in a busy group chat and listens to its members.",
-    "first_mes": "Well now, a lively place. I am Holo, the Wise Wolf.",
-    "mes_example": "<START>\n{{user}}: hello\n{{char}}: Hello yourself. Did you bring apples?",
 }
 
 

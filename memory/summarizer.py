@@ -131,14 +131,8 @@ class Summarizer:
         if not (self.cfg.summary and turns):
             return False
         # a bounded bite, oldest first: a long backlog is folded over several replies
-        bite: list[Turn] = []
-        used = 0
-        for turn in turns:
-            used += estimate_tokens(turn.text) + 4
-            if bite and used > FOLD_TOKENS:
-                break
-            bite.append(turn)
-        task = self.background.spawn(self._fold(key, persona, summary, bite, after), name=f"summary {key}",
+        task = self.background.spawn(self._fold(key, persona, summary, bite(turns, FOLD_TOKENS, 4), after),
+                                     name=f"summary {key}",
                                      key=f"sum:{key}")
         return task is not None
 
@@ -209,7 +203,7 @@ class Summarizer:
             span = await self.store.turns_since(key, since)
             if span is not None:
                 said = [t for t in span.turns if t.role == "user" and t.user_id == user_id and not t.speaker] or said
-        await self._facts(persona, key, user_id, name, bite(said), after)
+        await self._facts(persona, key, user_id, name, bite(said, FACTS_INPUT_TOKENS, 2), after)
 
     async def _facts(
         self, persona: Persona, key: SessionKey, user_id: str, name: str, said: list[Turn], after: Sequence[ChatMessage]
@@ -244,13 +238,13 @@ class Summarizer:
         log.info("facts about %s:%s: %s; %d known", key.platform, user_id, kinds, len(changed.visible(where, shared)))
 
 
-def bite(said: Sequence[Turn]) -> list[Turn]:
-    """A bounded bite of what was said, oldest first; the rest is read next time."""
+def bite(turns: Sequence[Turn], tokens: int, per_turn: int) -> list[Turn]:
+    """The oldest turns that fit in `tokens` (at least one; `per_turn`: each one's framing); the rest is read next time."""
     out: list[Turn] = []
     used = 0
-    for turn in said:
-        used += estimate_tokens(turn.text) + 2
-        if out and used > FACTS_INPUT_TOKENS:
+    for turn in turns:
+        used += estimate_tokens(turn.text) + per_turn
+        if out and used > tokens:
             break
         out.append(turn)
     return out
