@@ -23,12 +23,13 @@ class Once:
         self.cap = cap
         self._until: OrderedDict[str, float] = OrderedDict()
 
-    def first(self, key: str) -> bool:
-        """True the first time `key` is seen within the ttl; False for a copy."""
+    def first(self, key: str, *alike: str) -> bool:
+        """True the first time `key` (or any of `alike`, the names its copies may carry) is seen within
+        the ttl; False for a copy."""
         now = self.clock()
         while self._until and (next(iter(self._until.values())) <= now or len(self._until) >= self.cap):
             self._until.popitem(last=False)
-        if key in self._until:
+        if key in self._until or any(k in self._until for k in alike):
             return False
         self._until[key] = now + self.ttl
         return True

@@ -75,8 +75,13 @@ class Scenes:
         self.locks = SessionLocks()
         self._drawn: OrderedDict[str, float] = OrderedDict()
 
-    def first_copy(self, msg: Incoming) -> bool:
-        """False for a copy of a message already taken (every account of a scene receives each one)."""
+    def first_copy(self, msg: Incoming, keys: Sequence[str] = ()) -> bool:
+        """False for a copy of a message already taken (every account of a scene receives each one).
+
+        `keys`: what names the message alike on every account (the front knows; the first is its own);
+        without them, its message id."""
+        if keys:
+            return self.once.first(*keys)
         return not msg.message_id or self.once.first(f"{msg.conversation.key}:{msg.message_id}")
 
     async def handle(self, msg: Incoming, cast: Sequence[str], outlets: Mapping[str, Outlet],

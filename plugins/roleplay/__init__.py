@@ -162,7 +162,7 @@ async def _command(bot: Bot, event: Event, state: T_State) -> None:
     head, arg = state[PREFIX_KEY][CMD_KEY][0], state[PREFIX_KEY][CMD_ARG_KEY]
     front = front_for(bot, event)
     msg = front.incoming(bot, event) if front else None
-    msg = scene.for_command(holder.get(), bot, msg) if msg is not None else None
+    msg = scene.for_command(holder.get(), bot, event, msg) if msg is not None else None
     if front is None or msg is None:
         return
     words = clean_text(arg.extract_plain_text()).split()

@@ -43,9 +43,10 @@ async def answer_command(front: Front, bot: Any, event: Any, msg: Incoming, text
     await front.answer(bot, event, SENT_PRIVATELY if sent else PRIVATE_ONLY)
 
 
-def outlet_for(front: Front, bot: Any, event: Any, app: App) -> QQOutlet:
-    """The outlet a message event's replies go out through: paced, on the adapter's wire."""
-    return QQOutlet(front.wire(bot, event), app.settings.qq, Pacing(app.settings.pacing, app.clocks.sleep), app.clocks)
+def outlet_for(front: Front, bot: Any, event: Any, app: App, wire: Any = None) -> QQOutlet:
+    """The outlet a message event's replies go out through: paced, on the adapter's wire (or `wire`)."""
+    return QQOutlet(wire or front.wire(bot, event), app.settings.qq, Pacing(app.settings.pacing, app.clocks.sleep),
+                    app.clocks)
 
 
 def front_for(bot: Bot, event: Event) -> Front | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from nonebot.adapters.onebot.v11 import (
     ActionFailed,
@@ -74,16 +75,17 @@ async def is_admin(bot: Bot, event: MessageEvent, superusers: list[str]) -> bool
     return True
 
 
-def _head(event: MessageEvent) -> Message:
-    """In groups: quote the trigger and @ the sender."""
+def _head(event: MessageEvent, quoted: int | None) -> Message:
+    """In groups: quote the trigger by `quoted` (its id on the sending account; None: no quote) and @ the sender."""
     if isinstance(event, GroupMessageEvent):
-        return Message([MessageSegment.reply(event.message_id), MessageSegment.at(event.user_id)])
+        return Message([*([MessageSegment.reply(quoted)] if quoted is not None else []), MessageSegment.at(event.user_id)])
     return Message()
 
 
 async def answer(bot: Bot, event: MessageEvent, text: str) -> None:
     """A command answer: always a text segment, so nothing in it is read as a CQ code."""
-    await bot.send(event, _head(event) + MessageSegment.text((" " if _head(event) else "") + text))
+    head = _head(event, event.message_id)
+    await bot.send(event, head + MessageSegment.text((" " if head else "") + text))
 
 
 async def answer_privately(bot: Bot, event: MessageEvent, text: str) -> bool:
@@ -109,15 +111,19 @@ class OneBotWire:
     forwards = True
     voices = True
 
-    def __init__(self, bot: Bot, event: MessageEvent):
+    def __init__(self, bot: Bot, event: MessageEvent, quoted: Callable[[], int | None] | None = None):
         self.bot = bot
         self.event = event
         self.quotes = isinstance(event, GroupMessageEvent)
         self.sent_at: object = event.time
+        self.quoted = quoted  # the message's id on this account, when another account received the event
+
+    def _quote_id(self) -> int | None:
+        return self.event.message_id if self.quoted is None else self.quoted()
 
     async def text(self, chunk: str, quote: bool) -> None:
         """A text segment (never read as a CQ code), after the quote and @ when `quote` in a group."""
-        head = _head(self.event) if quote else Message()
+        head = _head(self.event, self._quote_id()) if quote else Message()
         await self.bot.send(self.event, head + MessageSegment.text((" " if head else "") + chunk))
 
     async def forward(self, name: str, chunks: tuple[str, ...]) -> bool:
@@ -132,7 +138,8 @@ class OneBotWire:
 
     async def face(self, emoji: str) -> None:
         """A `face` segment quoting the message in groups (every OneBot v11 implementation shows it)."""
-        head = Message(MessageSegment.reply(self.event.message_id)) if self.quotes else Message()
+        mid = self._quote_id() if self.quotes else None
+        head = Message(MessageSegment.reply(mid)) if mid is not None else Message()
         await self.bot.send(self.event, head + MessageSegment.face(QQ_FACE.get(emoji, 76)))
 
 

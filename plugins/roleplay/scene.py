@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from functools import partial
 
 import nonebot
 from nonebot.adapters import Message
@@ -20,7 +21,9 @@ from bot.app import App
 from bot.command_table import Command, find
 from core.messages import Incoming
 from memory.store import StoreError
+from plugins.roleplay.copies import OwnIds, copy_keys
 from plugins.roleplay.fronts import Front, outlet_for
+from plugins.roleplay.onebot import OneBotWire
 
 log = logging.getLogger(__name__)
 MEMBERSHIP_SECONDS = 600.0  # how long "this account is (not) in that group" is believed
@@ -53,6 +56,7 @@ class Members:
 
 
 _members = Members()
+_own = OwnIds()
 
 
 def _accounts(app: App) -> dict[str, str]:
@@ -100,9 +104,10 @@ async def take(app: App, front: Front, bot: object, event: object, msg: Incoming
     own = replace(msg, persona=accounts.get(str(bot.self_id), msg.persona))
     if not isinstance(event, GroupMessageEvent):
         return own  # a private chat: the account's own character answers
+    _own.saw(str(bot.self_id), event)
     if _command(msg.text):
         return None  # a command @-ing another account: that account's command matcher has it
-    if not app.scenes.first_copy(msg):
+    if not app.scenes.first_copy(msg, copy_keys(event)):
         return None
     cast = await cast_of(app, event)
     if len(cast) < 2:
@@ -111,13 +116,13 @@ async def take(app: App, front: Front, bot: object, event: object, msg: Incoming
     return None
 
 
-def for_command(app: App, bot: object, msg: Incoming) -> Incoming | None:
+def for_command(app: App, bot: object, event: object, msg: Incoming) -> Incoming | None:
     """A command as the account that received it answers it (as its character); None for a copy of
     a group command another account already took."""
     accounts = _accounts(app)
     if not isinstance(bot, Bot) or not accounts:
         return msg
-    if not msg.is_direct and not app.scenes.first_copy(msg):
+    if isinstance(event, GroupMessageEvent) and not app.scenes.first_copy(msg, copy_keys(event)):
         return None
     return replace(msg, persona=accounts.get(str(bot.self_id), msg.persona))
 
@@ -143,7 +148,9 @@ def _command(text: str) -> bool:
 async def _play(app: App, front: Front, bot: Bot, event: GroupMessageEvent, msg: Incoming, cast: dict[str, Bot]) -> None:
     """One round of the scene: each line out through its character's account (a QQ outlet over that
     account's connection), then the voice clips."""
-    outlets = {pid: outlet_for(front, account, event, app) for pid, account in cast.items()}
+    # each account quotes the message by its own id for it (None, and no quote, until its copy arrived)
+    outlets = {pid: outlet_for(front, account, event, app, OneBotWire(account, event, partial(_own.of, sid, event)))
+               for pid, account in cast.items() for sid in [str(account.self_id)]}
     routes = {pid: front.route(account, event) for pid, account in cast.items()} if front.route else {}
     try:
         await app.scenes.handle(msg, list(cast), outlets, addressed_to(app, bot, event), routes)

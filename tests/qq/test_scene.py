@@ -49,10 +49,17 @@ def by_persona(body: dict[str, Any]) -> str:
     return "horo" if "约伊兹" in body["messages"][0]["content"] else "yexiu"
 
 
-async def to_both(accounts: tuple[OneBotImpl, OneBotImpl], segments: list[dict[str, Any]], mid: int) -> None:
-    """The one group message, as each account's implementation pushes it (the same message id)."""
-    for impl in accounts:
-        await impl.push(impl.group_message(segments, group_id=GROUP, user_id=20001, message_id=mid, card="阿青"))
+async def to_both(accounts: tuple[OneBotImpl, OneBotImpl], segments: list[dict[str, Any]], mid: int,
+                  other_mid: int | None = None) -> None:
+    """The one group message, as each account's implementation pushes it: the same message id (go-cqhttp,
+    Lagrange), or with `other_mid` the second account's own (NapCat numbers it per account)."""
+    for impl, own in zip(accounts, (mid, other_mid or mid), strict=True):
+        await impl.push(impl.group_message(segments, group_id=GROUP, user_id=20001, message_id=own, card="阿青"))
+
+
+def quoted(action: dict[str, Any]) -> str:
+    """The message id a send_msg quotes ("" when none)."""
+    return next((str(seg["data"]["id"]) for seg in action["message"] if seg["type"] == "reply"), "")
 
 
 def said(action: dict[str, Any]) -> str:
@@ -100,6 +107,20 @@ async def test_a_message_naming_both_gets_one_reply_from_each_in_turn(
         await store.close()
     assert [(t.role, t.speaker, t.text) for t in kept][-3:] == [
         ("user", "", "赫萝，叶修，晚饭吃什么？"), ("user", "horo", "咱觉得苹果最好。"), ("assistant", "", "随便，我去打游戏了。")]
+
+
+async def test_one_message_numbered_per_account_makes_one_round_and_each_account_quotes_its_own_id(
+    accounts: tuple[OneBotImpl, OneBotImpl], llm: FakeOpenAI
+) -> None:
+    horo, yexiu = accounts
+    llm.responder = lambda body: Script(text={"horo": "去看海吧。", "yexiu": "我在家打副本。"}[by_persona(body)])
+    await to_both(accounts, [text("赫萝，叶修，明天去哪儿玩？")], 405, 900405)
+    first = await horo.next_action("send_msg")
+    second = await yexiu.next_action("send_msg")
+    assert (said(first), said(second)) == ("去看海吧。", "我在家打副本。")
+    assert (quoted(first), quoted(second)) == ("405", "900405")  # each account's id for the one message
+    assert await silent(horo) and await silent(yexiu, 0.3)
+    assert [by_persona(b) for b in llm.requests] == ["horo", "yexiu"]  # one round, not one per copy
 
 
 async def test_characters_stop_within_max_bot_turns_and_their_own_lines_start_nothing(
