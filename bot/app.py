@@ -50,6 +50,7 @@ from voice.base import Voice
 from voice.hearing import Transcriber
 
 log = logging.getLogger(__name__)
+UPKEEP_GRACE = 10.0  # seconds closing gives memory upkeep at least, within docker-compose.yml's 15 s over drain_seconds
 
 
 @dataclass
@@ -79,6 +80,7 @@ class App:
     scenes: Scenes  # the channels with several characters: each message's round, each copy taken once
     clocks: Clocks = field(default_factory=Clocks)
     episodes: EpisodicMemory | None = None  # older turns and members' notebooks, searchable (None: recall is off)
+    stopping_since: float | None = None  # when a stop began to drain (monotonic)
 
     @property
     def answered_by(self) -> str:
@@ -93,6 +95,7 @@ class App:
     async def drain(self, force: Callable[[], bool] = lambda: False) -> None:
         """Stop taking messages; those in hand get [bot] drain_seconds to be answered (less once
         `force()` is true); the rest stay journaled and are answered after the next start."""
+        self.stopping_since = self.clocks.mono()
         await self.replay.stop()
         in_hand = self.chain.in_hand
         if in_hand:
@@ -100,6 +103,12 @@ class App:
         stopped = await self.chain.drain(self.settings.bot.drain_seconds, force)
         if stopped:
             log.info("stopping: %d message(s) not answered in time stay journaled for the next start", stopped)
+
+    def upkeep_grace(self) -> float:
+        """How long closing waits for memory upkeep (summaries, facts): what a stop left of [bot] drain_seconds
+        after the messages in hand, at least UPKEEP_GRACE; cut work is asked again later, nothing is lost."""
+        spent = self.clocks.mono() - self.stopping_since if self.stopping_since is not None else 0.0
+        return max(UPKEEP_GRACE, self.settings.bot.drain_seconds - spent)
 
     @classmethod
     @asynccontextmanager
@@ -171,7 +180,7 @@ class App:
         finally:
             if exporter is not None:
                 exporter.close()
-            await background.aclose()
+            await background.aclose(app.upkeep_grace())
             for closer in (*([dense.close] if dense else []), listen.close, *([look.close] if look else []), knowledge.close, *([model.close] if model else []),
                            *([voice.close] if voice else [])):
                 try:

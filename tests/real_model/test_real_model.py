@@ -189,16 +189,14 @@ async def test_background_work_between_replies_leaves_the_next_replys_prefix_cac
     assert background >= 4 and share >= 0.8, (share, background)
 
 
-@pytest.mark.xfail(strict=False, reason="open: the facts request due at exit takes longer than the 10 s "
-                   "grace on SmolLM2 on a loaded 2-core machine and is cancelled (logged by name); "
-                   "to be found and fixed, then this mark removed")
 def test_piped_terminal_chat_prints_only_replies_and_finishes_its_background_work(
     llama: Llama, tmp_path: Path
 ) -> None:
     server: LlamaServer = llama(2048)
     (tmp_path / "config.toml").write_text(
-        f'[personas]\ndirs = ["{ROOT / "persona"}"]\n[memory]\nbackend = "sqlite"\nfacts_every = 3\n'
-        f'[knowledge]\nenabled = false\n[llm]\nbase_url = "{server.base_url}"\nmax_tokens = 40\n'
+        # a tiny model on a busy 2-core machine writes the facts due at exit for longer than the default 20 s
+        f'[personas]\ndirs = ["{ROOT / "persona"}"]\n[bot]\ndrain_seconds = 120.0\n[memory]\nbackend = "sqlite"\n'
+        f'facts_every = 3\n[knowledge]\nenabled = false\n[llm]\nbase_url = "{server.base_url}"\nmax_tokens = 40\n'
         f'context_tokens = 2048\nrequest_timeout = 120.0\nfirst_token_timeout = 120.0\ndeadline = 120.0\n',
         encoding="utf-8",
     )
