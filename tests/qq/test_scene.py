@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from memory.open import open_store
-from memory.turns import SessionKey
 from tests.qq.onebot_impl import OneBotImpl, text
 from tests.qq.process import Running, running_bot
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.stored import kept_turns
 
 TOKEN = "scene-test-token"
 HORO_ID, YEXIU_ID = "10001", "10002"
@@ -93,11 +92,7 @@ async def test_a_message_naming_both_gets_one_reply_from_each_in_turn(
     second_prompt = llm.requests[1]["messages"]
     assert any(m["role"] == "user" and "赫萝: 咱觉得苹果最好。" in m["content"] for m in second_prompt)
     assert not any(m["role"] == "assistant" and "苹果" in m["content"] for m in second_prompt)
-    store = await open_store(bot.settings.memory)
-    try:
-        kept = await store.recent(SessionKey("yexiu", "qq", "group", str(GROUP)), 20)
-    finally:
-        await store.close()
+    kept = await kept_turns(bot.settings, GROUP, "yexiu", 20)
     assert [(t.role, t.speaker, t.text) for t in kept][-3:] == [
         ("user", "", "赫萝，叶修，晚饭吃什么？"), ("user", "horo", "咱觉得苹果最好。"), ("assistant", "", "随便，我去打游戏了。")]
 
