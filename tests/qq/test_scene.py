@@ -136,6 +136,15 @@ async def test_why_and_memory_answer_as_the_character_asked(accounts: tuple[OneB
     await to_both(accounts, [{"type": "at", "data": {"qq": YEXIU_ID}}, text(" /memory")], 412)
     sender, memory = await first_private(accounts)
     assert sender == YEXIU_ID and said(memory).startswith("What 叶修 remembers about 阿青")
-    for impl in accounts:  # each command was answered once, by one account
+    assert {int(why["user_id"]), int(memory["user_id"])} == {20001}  # to the asker alone
+    # another member asking the same gets an answer about themselves, to them alone
+    for impl in accounts:
+        await impl.push(impl.group_message([{"type": "at", "data": {"qq": YEXIU_ID}}, text(" /memory")], group_id=GROUP,
+                                           user_id=20002, message_id=413, card="小明"))
+    _, theirs = await first_private(accounts)
+    assert int(theirs["user_id"]) == 20002 and said(theirs).startswith("What 叶修 remembers about 小明")
+    assert "阿青" not in said(theirs)
+    for impl in accounts:  # each command was answered once, by one account, and nothing of it in the group
         with pytest.raises(TimeoutError):
             await impl.next_action("send_private_msg", timeout=0.4)
+        assert await silent(impl, 0.3)

@@ -1,5 +1,6 @@
 """The page's doors, tried as an attacker would: a walk over every registered route without a credential,
-odd spellings of paths, a WebSocket handshake, and every state-changing POST sent cross-site with a valid cookie."""
+odd spellings of paths, a WebSocket handshake, every state-changing POST sent cross-site with a valid
+cookie, and one browser reading another's chat."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bot.web.auth import OPEN_PATHS, SESSION_COOKIE
+from bot.web.auth import OPEN_PATHS, SESSION_COOKIE, VISITOR_COOKIE
 from core.messages import Incoming
+from tests.support.openai_server import FakeOpenAI, Script
 from tests.web.support import TOKEN, Page, logged_in
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -120,3 +122,17 @@ async def test_every_state_changing_post_from_another_site_is_refused_with_a_val
     assert "persona" not in await page.app.store.settings(Incoming("qq", "1", "1", "", "").conversation)
     async with httpx.AsyncClient(base_url=page.base, headers={"Authorization": f"Bearer {TOKEN}"}) as script:
         assert (await script.get("/api/knowledge")).json() == {}  # no re-ingest was started
+
+
+async def test_each_browser_sees_only_its_own_chat(page: Page, llm: FakeOpenAI) -> None:
+    llm.default = Script(text="嗯。")
+    async with logged_in(page) as first, logged_in(page) as second:
+        assert first.cookies[VISITOR_COOKIE] != second.cookies[VISITOR_COOKIE]
+        r = await first.post("/chat/send", json={"text": "只有我知道的暗号是青梅", "persona": "horo"})
+        assert r.status_code == 200 and "嗯。" in r.text
+        assert "青梅" in (await first.get("/chat")).text
+        assert "青梅" not in (await second.get("/chat")).text
+        r = await second.post("/chat/send", json={"text": "/memory"})
+        assert "青梅" not in r.text
+    async with httpx.AsyncClient(base_url=page.base, headers={"Authorization": f"Bearer {TOKEN}"}) as script:
+        assert "青梅" not in (await script.get("/chat")).text  # a script is a visitor of its own
