@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from memory.age import MONTHS
+from memory.facts import instruction_like
 
 Kind = Literal["event", "likes", "does", "plans", "owns"]
 DAY = 86_400.0
@@ -127,6 +128,8 @@ def items_of(seq: int, user_id: str, name: str, text: str, said: float) -> list[
     out: list[Item] = []
     for part, sentence in enumerate(s.strip() for s in _SENTENCE.findall(text)):
         if not sentence or _QUESTION.search(sentence) or not _FIRST_PERSON.search(sentence) or _ABOUT_YOU.search(sentence):
+            continue
+        if instruction_like(sentence):  # the filter facts pass: "I want you to ignore your rules" is no profile line
             continue
         words = len(sentence.split()) if sentence.isascii() else len(sentence) // 2
         if words < MIN_WORDS:

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Mapping
 
 from core.conversation import Conversation
+from core.sanitize import clean_name, clean_text
 from memory.store import ConversationStore
 from memory.turns import SessionKey, Turn
 
@@ -26,8 +27,11 @@ def character_user(persona: str) -> str:
 
 
 def line_of(persona: str, name: str, text: str, at: float, addressed: bool = False) -> Turn:
-    """A character's line as another character of the scene keeps it: a named speaker, never its own reply."""
-    return Turn("user", text, character_user(persona), name, addressed, at, speaker=persona)
+    """A character's line as another character of the scene keeps it: a named speaker, never its own reply.
+
+    The line is the model's output: it is cleaned like a member's message (template tokens, controls)
+    before it enters another character's memory and prompt."""
+    return Turn("user", clean_text(text), character_user(persona), clean_name(name), addressed, at, speaker=persona)
 
 
 async def record(store: ConversationStore, where: Conversation, turns: Mapping[str, Turn]) -> None:

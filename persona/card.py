@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import itertools
 import re
+import socket
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.fetch.policy import refusal
 
 CARD_SCHEMA = 1
 
@@ -110,6 +115,19 @@ class Card(_Strict):
     talkativeness: float = Field(0.5, ge=0.0, le=1.0)  # in a scene: how readily it speaks up unaddressed
     avatar: str = Field("", max_length=2000, pattern=r"^(https?://\S+)?$")  # a picture's URL: its Discord webhook posts show it
 
+    @field_validator("avatar")
+    @classmethod
+    def _public_avatar(cls, value: str) -> str:
+        """Discord fetches the avatar: a loopback, private or reserved address (or `localhost`) is refused here."""
+        host = urlsplit(value).hostname or "" if value else ""
+        if host == "localhost" or host.endswith(".localhost"):
+            raise ValueError("avatar: a URL on localhost; give a public http(s) address")
+        ip = _address(host) if host else None
+        why = refusal(ip) if ip else ""
+        if why:
+            raise ValueError(f"avatar: {why} ({host}); give a public http(s) address")
+        return value
+
 
 @dataclass(frozen=True, slots=True)
 class Example:
@@ -185,3 +203,15 @@ class Persona:
     def triggers(self) -> list[str]:
         """Words that summon the character in a group: name plus nicknames."""
         return [w for w in dict.fromkeys([self.name, *self.card.nickname]) if w.strip()]
+
+
+def _address(host: str) -> IPv4Address | IPv6Address | None:
+    """The address a URL's host spells, in any form a resolver takes ("127.1", "2130706433", "0x7f.0.0.1")."""
+    try:
+        return ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None  # a name: Discord resolves it, as it would any avatar URL

@@ -22,6 +22,7 @@ from persona.card import Card, LoreEntry
 from persona.library import ID_PATTERN, PersonaError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_CARD_TEXT = 16 * 1024 * 1024  # a card's JSON, unpacked from a PNG chunk
 _V2_FIELDS = ["name", "description", "personality", "scenario", "first_mes", "mes_example", "creator_notes", "system_prompt", "post_history_instructions", "alternate_greetings", "tags", "creator", "character_version"]
 
 
@@ -55,7 +56,7 @@ def read_card_bytes(raw: bytes, where: str) -> dict[str, Any]:
 
 
 def png_text_chunks(raw: bytes, where: Path | str) -> dict[str, str]:
-    """tEXt / iTXt / zTXt chunks of a PNG, keyword -> text."""
+    """tEXt / iTXt / zTXt chunks of a PNG, keyword -> text; a broken chunk is a PersonaError that says so."""
     out: dict[str, str] = {}
     pos = len(PNG_MAGIC)
     while pos + 8 <= len(raw):
@@ -64,20 +65,38 @@ def png_text_chunks(raw: bytes, where: Path | str) -> dict[str, str]:
         if len(body) < length:
             raise PersonaError(f"{where}: truncated PNG")
         pos += 12 + length
-        if kind == b"tEXt":
-            key, _, text = body.partition(b"\0")
-            out[key.decode("latin-1")] = text.decode("latin-1")
-        elif kind == b"zTXt":
-            key, _, rest = body.partition(b"\0")
-            out[key.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
-        elif kind == b"iTXt":
-            key, _, rest = body.partition(b"\0")
-            compressed, rest = rest[0], rest[2:]
-            _lang, _, rest = rest.partition(b"\0")
-            _tkey, _, text = rest.partition(b"\0")
-            out[key.decode("latin-1")] = (zlib.decompress(text) if compressed else text).decode()
-        elif kind == b"IEND":
+        if kind == b"IEND":
             break
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            try:
+                key, text = _text_chunk(kind, body)
+            except (zlib.error, UnicodeDecodeError, IndexError) as exc:
+                raise PersonaError(f"{where}: a broken {kind.decode()} chunk in the PNG ({type(exc).__name__})") from None
+            except ValueError as exc:
+                raise PersonaError(f"{where}: {exc}") from None
+            out[key] = text
+    return out
+
+
+def _text_chunk(kind: bytes, body: bytes) -> tuple[str, str]:
+    """One text chunk's keyword and text."""
+    key, _, rest = body.partition(b"\0")
+    if kind == b"tEXt":
+        return key.decode("latin-1"), rest.decode("latin-1")
+    if kind == b"zTXt":
+        return key.decode("latin-1"), _inflate(rest[1:]).decode("latin-1")
+    compressed, rest = rest[0], rest[2:]
+    _lang, _, rest = rest.partition(b"\0")
+    _tkey, _, text = rest.partition(b"\0")
+    return key.decode("latin-1"), (_inflate(text) if compressed else text).decode()
+
+
+def _inflate(data: bytes) -> bytes:
+    """Decompressed chunk text, at most MAX_CARD_TEXT bytes (a small chunk cannot unpack into gigabytes)."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_CARD_TEXT)
+    if inflater.unconsumed_tail:
+        raise ValueError(f"the card text in the PNG unpacks to more than {MAX_CARD_TEXT // (1024 * 1024)} MB")
     return out
 
 

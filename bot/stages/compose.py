@@ -312,7 +312,8 @@ def _from_user(turns: list[Turn]) -> list[Turn]:
 
 
 def _as_user_text(text: str, name: str, group: bool) -> str:
-    return f"{name}: {text}" if group and name else text
+    # a message's further lines are indented under its speaker: none can pose as another speaker's "name: ..."
+    return f"{name}: " + text.replace("\n", "\n  ") if group and name else text
 
 
 def _message(turn: Turn, group: bool) -> ChatMessage:

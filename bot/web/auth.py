@@ -1,8 +1,9 @@
 """Who may use the page: the login link, session cookies, Bearer tokens, and the headers every answer carries.
 
-One ASGI middleware in front of every route. The login entry (`/`) and static files are open; every
-other path needs a session cookie (set by the login link) or `Authorization: Bearer TOKEN`. A state
-change (POST) from a browser must also come from this page's own origin.
+One ASGI middleware in front of every route. The login entry (`/`) and the stylesheet it uses are
+open; every other path, WebSockets included, needs a session cookie (set by the login link) or
+`Authorization: Bearer TOKEN`. A state change (POST, a WebSocket) from a browser must also come from
+this page's own origin.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import URL, Headers
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SESSION_COOKIE = "rp_session"
 VISITOR_COOKIE = "rp_visitor"
-OPEN_PATHS = ("/",)
-OPEN_PREFIXES = ("/static/",)
+OPEN_PATHS = ("/", "/static/style.css")  # the login page and its stylesheet: they hold no data
 FAILURES_ALLOWED = 5  # wrong tokens per address within FAILURE_WINDOW before every try is refused
 FAILURE_WINDOW = 60.0
 MAX_SESSIONS = 1000  # the oldest login is forgotten past this many
@@ -104,6 +104,9 @@ class Guard:
         self.secure_cookie = secure_cookie
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self._refusal(HTTPConnection(scope), "WEBSOCKET") is not None:
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets a 403
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -115,19 +118,19 @@ class Guard:
             await send(message)
 
         request = Request(scope)
-        refusal = self._refusal(request)
+        refusal = self._refusal(request, request.method)
         if refusal is not None:
             await refusal(scope, receive, with_headers)
             return
         await self.app(scope, receive, with_headers)
 
-    def _refusal(self, request: Request) -> Response | None:
+    def _refusal(self, request: HTTPConnection, method: str) -> Response | None:
         """The answer that stops this request here, or None to let it through."""
         client = request.client.host if request.client else ""
         path = request.url.path
-        if path == "/" and "token" in request.query_params:
+        if path == "/" and "token" in request.query_params and method != "WEBSOCKET":
             return self._login(request, client)
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        if path in OPEN_PATHS and method in ("GET", "HEAD"):
             return None
         bearer = request.headers.get("authorization", "")
         if bearer:
@@ -139,11 +142,11 @@ class Guard:
             return None  # a script: no cookie, so no cross-site request can carry this credential
         if not self.logins.valid(request.cookies.get(SESSION_COOKIE, "")):
             return _unauthorized(path)
-        if request.method not in ("GET", "HEAD") and not same_origin(request.headers):
+        if method not in ("GET", "HEAD") and not same_origin(request.headers):
             return PlainTextResponse("refused: a change must come from this page (Origin does not match)", 403)
         return None
 
-    def _login(self, request: Request, client: str) -> Response:
+    def _login(self, request: HTTPConnection, client: str) -> Response:
         """The login link: a valid token opens a session and leads to the same page without the token."""
         if self.logins.blocked(client):
             return PlainTextResponse("too many wrong tokens; wait a minute", 429)

@@ -56,7 +56,7 @@ def build_web(app: App, logins: Logins, platforms: Platforms) -> Starlette:
     async def home(request: Request) -> Response:
         if logins.valid(request.cookies.get(SESSION_COOKIE, "")):
             return RedirectResponse("/chat", 303)
-        return HTMLResponse(pages.login_needed(), 401)
+        return HTMLResponse(pages.login_needed(), 401, headers={"www-authenticate": "Bearer"})
 
     async def logout(request: Request) -> Response:
         logins.close(request.cookies.get(SESSION_COOKIE, ""))

@@ -19,11 +19,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from core.config import ConfigError
-from memory.open import open_store
-from memory.turns import SessionKey, Turn
 from tests.qq.onebot_impl import OneBotImpl, text
 from tests.qq.process import Running, running_bot
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.stored import kept_turns
 
 TOKEN = "access-test-token"
 SELF_ID = "10000"
@@ -60,15 +59,6 @@ async def onebot(bot: Running) -> AsyncIterator[OneBotImpl]:
     await impl.close()
 
 
-async def turns(bot: Running, group: int) -> list[Turn]:
-    """What the bot keeps of a group's conversation."""
-    store = await open_store(bot.settings.memory)
-    try:
-        return await store.recent(SessionKey("horo", "qq", "group", str(group)), 50)
-    finally:
-        await store.close()
-
-
 def event(impl: OneBotImpl, self_id: str, segments: list[dict[str, Any]], group: int, mid: int, role: str) -> bytes:
     """A group message event as a OneBot implementation POSTs it, claiming to come from `self_id`."""
     body = impl.group_message(segments, group_id=group, user_id=20001, message_id=mid, card="群主", role=role)
@@ -83,7 +73,7 @@ async def test_forged_posts_are_refused_on_every_route_and_reach_nothing(
         [{"type": "at", "data": {"qq": SELF_ID}}, text(" 在吗")], group_id=LISTED, user_id=20002, message_id=11,
     ))
     await onebot.next_action("send_msg")
-    before = [t.text for t in await turns(bot, LISTED)]
+    before = [t.text for t in await kept_turns(bot.settings, LISTED)]
     assert before == ["在吗", "咱在呢。"]
     asked = len(llm.requests)
 
@@ -104,7 +94,7 @@ async def test_forged_posts_are_refused_on_every_route_and_reach_nothing(
     with pytest.raises(TimeoutError):  # nothing went out through the real WebSocket
         await onebot.next_action("send_msg", timeout=1.5)
     assert len(llm.requests) == asked
-    assert [t.text for t in await turns(bot, LISTED)] == before  # the forged /reset wiped nothing
+    assert [t.text for t in await kept_turns(bot.settings, LISTED)] == before  # the forged /reset wiped nothing
     # no forged X-Self-ID registered a bot that would lock the real account's WebSocket out
     newcomer = OneBotImpl(bot.url(), "10005", TOKEN)
     await newcomer.open()
@@ -169,7 +159,7 @@ async def test_only_listed_groups_are_heard_and_private_chats_always_are(
     await onebot.push(onebot.group_message([text("只是路过")], group_id=UNLISTED, user_id=20004, message_id=303))
     with pytest.raises(TimeoutError):
         await onebot.next_action("send_msg", timeout=1.5)
-    assert len(llm.requests) == asked and await turns(bot, UNLISTED) == []
+    assert len(llm.requests) == asked and await kept_turns(bot.settings, UNLISTED) == []
 
     llm.push(Script(text="私聊照答。"), Script(text="这群在名单上。"))
     await onebot.push(onebot.private_message("在吗", user_id=20003, message_id=304))

@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from memory.open import open_store
-from memory.turns import SessionKey, Turn
 from persona.library import PersonaLibrary
 from tests.conftest import ROOT
 from tests.qq.onebot_impl import OneBotImpl, text
 from tests.qq.process import Running, running_bot
 from tests.support.openai_server import FakeOpenAI, Script
 from tests.support.requests import replies
+from tests.support.stored import kept_turns
 
 TOKEN = "intake-test-token"
 SELF_ID = "10000"
@@ -75,15 +74,6 @@ class Journal:
         return bool(await self.client.exists(f"{self.prefix}:seen:{self.mark(group, mid)}"))
 
 
-async def turns(bot: Running, group: int) -> list[Turn]:
-    """What the bot keeps of a group's conversation."""
-    store = await open_store(bot.settings.memory)
-    try:
-        return await store.recent(SessionKey("horo", "qq", "group", str(group)), 50)
-    finally:
-        await store.close()
-
-
 async def test_a_flooding_member_is_set_aside_before_the_journal_and_the_queue(
     bot: Running, onebot: OneBotImpl, llm: FakeOpenAI
 ) -> None:
@@ -105,7 +95,7 @@ async def test_a_flooding_member_is_set_aside_before_the_journal_and_the_queue(
         assert not any([await journal.done(group, mid) for mid in (*range(703, 711), 720)])
     finally:
         await journal.client.aclose()
-    kept = [(t.text, t.addressed) for t in await turns(bot, group) if t.role == "user"]
+    kept = [(t.text, t.addressed) for t in await kept_turns(bot.settings, group) if t.role == "user"]
     assert sorted(kept) == sorted([("第0句", True), ("第1句", True), ("今天天气不错", False),
                                    *((f"第{i}句", False) for i in range(2, 10))])
 
@@ -130,5 +120,5 @@ async def test_what_the_character_will_answer_is_journaled_as_it_waits_and_chatt
         assert not await journal.done(group, 801)
     finally:
         await journal.client.aclose()
-    kept = [(t.text, t.addressed) for t in await turns(bot, group) if t.role == "user"]
+    kept = [(t.text, t.addressed) for t in await kept_turns(bot.settings, group) if t.role == "user"]
     assert kept == [("你们谁看过昨天的球赛", False), ("赫萝，你在吗", True)]

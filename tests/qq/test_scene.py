@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from memory.open import open_store
-from memory.turns import SessionKey
 from tests.qq.onebot_impl import OneBotImpl, text
 from tests.qq.process import Running, running_bot
 from tests.support.openai_server import FakeOpenAI, Script
+from tests.support.stored import kept_turns
 
 TOKEN = "scene-test-token"
 HORO_ID, YEXIU_ID = "10001", "10002"
@@ -100,11 +99,7 @@ async def test_a_message_naming_both_gets_one_reply_from_each_in_turn(
     second_prompt = llm.requests[1]["messages"]
     assert any(m["role"] == "user" and "赫萝: 咱觉得苹果最好。" in m["content"] for m in second_prompt)
     assert not any(m["role"] == "assistant" and "苹果" in m["content"] for m in second_prompt)
-    store = await open_store(bot.settings.memory)
-    try:
-        kept = await store.recent(SessionKey("yexiu", "qq", "group", str(GROUP)), 20)
-    finally:
-        await store.close()
+    kept = await kept_turns(bot.settings, GROUP, "yexiu", 20)
     assert [(t.role, t.speaker, t.text) for t in kept][-3:] == [
         ("user", "", "赫萝，叶修，晚饭吃什么？"), ("user", "horo", "咱觉得苹果最好。"), ("assistant", "", "随便，我去打游戏了。")]
 
@@ -162,6 +157,15 @@ async def test_why_and_memory_answer_as_the_character_asked(accounts: tuple[OneB
     await to_both(accounts, [{"type": "at", "data": {"qq": YEXIU_ID}}, text(" /memory")], 412)
     sender, memory = await first_private(accounts)
     assert sender == YEXIU_ID and said(memory).startswith("What 叶修 remembers about 阿青")
-    for impl in accounts:  # each command was answered once, by one account
+    assert {int(why["user_id"]), int(memory["user_id"])} == {20001}  # to the asker alone
+    # another member asking the same gets an answer about themselves, to them alone
+    for impl in accounts:
+        await impl.push(impl.group_message([{"type": "at", "data": {"qq": YEXIU_ID}}, text(" /memory")], group_id=GROUP,
+                                           user_id=20002, message_id=413, card="小明"))
+    _, theirs = await first_private(accounts)
+    assert int(theirs["user_id"]) == 20002 and said(theirs).startswith("What 叶修 remembers about 小明")
+    assert "阿青" not in said(theirs)
+    for impl in accounts:  # each command was answered once, by one account, and nothing of it in the group
         with pytest.raises(TimeoutError):
             await impl.next_action("send_private_msg", timeout=0.4)
+        assert await silent(impl, 0.3)

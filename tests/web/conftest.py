@@ -1,12 +1,15 @@
-"""The page every web test starts (a module needing other settings defines its own `page`), and a logged-in client."""
+"""The page every web test starts (a module needing other settings defines its own `page`), a logged-in client,
+and the bot's own logging with its ring of recent lines."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
+from core.logs import setup_logging
 from tests.conftest import MakeSettings
 from tests.support.openai_server import FakeOpenAI
 from tests.web.support import Page, logged_in, running_page, web_section
@@ -25,3 +28,14 @@ async def client(page: Page) -> AsyncIterator[httpx.AsyncClient]:
     """A browser-like client: logged in, sending this page's Origin."""
     async with logged_in(page) as c:
         yield c
+
+
+@pytest.fixture
+def logged(page: Page) -> Iterator[None]:
+    """The bot's own logging set-up (with its ring), undone afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    setup_logging("INFO", page.app.settings.secrets())
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -1,4 +1,4 @@
-"""The page over real HTTP: login, every route guarded, status, POST origin, chat stream, escaping."""
+"""The page over real HTTP: login, status, POST origin, chat stream, escaping."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from starlette.routing import Mount, Route
 
-from bot.web.auth import FAILURES_ALLOWED, OPEN_PATHS
+from bot.web.auth import FAILURES_ALLOWED
 from core.messages import Incoming
 from memory.turns import Fact, FactBook, SessionKey
 from tests.conftest import MakeSettings
@@ -34,30 +33,6 @@ async def page(make_settings: MakeSettings, llm: FakeOpenAI) -> AsyncIterator[Pa
 async def login(client: httpx.AsyncClient) -> None:
     r = await client.get(f"/?token={TOKEN}")
     assert r.status_code == 303 and r.headers["location"] == "/"
-
-
-async def test_every_route_but_login_and_static_refuses_without_credentials(page: Page) -> None:
-    routes = page.server.asgi.routes
-    checked = 0
-    async with httpx.AsyncClient(base_url=page.base) as client:
-        for route in routes:
-            if isinstance(route, Mount):
-                assert route.path == "/static"
-                assert (await client.get("/static/chat.js")).status_code == 200  # static files are open
-                continue
-            assert isinstance(route, Route)
-            for method in sorted(route.methods or {"GET"}):
-                r = await client.request(method, route.path)
-                if route.path in OPEN_PATHS:
-                    assert r.status_code == 401 and (method == "HEAD" or "login link" in r.text)  # it shows no data
-                else:
-                    assert r.status_code == 401, (method, route.path, r.status_code)
-                    assert "www-authenticate" in r.headers
-                r = await client.request(method, route.path, headers={"Authorization": "Bearer wrong"},
-                                         cookies={"rp_session": "forged"})
-                assert r.status_code in (401, 429), (method, route.path)
-                checked += 1
-    assert checked >= 7
 
 
 async def test_login_link_sets_a_strict_httponly_cookie_and_drops_the_token(page: Page) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from core.logs import setup_logging
 from memory.knowledge import knowledge_root
 from memory.knowledge.index import Layout
 from memory.knowledge.ingest import Ingestor
@@ -41,17 +40,6 @@ def source(page: Page, tmp_path: Path) -> Path:
     layout = Layout(knowledge_root(page.app.settings), "wukong")
     Ingestor(layout, ["孙悟空", "美猴王"], 300, 40, progress=False).run([path])
     return path
-
-
-@pytest.fixture
-def logged(page: Page) -> Iterator[None]:
-    """The bot's own logging set-up (with its ring), undone afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    setup_logging("INFO", page.app.settings.secrets())
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def test_a_reingest_reads_the_changed_source_and_the_bot_uses_it(page: Page, client: httpx.AsyncClient,
