@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Mapping
 
 from core.conversation import Conversation
-from memory.store import ConversationStore
+from core.stores import TurnLog
 from memory.turns import SessionKey, Turn
 
 CHARACTER = "scene:"  # the user id a character's line is kept under (never a platform's user id)
@@ -30,7 +30,7 @@ def line_of(persona: str, name: str, text: str, at: float, addressed: bool = Fal
     return Turn("user", text, character_user(persona), name, addressed, at, speaker=persona)
 
 
-async def record(store: ConversationStore, where: Conversation, turns: Mapping[str, Turn]) -> None:
+async def record(store: TurnLog, where: Conversation, turns: Mapping[str, Turn]) -> None:
     """Keep one line of the scene in the memory of each of these characters (persona id -> the line as
     it keeps it), in one round trip."""
     await store.append_each([(SessionKey.of(pid, where), [turn]) for pid, turn in turns.items()])
@@ -43,7 +43,7 @@ class Keeper:
     is written (so, before it speaks, its memory is in order), `close()` until all are.
     """
 
-    def __init__(self, store: ConversationStore, where: Conversation):
+    def __init__(self, store: TurnLog, where: Conversation):
         self.store = store
         self.where = where
         self._last: asyncio.Future[None] | None = None
