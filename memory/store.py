@@ -82,7 +82,7 @@ class Stores:
     def __init__(
         self,
         name: str,
-        log: TurnLog,
+        turn_log: TurnLog,
         summaries: Summaries,
         facts: FactStore,
         replies: ReplyContexts,
@@ -93,7 +93,7 @@ class Stores:
         close: Callable[[], Awaitable[None]],
     ):
         self.name = name
-        self.turns, self.summaries, self.facts_store, self.replies = log, summaries, facts, replies
+        self.turns, self.summaries, self.facts_store, self.replies = turn_log, summaries, facts, replies
         self.channel_settings, self.counters, self.journal = settings, counters, journal
         self._ping, self._close = ping, close
 
