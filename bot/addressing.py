@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.exchange import Exchange
 from core.messages import Incoming
-from memory.store import ConversationStore
+from core.stores import TurnLog
 from memory.turns import SessionKey, Turn
 from persona.card import Persona
 from persona.library import name_position
@@ -20,12 +20,12 @@ def addressed(msg: Incoming, text: str, persona: Persona) -> bool:
     return msg.is_direct or msg.mentions_bot or msg.reply_to_bot or names_in(text, persona.triggers())
 
 
-async def keep_as_context(store: ConversationStore, ex: Exchange, text: str, at: float) -> None:
+async def keep_as_context(store: TurnLog, ex: Exchange, text: str, at: float) -> None:
     """Store a message the character does not answer as an unaddressed turn (nothing when empty)."""
     await keep_message(store, ex.session, ex.incoming, text, at)
 
 
-async def keep_message(store: ConversationStore, session: SessionKey, msg: Incoming, text: str, at: float) -> None:
+async def keep_message(store: TurnLog, session: SessionKey, msg: Incoming, text: str, at: float) -> None:
     """`keep_as_context` for a message that has no exchange (set aside before its turn)."""
     if not text:
         return

@@ -154,14 +154,14 @@ class App:
             if model else None
         m = settings.memory
         # one memory of older turns: the gate hands it what it overhears, recall searches it, /memory reads it
-        episodes = EpisodicMemory(store, keep_turns=m.max_turns + m.archive_turns, retention_days=m.archive_days, dense=dense,
+        episodes = EpisodicMemory(store.turns, keep_turns=m.max_turns + m.archive_turns, retention_days=m.archive_days, dense=dense,
                                   background=background, notes=m.profile_tokens > 0) if m.recall_tokens > 0 else None
         stages = build_pipeline(settings, store, model, knowledge, voice, background, clocks, episodes, listen, look)
-        conversations = Conversations(store, personas, settings.bot.default_persona, settings.knowledge.max_chapter,
+        conversations = Conversations(store.channel_settings, store.turns, personas, settings.bot.default_persona, settings.knowledge.max_chapter,
                                       clocks.mono)
         watchlist = Watchlist(clocks.wall)  # the chain tells it every message and reply; speaking first reads it
-        chain = Chain(stages, store, conversations, settings.bot, clocks.mono, clocks.wall, observers=[watchlist])
-        initiative = Initiative(settings.initiative, store, chain, watchlist, posters or {}, clocks.wall)
+        chain = Chain(stages, store.journal, store.turns, store.counters, conversations, settings.bot, clocks.mono, clocks.wall, observers=[watchlist])
+        initiative = Initiative(settings.initiative, store.counters, chain, watchlist, posters or {}, clocks.wall)
         replay = Replay(chain.ledger, settings.bot.replay_minutes, clocks.wall)
         scenes = Scenes(settings.scene, settings.bot, chain, personas, clocks.wall, clocks.mono, clocks.chance)
         app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, scenes,
@@ -206,21 +206,21 @@ def build_pipeline(
 ) -> list[Stage]:
     """The message path, top to bottom (architecture.md)."""
     offline = Offline()
-    summarizer = Summarizer(settings.memory, store, model, background) if model else None
+    summarizer = Summarizer(settings.memory, store.summaries, store.facts_store, model, background, store.turns) if model else None
     k = settings.knowledge
     profile = model.profile if model else ServerProfile.configured(settings.llm)
     probe = model.probe if isinstance(model, OpenAIChat) else None
     compose = Compose(settings.llm, settings.memory, (k.passage_tokens, k.lore_tokens), profile, probe)
     return [
-        Gate(settings.bot, store, clocks.wall, clocks.chance, episodes.overheard if episodes else None),
+        Gate(settings.bot, store.turns, clocks.wall, clocks.chance, episodes.overheard if episodes else None),
         *([listen] if listen else []),  # voice messages the character answers become text
         *([look] if look else []),  # and pictures go to a model that can see them
-        Guard(settings.bot, store, clocks.wall, settings.initiative.react_chance, clocks.chance),
-        Recall(settings.memory, store, knowledge, clocks.wall, episodes),
+        Guard(settings.bot, store.turns, clocks.wall, settings.initiative.react_chance, clocks.chance),
+        Recall(settings.memory, store.turns, store.summaries, store.facts_store, knowledge, clocks.wall, episodes),
         compose,
         # the offline responder answers when no model is configured, and stands in when the model fails
         Generate(settings.llm, model, offline, clocks.mono, compose, compose.reply_cap,
                  settings.bot.max_queue_seconds) if model else offline,
-        Finish(store, summarizer, offline, settings.memory.facts_every, clocks.wall),
+        Finish(store.turns, store.replies, summarizer, offline, settings.memory.facts_every, clocks.wall),
         Speak(voice, settings.voice.enabled, background),
     ]

@@ -23,8 +23,8 @@ from core.config import BotConfig
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
 from core.outlet import Outlet
-from memory.journal import Route
-from memory.store import ConversationStore
+from core.stores import Counters, TurnLog
+from memory.journal import Journal, Route
 from persona.lines import canned
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ class Chain:
     def __init__(
         self,
         stages: Sequence[Stage],
-        store: ConversationStore,
+        journal: Journal,
+        turns: TurnLog,
+        counters: Counters,
         conversations: Conversations,
         cfg: BotConfig,
         clock: Callable[[], float] = time.monotonic,
@@ -63,14 +65,14 @@ class Chain:
         observers: Sequence[Observer] = (),
     ):
         self.stages = list(stages)
-        self.store = store
+        self.turns = turns
         self.conversations = conversations
-        self.intake = Intake(cfg, store, conversations, clock, wall)
+        self.intake = Intake(cfg, turns, counters, conversations, clock, wall)
         self.arrivals = Arrivals()
         self.locks = SessionLocks()
         self.bursts = Bursts(cfg.merge_bursts)
         self.clock = clock
-        self.ledger = Ledger(store.journal, wall)
+        self.ledger = Ledger(journal, wall)
         self.waits = Waits(cfg.busy_notice_seconds, clock, self._busy_line)
         self.observers = tuple(observers)
         self.accepting = True  # false once `drain` began: messages are journaled, not answered

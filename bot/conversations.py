@@ -11,7 +11,7 @@ from typing import Final, Literal
 from bot.exchange import ChannelSettings
 from core.conversation import Conversation
 from core.messages import Incoming
-from memory.store import ConversationStore
+from core.stores import SettingsStore, TurnLog
 from memory.turns import SessionKey
 from persona.card import Persona
 from persona.library import PersonaLibrary
@@ -40,7 +40,8 @@ class Conversations:
 
     def __init__(
         self,
-        store: ConversationStore,
+        store: SettingsStore,
+        turns: TurnLog,
         personas: PersonaLibrary,
         default_persona: str,
         spoiler_limits: dict[str, int] | None = None,
@@ -48,6 +49,7 @@ class Conversations:
         fresh_seconds: float = FRESH_SECONDS,
     ):
         self.store = store
+        self.turns = turns
         self.personas = personas
         self.default_persona = default_persona
         self.spoiler_limits = spoiler_limits or {}
@@ -141,5 +143,5 @@ class Conversations:
     async def reset(self, msg: Incoming) -> Persona:
         """Forget the conversation (history and summary) of the active persona, for everyone."""
         persona, _, key = await self.here(msg)
-        await self.store.reset(key)
+        await self.turns.reset(key)
         return persona

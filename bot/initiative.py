@@ -25,7 +25,7 @@ from core.config import InitiativeConfig
 from core.conversation import Conversation
 from core.messages import Incoming, Reply
 from core.outlet import ClipTask, Outlet, Poster
-from memory.store import ConversationStore, StoreError
+from core.stores import Counters, StoreError
 from persona.lines import in_language
 
 log = logging.getLogger(__name__)
@@ -113,14 +113,14 @@ class Initiative:
     def __init__(
         self,
         cfg: InitiativeConfig,
-        store: ConversationStore,
+        counters: Counters,
         chain: Chain,
         watchlist: Watchlist,
         posters: Mapping[str, Poster],
         wall: Callable[[], float] = time.time,
     ):
         self.cfg = cfg
-        self.store = store
+        self.counters = counters
         self.chain = chain
         self.conversations = chain.conversations
         self.watchlist = watchlist
@@ -185,7 +185,7 @@ class Initiative:
         day = self._local(self.wall()).date().isoformat()
         if watch.capped_on == day:
             return False
-        if self.cfg.max_per_day <= 0 or not await self.store.rate_hit(
+        if self.cfg.max_per_day <= 0 or not await self.counters.rate_hit(
             f"initiative:{where.key}:{day}", DAY, self.cfg.max_per_day
         ):
             watch.capped_on = day  # no need to ask the store again today

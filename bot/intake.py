@@ -21,7 +21,7 @@ from bot.exchange import ChannelSettings
 from core.config import BotConfig
 from core.messages import Incoming, Reply, said_at
 from core.sanitize import clean_input
-from memory.store import ConversationStore
+from core.stores import Counters, TurnLog
 from memory.turns import SessionKey
 from persona.card import Persona
 from persona.lines import canned
@@ -49,10 +49,11 @@ class Verdict:
 class Intake:
     """Decides each message's way in: to its conversation's turn (journaled or not), or set aside."""
 
-    def __init__(self, cfg: BotConfig, store: ConversationStore, conversations: Conversations,
+    def __init__(self, cfg: BotConfig, store: TurnLog, counters: Counters, conversations: Conversations,
                  clock: Callable[[], float], wall: Callable[[], float]):
         self.cfg = cfg
         self.store = store
+        self.counters = counters
         self.conversations = conversations
         self.clock = clock
         self.wall = wall  # stamps the messages kept as context
@@ -70,14 +71,14 @@ class Intake:
             return verdict
         who = f"{msg.platform}:{msg.user_id}"
         known_over = self._over.get(who, 0.0) > self.clock()
-        if not known_over and await self.store.rate_hit(who, WINDOW, self.cfg.rate_limit_per_minute):
+        if not known_over and await self.counters.rate_hit(who, WINDOW, self.cfg.rate_limit_per_minute):
             return verdict
         if not known_over:
             self._note_over(who)
         await keep_message(self.store, session, msg, clean_input(msg.text, self.cfg.max_input_chars),
                            said_at(msg, self.wall()))
         notice = None
-        if not known_over and await self.store.rate_hit(f"notice:{who}", WINDOW, 1):
+        if not known_over and await self.counters.rate_hit(f"notice:{who}", WINDOW, 1):
             log.info("rate limit: %s sent more than %d in a minute; told once, the rest is kept as context",
                      who, self.cfg.rate_limit_per_minute)
             notice = canned(persona, "rate_limited", msg)

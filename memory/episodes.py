@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.stores import TurnLog
 from memory.age import ago
 from memory.episode_index import EpisodeIndex
 from memory.notebook import Notebook
 from memory.profiles import Item
 from memory.recollections import Recollection
-from memory.store import ConversationStore
 from memory.terms import clauses, parts, query_weights
 from memory.timeframe import Frame, frame, relative
 from memory.turns import SessionKey, Turn
@@ -51,7 +51,7 @@ class EpisodicMemory:
 
     def __init__(
         self,
-        store: ConversationStore,
+        store: TurnLog,
         *,
         keep_turns: int,
         retention_days: float = 0.0,

@@ -8,7 +8,7 @@ from core.config import MemoryConfig
 from memory.redis_store import RedisStore
 from memory.resilient import ResilientStore
 from memory.sqlite_store import SQLiteStore
-from memory.store import ConversationStore, StoreError
+from memory.store import ConversationStore, StoreError, Stores
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ SHAPES = "v2"  # the key version of the shapes this code writes
 LEGACY = "v1"  # the key version it migrates from
 
 
-async def _open_backend(cfg: MemoryConfig) -> ConversationStore:
+async def _open_backend(cfg: MemoryConfig) -> Stores:
     ttl = cfg.ttl_days * 86400
     if cfg.backend in ("redis", "auto"):
         store = RedisStore(

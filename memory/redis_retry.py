@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from memory.store import StoreError
+from core.stores import StoreError
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
+from core.stores import StoreError
 from memory.journal import Adopted, Entered, Entry, Journal
-from memory.store import StoreError
 
 
 class ResilientJournal:

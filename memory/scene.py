@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from core.conversation import Conversation
 from core.sanitize import clean_name, clean_text
-from memory.store import ConversationStore
+from core.stores import TurnLog
 from memory.turns import SessionKey, Turn
 
 CHARACTER = "scene:"  # the user id a character's line is kept under (never a platform's user id)
@@ -34,7 +34,7 @@ def line_of(persona: str, name: str, text: str, at: float, addressed: bool = Fal
     return Turn("user", clean_text(text), character_user(persona), clean_name(name), addressed, at, speaker=persona)
 
 
-async def record(store: ConversationStore, where: Conversation, turns: Mapping[str, Turn]) -> None:
+async def record(store: TurnLog, where: Conversation, turns: Mapping[str, Turn]) -> None:
     """Keep one line of the scene in the memory of each of these characters (persona id -> the line as
     it keeps it), in one round trip."""
     await store.append_each([(SessionKey.of(pid, where), [turn]) for pid, turn in turns.items()])
@@ -47,7 +47,7 @@ class Keeper:
     is written (so, before it speaks, its memory is in order), `close()` until all are.
     """
 
-    def __init__(self, store: ConversationStore, where: Conversation):
+    def __init__(self, store: TurnLog, where: Conversation):
         self.store = store
         self.where = where
         self._last: asyncio.Future[None] | None = None

@@ -10,9 +10,9 @@ from core.config import MemoryConfig
 from core.llm import ChatMessage, ChatModel, LLMError
 from core.sanitize import clean_name, clean_text
 from core.serving import MESSAGE_OVERHEAD
+from core.stores import FactStore, Summaries, TurnLog
 from core.text import char_classes, estimate_tokens, grams_of, longest_shared_run, normalize
 from memory.facts import apply_ops, conversation_of, instruction_like, numbered, parse_ops, without_instructions
-from memory.store import ConversationStore
 from memory.turns import SessionKey, Summary, Turn
 from persona.card import Persona
 
@@ -102,10 +102,13 @@ class Summarizer:
     """Schedules summary and fact updates; each runs in the background and never blocks a reply."""
 
     def __init__(
-        self, cfg: MemoryConfig, store: ConversationStore, model: ChatModel, background: Background
+        self, cfg: MemoryConfig, summaries: Summaries, facts: FactStore, model: ChatModel, background: Background,
+        turns: TurnLog,
     ):
         self.cfg = cfg
-        self.store = store
+        self.turns = turns  # what members said before the window, read for facts
+        self.summaries = summaries
+        self.facts = facts
         self.model = model
         self.background = background
 
@@ -172,7 +175,7 @@ class Summarizer:
         if not text:
             log.info("summary of %s rejected (too long, wrong language or an echo); kept the old one", key)
             return
-        if await self.store.set_summary(key, Summary(text, turns[-1].seq)):
+        if await self.summaries.set_summary(key, Summary(text, turns[-1].seq)):
             log.info("summary of %s now covers turns up to %d", key, turns[-1].seq)
 
     def note_facts(
@@ -200,7 +203,7 @@ class Summarizer:
         after: Sequence[ChatMessage], since: int | None,
     ) -> None:
         if since is not None:
-            span = await self.store.turns_since(key, since)
+            span = await self.turns.turns_since(key, since)
             if span is not None:
                 said = [t for t in span.turns if t.role == "user" and t.user_id == user_id and not t.speaker] or said
         await self._facts(persona, key, user_id, name, bite(said, FACTS_INPUT_TOKENS, 2), after)
@@ -212,7 +215,7 @@ class Summarizer:
         who = clean_name(name, PROMPT_NAME_CHARS) or UNNAMED[lang]
         where = conversation_of(key)
         shared = self.cfg.share_facts
-        book = await self.store.fact_book(persona.id, key.platform, user_id)
+        book = await self.facts.fact_book(persona.id, key.platform, user_id)
         shown = book.visible(where, shared)
         known = numbered(shown) or NONE_KNOWN[lang]
         lines = "\n".join(t.text for t in said)
@@ -230,7 +233,7 @@ class Summarizer:
         names = persona.triggers()
         ops = [op for op in parse_ops(raw) if op.op == "delete" or usable_fact(op.text, texts, names)]
         limit = self.cfg.facts_per_user
-        changed = await self.store.change_facts(
+        changed = await self.facts.change_facts(
             persona.id, key.platform, user_id,
             lambda current: apply_ops(current, ops, shown, said, where, limit, shared),
         )

@@ -118,7 +118,7 @@ class Scenes:
         settings = await self.chain.conversations.settings(where)  # read outside the turn: kept briefly
         chance = settings.chance if settings.chance is not None else self.bot.reply_chance
         async with self.locks.hold(where.key):
-            keeper = Keeper(self.chain.store, where)
+            keeper = Keeper(self.chain.turns, where)
             try:
                 return await self._lines(msg, members, ids, held, to, routes, chance, keeper)
             finally:

@@ -11,8 +11,8 @@ from bot.exchange import Exchange
 from bot.offline import Offline
 from core.llm import ChatMessage
 from core.messages import Reply, said_at
+from core.stores import ReplyContexts, StoreError, TurnLog
 from memory.recollections import speaker
-from memory.store import ConversationStore, StoreError
 from memory.summarizer import Summarizer
 from memory.turns import Cited, LastContext, Turn
 
@@ -25,13 +25,15 @@ class Finish:
 
     def __init__(
         self,
-        store: ConversationStore,
+        store: TurnLog,
+        replies: ReplyContexts,
         summarizer: Summarizer | None,
         offline: Offline,
         facts_every: int,
         clock: Callable[[], float] = time.time,
     ):
         self.store = store
+        self.replies = replies
         self.summarizer = summarizer
         self.offline = offline
         self.facts_every = facts_every
@@ -87,7 +89,7 @@ class Finish:
                 cited.extend(Cited(kind, p.text, p.source) for p in items if p.text in shown)
         record = LastContext(now, msg.user_id, msg.display_name, ex.text, mode, tuple(cited), seq, ex.sections)
         try:
-            await self.store.set_last_context(ex.session, record)
+            await self.replies.set_last_context(ex.session, record)
         except StoreError as exc:  # only /why misses it
             log.info("last context of %s not kept: %s", ex.session, exc)
 

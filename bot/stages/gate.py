@@ -12,7 +12,7 @@ from bot.exchange import Exchange
 from core.config import BotConfig
 from core.messages import said_at
 from core.sanitize import clean_input
-from memory.store import ConversationStore
+from core.stores import TurnLog
 from memory.turns import SessionKey
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ class Gate:
     def __init__(
         self,
         cfg: BotConfig,
-        store: ConversationStore,
+        store: TurnLog,
         clock: Callable[[], float] = time.time,
         chance: Callable[[], float] = random.random,
         overheard: Callable[[SessionKey], None] | None = None,

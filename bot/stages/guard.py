@@ -17,7 +17,7 @@ from bot.reactions import EMOJI, Ack, ack_kind
 from core.config import BotConfig
 from core.messages import Reply, said_at
 from core.sanitize import clean_input
-from memory.store import ConversationStore
+from core.stores import TurnLog
 from memory.turns import Turn
 from persona.lines import Kind, canned, in_language
 
@@ -34,7 +34,7 @@ class Guard:
     def __init__(
         self,
         cfg: BotConfig,
-        store: ConversationStore,
+        store: TurnLog,
         clock: Callable[[], float] = time.time,
         react_chance: float = 0.0,
         chance: Callable[[], float] = random.random,

@@ -10,6 +10,7 @@ from bot.exchange import Exchange
 from core.config import MemoryConfig
 from core.knowledge import Knowledge
 from core.messages import said_at
+from core.stores import FactStore, Summaries, TurnLog
 from core.text import estimate_tokens
 from memory.age import ago
 from memory.episode_index import EpisodeIndex
@@ -18,7 +19,6 @@ from memory.facts import conversation_of
 from memory.profiles import Item
 from memory.recall_dense import DenseRecall
 from memory.recollections import Recollection
-from memory.store import ConversationStore
 from memory.turns import Fact, FactBook, Turn
 from persona.card import Persona
 
@@ -70,7 +70,9 @@ class Recall:
     def __init__(
         self,
         cfg: MemoryConfig,
-        store: ConversationStore,
+        store: TurnLog,
+        summaries: Summaries,
+        facts: FactStore,
         knowledge: Knowledge[Persona],
         clock: Callable[[], float] = time.time,
         episodes: EpisodicMemory | None = None,
@@ -78,6 +80,8 @@ class Recall:
     ):
         self.cfg = cfg
         self.store = store
+        self.summaries = summaries
+        self.facts = facts
         self.knowledge = knowledge
         self.clock = clock
         self.episodes = episodes or EpisodicMemory(
@@ -96,7 +100,7 @@ class Recall:
             query = self.episodes.embed_query(ex.session, ex.text) if idx is not None else None
         else:
             turns = await self.store.recent(ex.session, self.cfg.max_turns)
-        summary = await self.store.summary(ex.session)
+        summary = await self.summaries.summary(ex.session)
         # a generous window: compose fits it to the server's context in its own tokens
         window, older = select_window(
             turns, summary.upto, self.cfg.history_tokens * 4, self.cfg.group_context_turns
@@ -107,7 +111,7 @@ class Recall:
         noted = 0
         book: FactBook | None = None
         if self.cfg.facts:
-            book = await self.store.fact_book(ex.persona.id, ex.incoming.platform, ex.incoming.user_id)
+            book = await self.facts.fact_book(ex.persona.id, ex.incoming.platform, ex.incoming.user_id)
             where = conversation_of(ex.session)
             records = book.visible(where, self.cfg.share_facts)
             noted = book.noted.get(where, 0)
@@ -159,7 +163,7 @@ class Recall:
         out = []
         for item in items:
             if item.user_id not in books:
-                books[item.user_id] = await self.store.fact_book(ex.persona.id, ex.incoming.platform, item.user_id)
+                books[item.user_id] = await self.facts.fact_book(ex.persona.id, ex.incoming.platform, item.user_id)
             book = books[item.user_id]
             if item.ident not in book.forgotten.get(where, ()):
                 out.append(item)

@@ -229,10 +229,10 @@ async def test_redis_retries_of_one_call_land_once(redis_url: str, redis_prefix:
     store = RedisStore(redis_url, prefix=redis_prefix)
     try:
         turns = [user("once"), Turn("assistant", "only once")]
-        assert await store._append_once([(KEY, turns)], ["call-1"]) == [2]
-        assert await store._append_once([(KEY, turns)], ["call-1"]) == [2]
+        assert await store.turns._append_once([(KEY, turns)], ["call-1"]) == [2]
+        assert await store.turns._append_once([(KEY, turns)], ["call-1"]) == [2]
         assert [t.text for t in await store.recent(KEY, 10)] == ["once", "only once"]
-        assert await store._append_once([(KEY, turns)], ["call-2"]) == [4]  # a new call is a new exchange
+        assert await store.turns._append_once([(KEY, turns)], ["call-2"]) == [4]  # a new call is a new exchange
     finally:
         await store.close()
 
