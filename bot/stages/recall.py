@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from bot.exchange import Exchange
-from core.awaiting import at_once
+from core.awaiting import at_once, each_of
 from core.config import MemoryConfig
 from core.knowledge import Knowledge
 from core.messages import said_at
@@ -168,10 +168,12 @@ class Recall:
         NOTES_K; and every item the books read name as forgotten."""
         where = conversation_of(ex.session)
         books: dict[str, FactBook] = {ex.incoming.user_id: asker} if asker is not None else {}
+        # every member's book at once (one wait, not one per member named)
+        others = list(dict.fromkeys(i.user_id for i in items if i.user_id not in books))
+        read = await each_of(self.store.fact_book(ex.persona.id, ex.incoming.platform, u) for u in others)
+        books.update(zip(others, read, strict=True))
         out = []
         for item in items:
-            if item.user_id not in books:
-                books[item.user_id] = await self.store.fact_book(ex.persona.id, ex.incoming.platform, item.user_id)
             book = books[item.user_id]
             if item.ident not in book.forgotten.get(where, ()):
                 out.append(item)
