@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import time
@@ -172,12 +173,16 @@ class App:
                 slots = model.slots if isinstance(model, OpenAIChat) else None
                 exporter = metrics.serve(settings.metrics, slots, lambda: getattr(store, "available", True),
                                          dense.backlog if dense else None)
+            # what start-up built lives as long as the app: kept out of the cyclic collector's scans, so
+            # a full collection walks only what messages made (on a busy process it stalled every reply)
+            gc.freeze()
             async with replay.running(), running(initiative):
                 try:
                     yield app
                 finally:
                     await chain.drain(0.0)  # nothing still in hand outlives the clients; it stays journaled
         finally:
+            gc.unfreeze()
             if exporter is not None:
                 exporter.close()
             await background.aclose(app.upkeep_grace())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -12,6 +13,7 @@ from collections.abc import Set as AbstractSet
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff"
 _WORD = re.compile(rf"[{_CJK}]+|[a-zA-Z0-9]+(?:'[a-z]+)?")
 _IS_CJK = re.compile(rf"[{_CJK}]")
+_CJK_RUN = re.compile(rf"[{_CJK}]+")
 _STOP = frozenset(["的", "了", "是", "在", "吗", "呢", "吧", "啊", "呀", "么", "我", "你", "他", "她", "它", "这", "那", "就", "也", "都", "和", "与", "a", "an", "the", "is", "are", "to", "of"])
 
 
@@ -32,7 +34,14 @@ def lexical_tokens(text: str) -> list[str]:
 
 def char_classes(text: str) -> tuple[int, int]:
     """(CJK characters, other characters) in text."""
-    cjk = len(_IS_CJK.findall(text))
+    if text.isascii():
+        return 0, len(text)
+    return _char_classes(text)
+
+
+@functools.lru_cache(maxsize=4096)  # the same texts (persona prefix, window turns) are counted for every message
+def _char_classes(text: str) -> tuple[int, int]:
+    cjk = sum(map(len, _CJK_RUN.findall(text)))
     return cjk, len(text) - cjk
 
 

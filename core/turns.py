@@ -195,10 +195,10 @@ class LastContext:
 
     def dumps(self) -> str:
         """JSON for the store (each cited text cut to CITED_CHARS)."""
-        data = asdict(self)
-        for c in data["cited"]:
-            if len(c["text"]) > CITED_CHARS:
-                c["text"] = c["text"][: CITED_CHARS - 1] + "…"
+        # by hand, not `asdict` (which deep-copies every value): one is written for every reply
+        data: dict[str, object] = {name: getattr(self, name) for name in _CONTEXT_FIELDS}
+        data["cited"] = [{"kind": c.kind, "text": c.text if len(c.text) <= CITED_CHARS else c.text[: CITED_CHARS - 1] + "…",
+                          "source": c.source} for c in self.cited]
         data["v"] = 3
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -213,6 +213,9 @@ class LastContext:
         tokens = tuple((str(t[0]), int(t[1])) for t in data.get("tokens") or [] if isinstance(t, list) and len(t) == 2)
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k not in ("cited", "tokens")}
         return cls(**known, cited=cited, tokens=tokens)
+
+
+_CONTEXT_FIELDS = tuple(LastContext.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)

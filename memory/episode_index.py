@@ -8,7 +8,6 @@ turns said inside its range or naming a time for a "when" question.
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Callable, Sequence
 
@@ -133,7 +132,9 @@ class EpisodeIndex:
         scores between the searches of one message (its parts search the same terms again).
         """
         n = len(self.turns)
-        found = [(w, self._scored(t, memo)) for t, w in weights.items() if t in self.postings]
+        memo = {} if memo is None else memo
+        self._score([t for t in weights if t in self.postings and t not in memo], memo)
+        found = [(w, memo[t]) for t, w in weights.items() if t in self.postings]
         if not n or not found:
             return []
         # every posting of every query term at once: one pass of numpy, whatever the number of terms
@@ -175,20 +176,22 @@ class EpisodeIndex:
                 break
         return out
 
-    def _scored(self, term: str, memo: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> tuple[np.ndarray, np.ndarray]:
-        """A term's documents and its BM25 part in each (idf times the saturated term frequency)."""
-        if memo is not None and term in memo:
-            return memo[term]
-        post, n = self.postings[term], len(self.turns)
-        docs = np.frombuffer(post.docs, dtype=np.int32).copy()
-        tfs = np.frombuffer(post.tfs, dtype=np.float32)
+    def _score(self, terms: list[str], memo: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Each term's documents and its BM25 part in each (idf times the saturated term frequency), into `memo`:
+        all the terms in one pass of numpy (a message's terms are many, each posting short)."""
+        if not terms:
+            return
+        n = len(self.turns)
+        posts = [self.postings[t] for t in terms]
+        sizes = np.fromiter((len(p.docs) for p in posts), dtype=np.int64, count=len(posts))
+        docs = np.concatenate([np.frombuffer(p.docs, dtype=np.int32) for p in posts])
+        tfs = np.concatenate([np.frombuffer(p.tfs, dtype=np.float32) for p in posts])
         lengths = np.frombuffer(self.lengths, dtype=np.float32, count=n)[docs]
         norm = K1 * (1 - B + B * lengths / (self.total / n or 1.0))
-        idf = math.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
-        scored = (docs, (idf * tfs * (K1 + 1) / (tfs + norm)).astype(np.float32))
-        if memo is not None:
-            memo[term] = scored
-        return scored
+        idf = np.log(1 + (n - sizes + 0.5) / (sizes + 0.5)).astype(np.float32)
+        parts = (np.repeat(idf, sizes) * tfs * (K1 + 1) / (tfs + norm)).astype(np.float32)
+        cuts = np.cumsum(sizes)[:-1]
+        memo.update(zip(terms, zip(np.split(docs, cuts), np.split(parts, cuts), strict=True), strict=True))
 
     def window(self, limit: int) -> list[Turn]:
         """The newest `limit` turns, oldest first: what the store's window holds once it is up to date."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from bot.exchange import Exchange
+from core.awaiting import at_once, each_of
 from core.config import MemoryConfig
 from core.knowledge import Knowledge
 from core.messages import said_at
@@ -92,15 +94,15 @@ class Recall:
         """Fill history, summary, facts, older turns recalled, passages, lore and scenes."""
         idx: EpisodeIndex | None = None
         query = None
+        # the turns, the summary and the member's facts are read at once: one wait on the store, not three
+        book_read = self._fact_book(ex)
         if self.cfg.recall_tokens > 0:
             # the index holds every stored turn: the window is its newest part, with no second read
-            idx, fresh = await self.episodes.refresh(ex.session)
+            (idx, fresh, query), summary, book = await at_once(self._index(ex), self.summaries.summary(ex.session), book_read)
             turns = idx.window(self.cfg.max_turns) if idx is not None and fresh else []
-            # the message's embedding (dense recall) is made while the summary and facts load
-            query = self.episodes.embed_query(ex.session, ex.text) if idx is not None else None
         else:
-            turns = await self.store.recent(ex.session, self.cfg.max_turns)
-        summary = await self.summaries.summary(ex.session)
+            turns, summary, book = await at_once(self.store.recent(ex.session, self.cfg.max_turns),
+                                                  self.summaries.summary(ex.session), book_read)
         # a generous window: compose fits it to the server's context in its own tokens
         window, older = select_window(
             turns, summary.upto, self.cfg.history_tokens * 4, self.cfg.group_context_turns
@@ -109,9 +111,7 @@ class Recall:
         now, language = said_at(ex.incoming, self.clock()), ex.persona.card.language
         records: list[Fact] = []
         noted = 0
-        book: FactBook | None = None
-        if self.cfg.facts:
-            book = await self.facts.fact_book(ex.persona.id, ex.incoming.platform, ex.incoming.user_id)
+        if book is not None:
             where = conversation_of(ex.session)
             records = book.visible(where, self.cfg.share_facts)
             noted = book.noted.get(where, 0)
@@ -155,15 +155,29 @@ class Recall:
             scenes=known.scenes,
         )
 
+    async def _index(self, ex: Exchange) -> tuple[EpisodeIndex | None, bool, asyncio.Task[list[list[float]]] | None]:
+        """The conversation's index brought up to date, whether it is, and the message's embedding (dense
+        recall) started then, so it is made while the summary and facts load."""
+        idx, fresh = await self.episodes.refresh(ex.session)
+        return idx, fresh, self.episodes.embed_query(ex.session, ex.text) if idx is not None else None
+
+    async def _fact_book(self, ex: Exchange) -> FactBook | None:
+        """The member's fact book, when facts are kept."""
+        if not self.cfg.facts:
+            return None
+        return await self.facts.fact_book(ex.persona.id, ex.incoming.platform, ex.incoming.user_id)
+
     async def _unforgotten(self, ex: Exchange, items: list[Item], asker: FactBook | None) -> tuple[list[Item], frozenset[str]]:
         """The items less those their member had `/forget` remove here (each member's fact book keeps which), at most
         NOTES_K; and every item the books read name as forgotten."""
         where = conversation_of(ex.session)
         books: dict[str, FactBook] = {ex.incoming.user_id: asker} if asker is not None else {}
+        # every member's book at once (one wait, not one per member named)
+        others = list(dict.fromkeys(i.user_id for i in items if i.user_id not in books))
+        read = await each_of(self.facts.fact_book(ex.persona.id, ex.incoming.platform, u) for u in others)
+        books.update(zip(others, read, strict=True))
         out = []
         for item in items:
-            if item.user_id not in books:
-                books[item.user_id] = await self.facts.fact_book(ex.persona.id, ex.incoming.platform, item.user_id)
             book = books[item.user_id]
             if item.ident not in book.forgotten.get(where, ()):
                 out.append(item)
