@@ -50,6 +50,7 @@ from core.messages import Incoming
 from memory.open import SHAPES
 from memory.redis_store import RedisStore
 from memory.turns import Cited, Fact, FactBook, LastContext, SessionKey, Turn
+from tests.support.outlet import Recorder
 from tests.support.ports import free_port
 from tests.support.texts import varied_chinese
 
@@ -254,7 +255,7 @@ async def streams(app: App, base: str, browsers: int, messages: int) -> dict[str
     async def direct(b: int, count: int = messages) -> None:
         for m in range(count):
             msg = Incoming("web", f"direct{b}", f"direct{b}", "", question(m), message_id=f"d{b}-{m}", is_direct=True)
-            await timed(msg, sink)
+            await timed(msg, Recorder(partial=sink))
 
     await asyncio.gather(*(direct(-1 - b, 2) for b in range(browsers)))  # warm: first prompts, caches
     walls.clear()
