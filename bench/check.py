@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
 def replay(persona: Any, message: str, deltas: Sequence[str], group: bool,
            hidden: dict[str, Any] | None = None) -> tuple[float, float]:
     """(CPU seconds, wall seconds) the whole check takes over one reply, fed delta by delta."""
-    from bot.defects import DefectScan, known_words, language_of
-    from bot.hygiene import Hidden, ReplyCheck
+    from bot.checks.defects import DefectScan, known_words, language_of
+    from bot.checks.hygiene import Hidden, ReplyCheck
 
     hidden = _HIDDEN if hidden is None else hidden
     if persona.id not in hidden:

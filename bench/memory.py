@@ -39,8 +39,8 @@ import tomli_w
 
 from bench.load import REDIS_URL, ROOT, pct, redis_prefix
 from bot.app import App, Clocks
-from bot.exchange import ChannelSettings, Exchange
-from bot.stages.recall import Recall
+from bot.pipeline.exchange import ChannelSettings, Exchange
+from bot.pipeline.stages.recall import Recall
 from core.config import load_config
 from core.messages import Incoming
 from core.text import estimate_tokens

@@ -124,8 +124,8 @@ def _pct(values: list[float], q: float) -> float:
 
 async def _setting(setting: str, server: Any, args: argparse.Namespace, data: Path) -> dict[str, Any]:
     outcomes = _Outcomes()
-    logging.getLogger("bot.stages.generate").addHandler(outcomes)
-    logging.getLogger("bot.stages.generate").setLevel(logging.INFO)
+    logging.getLogger("bot.pipeline.stages.generate").addHandler(outcomes)
+    logging.getLogger("bot.pipeline.stages.generate").setLevel(logging.INFO)
     stats: dict[str, Any] = {"firsts": [], "wholes": [], "lengths": [], "hits": [], "streams": [], "shown": 0,
                              "own": Counter(), "replies": Counter()}
     try:
@@ -133,7 +133,7 @@ async def _setting(setting: str, server: Any, args: argparse.Namespace, data: Pa
             for lang in args.languages.split(","):
                 await _chat(pid, lang, setting, server, args, data / f"{pid}-{lang}", stats)
     finally:
-        logging.getLogger("bot.stages.generate").removeHandler(outcomes)
+        logging.getLogger("bot.pipeline.stages.generate").removeHandler(outcomes)
     costs = _check_costs(stats["streams"], args.record)
     hits = stats["hits"]
     total = sum(stats["replies"].values())
@@ -157,7 +157,7 @@ async def _chat(pid: str, lang: str, setting: str, server: Any, args: argparse.N
     import tomli_w
 
     from bot.app import App
-    from bot.defects import DefectScan, known_words, language_of
+    from bot.checks.defects import DefectScan, known_words, language_of
     from core.config import load_config
     from core.messages import Incoming
 

@@ -37,7 +37,7 @@ from bench.load import (
     write_config,
 )
 from bot.app import App
-from bot.stages.generate import Generate
+from bot.pipeline.stages.generate import Generate
 from core.config import load_config
 from core.llm import ChatMessage, ChatModel
 from core.messages import Incoming

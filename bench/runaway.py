@@ -72,7 +72,7 @@ async def _through_app(args: argparse.Namespace) -> None:
 
 
 def _check(size: int) -> float:
-    from bot.hygiene import Hidden, ReplyCheck
+    from bot.checks.hygiene import Hidden, ReplyCheck
     from persona.library import PersonaLibrary
 
     horo = PersonaLibrary([ROOT / "persona"]).get("horo")

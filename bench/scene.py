@@ -29,7 +29,7 @@ from typing import Any
 from bench.load import ModelProcess, Responder, mark, pct, redis_prefix, report, seqs_in, write_config
 from bench.pipeline import _WAITED, TimedModel
 from bot.app import App
-from bot.stages.generate import Generate
+from bot.pipeline.stages.generate import Generate
 from core.config import load_config
 from core.messages import Incoming, Reply
 from core.outlet import ClipTask

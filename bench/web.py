@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bench.load import REDIS_URL, ModelProcess, pct, question, redis_prefix, report, write_config
 from bench.pipeline import _WAITED, TimedModel
 from bot.app import App
-from bot.stages.generate import Generate
+from bot.pipeline.stages.generate import Generate
 from bot.web.run import fronts
 from bot.web.server import WebServer
 from core.config import load_config

@@ -12,22 +12,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot import metrics
-from bot.chain import Chain
-from bot.conversations import Conversations
-from bot.exchange import Stage
-from bot.initiative import Initiative, Watchlist, running
-from bot.offline import Offline
-from bot.replay import Replay
+from bot.pipeline.chain import Chain
+from bot.pipeline.conversations import Conversations
+from bot.pipeline.exchange import Stage
+from bot.pipeline.offline import Offline
+from bot.pipeline.replay import Replay
+from bot.pipeline.stages.compose import Compose
+from bot.pipeline.stages.finish import Finish
+from bot.pipeline.stages.gate import Gate
+from bot.pipeline.stages.generate import Generate
+from bot.pipeline.stages.guard import Guard
+from bot.pipeline.stages.listen import Listen
+from bot.pipeline.stages.look import Look
+from bot.pipeline.stages.recall import Recall
+from bot.pipeline.stages.speak import Speak
+from bot.presence.initiative import Initiative, Watchlist, running
 from bot.scene.runner import Scenes
-from bot.stages.compose import Compose
-from bot.stages.finish import Finish
-from bot.stages.gate import Gate
-from bot.stages.generate import Generate
-from bot.stages.guard import Guard
-from bot.stages.listen import Listen
-from bot.stages.look import Look
-from bot.stages.recall import Recall
-from bot.stages.speak import Speak
 from core.background import Background
 from core.config import Settings
 from core.fetch import FetchPolicy

@@ -3,7 +3,7 @@
 - given circumstances (CoSER-style): the scene's setting and the character's situation follow the
   system prompt under their own headings;
 - group chat: every input line carries its speaker's name as `Name: text`, the layout the bot gives
-  group messages at serving time (bot/stages/compose.py);
+  group messages at serving time (bot/pipeline/stages/compose.py);
 - short replies: the character's reply cut to its leading whole sentences within a few dozen
   characters, the length the bot answers with in groups.
 """

@@ -7,6 +7,6 @@ caller's event loop; startup failures raise `DiscordStartError` carrying one lin
 
 from bot.discord_front.front import discord_poster, new_client
 from bot.discord_front.serve import DiscordStartError, serve_discord
-from bot.split import split_text
+from bot.outbound.split import split_text
 
 __all__ = ["DiscordStartError", "discord_poster", "new_client", "serve_discord", "split_text"]

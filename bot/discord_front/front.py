@@ -8,17 +8,17 @@ from typing import Any
 import discord
 
 from bot import metrics
-from bot.addressing import addressed
 from bot.app import App
-from bot.arrivals import Arrivals, Ticket
-from bot.commands import Commands
+from bot.commands.handlers import Commands
 from bot.discord_front.incoming import to_incoming
 from bot.discord_front.outbox import MENTIONS, Outbox
 from bot.discord_front.replay import FRONT, DiscordReplayer, discord_route
 from bot.discord_front.scene import addressed_to, cast_here
 from bot.discord_front.slash import build_tree, sync_tree
 from bot.discord_front.webhooks import WebhookPool
-from bot.pacing import Pacing
+from bot.outbound.pacing import Pacing
+from bot.pipeline.addressing import addressed
+from bot.pipeline.arrivals import Arrivals, Ticket
 from core.config import DiscordConfig
 from core.conversation import Conversation
 from core.messages import Incoming

@@ -10,11 +10,11 @@ from typing import cast
 
 import discord
 
-from bot.arrivals import Ticket
 from bot.discord_front.voice_note import is_opus, plain_file, send_voice_message
 from bot.discord_front.webhooks import WebhookPool
-from bot.pacing import Pacing
-from bot.split import split_text
+from bot.outbound.pacing import Pacing
+from bot.outbound.split import split_text
+from bot.pipeline.arrivals import Ticket
 from core.messages import Clip, Reply
 from core.outlet import ClipTask
 

@@ -1,4 +1,4 @@
-"""Slash commands, drawn from the command table (bot/command_table.py) with its permission checks."""
+"""Slash commands, drawn from the command table (bot/commands/table.py) with its permission checks."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any, Literal
 import discord
 from discord import app_commands
 
-from bot.command_table import TABLE, Access, Command, Param, invoke, usage_of
-from bot.commands import MAX_CHAPTER, Answer, Commands
+from bot.commands.handlers import MAX_CHAPTER, Answer, Commands
+from bot.commands.table import TABLE, Access, Command, Param, invoke, usage_of
 from bot.discord_front.outbox import QUIET
-from bot.split import split_text
+from bot.outbound.split import split_text
 from core.messages import Incoming
 
 log = logging.getLogger(__name__)

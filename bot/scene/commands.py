@@ -8,7 +8,7 @@ fewer than two are left, the scene ends and the one left speaks alone.
 from __future__ import annotations
 
 from bot.app import App
-from bot.commands import Answer
+from bot.commands.handlers import Answer
 from core.messages import Incoming
 from persona.library import ID_PATTERN
 

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from bot.chain import Chain, SessionLocks
+from bot.pipeline.chain import Chain, SessionLocks
 from bot.scene.once import Once
 from bot.scene.policy import Floor, Line, Member, named
 from core.config import BotConfig, SceneConfig

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.app import App
-from bot.command_table import Access, find, invoke
-from bot.commands import Commands
+from bot.commands.handlers import Commands
+from bot.commands.table import Access, find, invoke
 from bot.web import card_form, pages
 from bot.web.chat import read_capped
 from bot.web.forms import fields, multipart

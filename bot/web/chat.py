@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from bot.app import App
-from bot.command_table import Access, find, help_text, invoke
-from bot.commands import Commands
+from bot.commands.handlers import Commands
+from bot.commands.table import Access, find, help_text, invoke
 from bot.web import pages
 from bot.web.auth import VISITOR_COOKIE
 from core.messages import Incoming, Reply

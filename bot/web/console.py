@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from bot.app import App
-from bot.stages.generate import Generate
+from bot.pipeline.stages.generate import Generate
 from bot.web import pages, why
 from bot.web.characters import switch_form
 from bot.web.chat import read_capped

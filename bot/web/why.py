@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.commands import WHY_KINDS
+from bot.commands.handlers import WHY_KINDS
 from bot.web.pages import esc
 from memory.turns import LastContext, Turn
 

@@ -17,10 +17,10 @@ from nonebot.typing import T_State
 
 from bot import metrics
 from bot.app import App
-from bot.command_table import PRIVATE_ONLY, TABLE, Access, find, help_text, invoke, usage_of
-from bot.commands import Commands
-from bot.onebot_guard import guard_nonebot
-from bot.platforms import holder
+from bot.commands.handlers import Commands
+from bot.commands.table import PRIVATE_ONLY, TABLE, Access, find, help_text, invoke, usage_of
+from bot.hosting.onebot_guard import guard_nonebot
+from bot.hosting.platforms import holder
 from core.config import Settings, load_config
 from core.messages import Incoming
 from core.sanitize import clean_text
@@ -90,7 +90,7 @@ async def _chat() -> None:
     msg = front.incoming(bot, event) if front else None
     if front is None or msg is None or msg.is_self:
         return
-    if holder.app is None:  # only while stopping, after the drain (bot/platforms.py): too late to journal
+    if holder.app is None:  # only while stopping, after the drain (bot/hosting/platforms.py): too late to journal
         log.warning("qq message %s arrived after the bot closed; not answered", msg.message_id)
         return
     taken = await scene.take(holder.app, front, bot, event, msg)  # [qq] accounts: one character per account

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bot.pacing import Pacing, Sleep
-from bot.split import split_text
+from bot.outbound.pacing import Pacing, Sleep
+from bot.outbound.split import split_text
 from core.config import QQConfig
 from core.messages import Clip
 from core.outlet import ClipTask

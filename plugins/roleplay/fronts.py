@@ -9,9 +9,9 @@ from typing import Any
 from nonebot.adapters import Bot, Event
 
 from bot.app import App
-from bot.command_table import PRIVATE_ONLY, SENT_PRIVATELY
-from bot.pacing import Pacing
-from bot.platforms import holder
+from bot.commands.table import PRIVATE_ONLY, SENT_PRIVATELY
+from bot.hosting.platforms import holder
+from bot.outbound.pacing import Pacing
 from core.messages import Incoming
 from memory.journal import Route
 from plugins.roleplay.outlet import QQOutlet, Wire

@@ -17,7 +17,7 @@ from nonebot.adapters.onebot.v11 import (
 )
 from nonebot.permission import SUPERUSER
 
-from bot.reactions import QQ_FACE
+from bot.presence.reactions import QQ_FACE
 from core.messages import Attachment, Clip, Incoming
 from core.sanitize import clean_name
 from memory.journal import Route

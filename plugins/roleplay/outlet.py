@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.app import Clocks
-from bot.pacing import Pacing
+from bot.outbound.pacing import Pacing
 from core.config import QQConfig
 from core.messages import Clip, Reply
 from core.outlet import ClipTask

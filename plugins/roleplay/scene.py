@@ -18,7 +18,7 @@ from nonebot.adapters.onebot.v11 import ActionFailed, Bot, GroupMessageEvent, Me
 
 from bot import metrics
 from bot.app import App
-from bot.command_table import Command, find
+from bot.commands.table import Command, find
 from core.messages import Incoming
 from memory.store import StoreError
 from plugins.roleplay.copies import OwnIds, copy_keys

@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 from bot.app import App
-from bot.stages.compose import Compose
+from bot.pipeline.stages.compose import Compose
 from core.messages import Incoming
 from memory.turns import SessionKey, Summary
 from tests.conftest import MakeSettings
@@ -315,7 +315,7 @@ async def test_neutral_sampling_fields_are_left_out(make_settings: MakeSettings,
 
 
 def test_names_summon_as_words() -> None:
-    from bot.addressing import names_in
+    from bot.pipeline.addressing import names_in
 
     assert names_in("Horo, are you there?", ["赫萝", "Horo"])
     assert not names_in("my horoscope says", ["赫萝", "Horo"])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.commands import MAX_CHAPTER, BadArgument, Commands, chapter_arg, percent_arg, switch_arg
+from bot.commands.handlers import MAX_CHAPTER, BadArgument, Commands, chapter_arg, percent_arg, switch_arg
 from core.conversation import Conversation
 from core.messages import Incoming
 from tests.conftest import MakeSettings

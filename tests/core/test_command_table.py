@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot.command_table import NOT_ALLOWED, NOT_FOR_OTHERS, TABLE, Access, find, help_text, invoke
-from bot.commands import Commands
+from bot.commands.handlers import Commands
+from bot.commands.table import NOT_ALLOWED, NOT_FOR_OTHERS, TABLE, Access, find, help_text, invoke
 from core.messages import Incoming
 from tests.support.openai_server import FakeOpenAI
 

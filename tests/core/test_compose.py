@@ -125,8 +125,8 @@ def test_readme_describes_the_compose_deployment() -> None:
 
 
 def test_a_stop_gives_the_drain_its_time_before_the_kill() -> None:
-    from bot.chain import SEND_GRACE
-    from bot.platforms import EVENT_GRACE
+    from bot.hosting.platforms import EVENT_GRACE
+    from bot.pipeline.chain import SEND_GRACE
 
     grace = re.fullmatch(r"(\d+)s", str(SERVICES["bot"]["stop_grace_period"]))
     assert grace, "stop_grace_period is written in seconds, e.g. 35s"

@@ -103,11 +103,11 @@ def posted(make_settings: MakeSettings, llm: FakeOpenAI) -> Iterator[Posted]:
                     result.failed.append(record.getMessage())
 
         handler = Failures(logging.WARNING)
-        logging.getLogger("bot.chain").addHandler(handler)
+        logging.getLogger("bot.pipeline.chain").addHandler(handler)
         try:
             yield result
         finally:
-            logging.getLogger("bot.chain").removeHandler(handler)
+            logging.getLogger("bot.pipeline.chain").removeHandler(handler)
             runner.run(stack.aclose())
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import App
-from bot.stages.guard import CALLED, PICTURE
+from bot.pipeline.stages.guard import CALLED, PICTURE
 from core.messages import Attachment, Incoming
 from memory.turns import SessionKey
 from persona.lines import NO_PICTURES, RATE_LIMITED

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.hygiene import Hidden, ReplyCheck, cut_invented_turns, strip_echo, whole_sentences
+from bot.checks.hygiene import Hidden, ReplyCheck, cut_invented_turns, strip_echo, whole_sentences
 from core.slots import Slots
 from memory.summarizer import usable_fact, usable_summary
 from persona.card import Persona

@@ -50,7 +50,7 @@ def runtime_imports(tree: ast.AST) -> set[str]:
 
 def test_the_checker_sees_runtime_and_ignores_type_only_imports() -> None:
     tree = ast.parse(
-        "import bot.chain\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from voice import x\n"
+        "import bot.pipeline.chain\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from voice import x\n"
         "def f():\n    from memory.store import Store\n"
     )
     assert runtime_imports(tree) == {"bot", "memory"}
@@ -70,7 +70,7 @@ def test_layers_import_only_downwards(package: str) -> None:
 # hidden behind a deferred or type-only import still ties two modules together (neither can be read,
 # type-checked or moved without the other), and the circles this guards against were of that kind.
 def module_name(path: Path) -> str:
-    """The dotted name of a project file: bot/stages/gate.py is bot.stages.gate."""
+    """The dotted name of a project file: bot/pipeline/stages/gate.py is bot.pipeline.stages.gate."""
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -160,9 +160,9 @@ def test_stages_import_no_other_stage() -> None:
     """A stage imports contracts and helpers only, so each one can be read and tested alone."""
     graph = import_graph(project_files())
     wrong = [
-        f"{name} imports {', '.join(sorted(m for m in imports if m.startswith('bot.stages.')))}"
+        f"{name} imports {', '.join(sorted(m for m in imports if m.startswith('bot.pipeline.stages.')))}"
         for name, imports in sorted(graph.items())
-        if name.startswith("bot.stages.") and any(m.startswith("bot.stages.") for m in imports)
+        if name.startswith("bot.pipeline.stages.") and any(m.startswith("bot.pipeline.stages.") for m in imports)
     ]
     assert not wrong, "\n".join(wrong)
 

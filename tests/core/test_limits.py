@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.hygiene import Hidden, ReplyCheck
+from bot.checks.hygiene import Hidden, ReplyCheck
 from core.llm import ChatMessage, reply_chars
 from core.logs import LINE_CHARS, RedactingFormatter
 from core.messages import Incoming

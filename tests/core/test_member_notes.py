@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.app import App
-from bot.commands import Commands
+from bot.commands.handlers import Commands
 from memory.profiles import dated, items_of, line
 from memory.turns import SessionKey, Turn
 from tests.core.test_group_memory import TALK, ask, said, talk_app  # noqa: F401 - the fixture, for these tests too

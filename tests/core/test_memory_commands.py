@@ -6,8 +6,8 @@ import io
 from typing import Any
 
 from bot.app import App, Clocks
-from bot.commands import BadArgument, Commands, forget_arg
-from bot.terminal import TerminalChat
+from bot.commands.handlers import BadArgument, Commands, forget_arg
+from bot.terminal.chat import TerminalChat
 from core.messages import Incoming
 from memory.turns import Fact, FactBook, SessionKey, Summary
 from tests.conftest import MakeSettings

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from bot.app import App, Clocks
-from bot.commands import Commands
+from bot.commands.handlers import Commands
 from core.messages import Incoming
 from memory.summarizer import usable_fact
 from memory.turns import Fact, FactBook, SessionKey, Summary, Turn

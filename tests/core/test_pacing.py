@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.pacing import Pacing, split_reply, typing_seconds, typing_weight
+from bot.outbound.pacing import Pacing, split_reply, typing_seconds, typing_weight
 from core.config import ConfigError, PacingConfig, load_config
 
 

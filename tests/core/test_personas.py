@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.offline import OfflineResponder
+from bot.pipeline.offline import OfflineResponder
 from core.config import PersonasConfig
 from persona.importer import import_card
 from persona.library import PersonaError, PersonaLibrary

@@ -8,8 +8,8 @@ from typing import Any
 
 from bench.load import prefix_reuse, prompt_text
 from bot.app import App
-from bot.exchange import ChannelSettings, Exchange
-from bot.stages.compose import Compose
+from bot.pipeline.exchange import ChannelSettings, Exchange
+from bot.pipeline.stages.compose import Compose
 from core.knowledge import Passage
 from core.llm import ChatMessage
 from core.messages import Incoming

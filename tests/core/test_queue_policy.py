@@ -167,7 +167,7 @@ async def test_only_a_wait_past_the_limit_is_answered_without_the_model_and_it_i
     app: App = await app_factory(settings)
     before = scrape(port)
     llm.default = Script(text="好。", delay=1.0)
-    with caplog.at_level(logging.WARNING, logger="bot.stages.generate"):
+    with caplog.at_level(logging.WARNING, logger="bot.pipeline.stages.generate"):
         got = await asyncio.gather(*(app.chain.handle(dm(f"u{i}", f"m{i}")) for i in range(3)))
     modes = [r.mode if r else None for r in got]
     assert sorted(modes, key=str) == ["fallback", "fallback", "model"]  # all answered, never dropped

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.defects import DefectScan, known_words
-from bot.hygiene import Hidden, ReplyCheck
+from bot.checks.defects import DefectScan, known_words
+from bot.checks.hygiene import Hidden, ReplyCheck
 from core.llm import NO_CJK_GRAMMAR
 from core.messages import Incoming
 from persona.library import PersonaLibrary

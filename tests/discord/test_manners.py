@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot.commands import MAX_CHAPTER
-from bot.exchange import ChannelSettings
+from bot.commands.handlers import MAX_CHAPTER
+from bot.pipeline.exchange import ChannelSettings
 from core.messages import Incoming
 from memory.turns import SessionKey
 from tests.discord.fake_discord import ALICE, APP_ID, BOT_USER, CHANNEL_ID, DM_ID, MANAGE_GUILD, FakeDiscord

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.command_table import TABLE
-from bot.exchange import ChannelSettings
+from bot.commands.table import TABLE
+from bot.pipeline.exchange import ChannelSettings
 from core.messages import Incoming
 from tests.discord.fake_discord import ALICE, APP_ID, CHANNEL_ID, GUILD_ID, MANAGE_GUILD, FakeDiscord
 from tests.support.openai_server import FakeOpenAI

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.split import split_text
+from bot.outbound.split import split_text
 
 WS = re.compile(r"\s+")
 FENCE_LINE = re.compile(r"^[ \t]*```.*$", re.MULTILINE)

@@ -68,7 +68,7 @@ async def test_a_message_in_hand_at_a_stop_is_answered_after_the_restart(
 async def test_sigterm_to_discord_alone_answers_what_is_in_hand_then_exits_cleanly(
     discord_server: FakeDiscord, make_settings: Any, llm: FakeOpenAI
 ) -> None:
-    from bot.platforms import _discord_only
+    from bot.hosting.platforms import _discord_only
 
     settings = make_settings(
         llm={"base_url": llm.base_url, "model": "test-model", "retry_after": 0},

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import App
-from bot.offline import OfflineResponder
+from bot.pipeline.offline import OfflineResponder
 from core.messages import Incoming
 from memory.knowledge.index import Layout
 from memory.knowledge.ingest import Ingestor
@@ -110,7 +110,7 @@ async def test_spoiler_limit_from_config_and_channel(
     await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask, mentions_bot=True))
     assert "〔第七回" in system_text(llm.requests[-1])
     # lifting the limit by command lifts the config default too
-    from bot.commands import Commands
+    from bot.commands.handlers import Commands
 
     await app.conversations.update(Incoming("test", "g1", "u1", "小明", "").conversation, max_chapter=None)
     await app.chain.handle(Incoming("test", "g1", "u1", "小明", ask + "？", mentions_bot=True))

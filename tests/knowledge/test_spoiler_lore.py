@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.commands import Commands
+from bot.commands.handlers import Commands
 from core.messages import Incoming
 from memory.knowledge.chapters import split_chapters
 from memory.knowledge.lorebook import scan

@@ -12,7 +12,7 @@ from nonebot.adapters.onebot.v11 import Adapter, GroupMessageEvent, Message, Mes
 from nonebot.adapters.onebot.v11.event import Sender
 
 from bot.app import App
-from bot.platforms import holder
+from bot.hosting.platforms import holder
 from tests.support.openai_server import FakeOpenAI
 
 SELF_ID = "10000"

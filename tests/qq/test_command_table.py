@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.command_table import TABLE
+from bot.commands.table import TABLE
 
 
 def test_qq_has_a_matcher_for_every_command(roleplay_plugin: Any) -> None:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("roleplay_plugin")
 
 
 def _split(text: str, limit: int) -> list[str]:
-    from bot.split import split_text
+    from bot.outbound.split import split_text
 
     return split_text(text, limit)
 

@@ -7,7 +7,7 @@ import logging
 import httpx
 import pytest
 
-from bot.onebot_guard import NOTE_EVERY, OneBotGuard, Receive, Scope, Send
+from bot.hosting.onebot_guard import NOTE_EVERY, OneBotGuard, Receive, Scope, Send
 
 TOKEN = "guard-token"
 
@@ -60,7 +60,7 @@ async def test_other_paths_are_not_its_business() -> None:
 async def test_a_flood_of_refusals_is_one_log_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
     now = [1000.0]
     guard = OneBotGuard(Behind(), TOKEN, clock=lambda: now[0])
-    with caplog.at_level(logging.WARNING, logger="bot.onebot_guard"):
+    with caplog.at_level(logging.WARNING, logger="bot.hosting.onebot_guard"):
         for _ in range(50):
             await post(guard, "/onebot/v11/?access_token=leak", {})
         now[0] += NOTE_EVERY

@@ -9,9 +9,9 @@ import pytest
 from nonebot.adapters.onebot.v11 import Adapter, Bot, Message, MessageSegment
 from nonebug import App as NoneBugApp
 
-from bot.command_table import NOT_ALLOWED
-from bot.exchange import ChannelSettings
-from bot.stages.guard import CALLED
+from bot.commands.table import NOT_ALLOWED
+from bot.pipeline.exchange import ChannelSettings
+from bot.pipeline.stages.guard import CALLED
 from core.conversation import Conversation
 from memory.turns import SessionKey
 from tests.qq.conftest import SELF_ID, group_event, private_event

@@ -8,8 +8,8 @@ import nonebot
 from nonebot.adapters.onebot.v11 import ActionFailed, Adapter, Bot, Message, MessageSegment
 from nonebug import App as NoneBugApp
 
-from bot.command_table import NOT_ALLOWED
-from bot.exchange import ChannelSettings
+from bot.commands.table import NOT_ALLOWED
+from bot.pipeline.exchange import ChannelSettings
 from core.conversation import Conversation
 from memory.turns import SessionKey
 from tests.qq.conftest import SELF_ID, group_event, private_event

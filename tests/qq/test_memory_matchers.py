@@ -9,7 +9,7 @@ import nonebot
 from nonebot.adapters.onebot.v11 import ActionFailed, Adapter, Bot, Message, MessageSegment
 from nonebug import App as NoneBugApp
 
-from bot.command_table import NOT_FOR_OTHERS, PRIVATE_ONLY, SENT_PRIVATELY
+from bot.commands.table import NOT_FOR_OTHERS, PRIVATE_ONLY, SENT_PRIVATELY
 from memory.turns import Fact, FactBook
 from tests.qq.conftest import SELF_ID, group_event, private_event
 from tests.support.openai_server import FakeOpenAI, Script

@@ -9,8 +9,8 @@ from nonebot.adapters.qq.config import BotInfo
 from nonebot.adapters.qq.models import FriendAuthor, GroupMemberAuthor
 from nonebug import App as NoneBugApp
 
-from bot.command_table import NOT_ALLOWED, PRIVATE_ONLY
-from bot.exchange import ChannelSettings
+from bot.commands.table import NOT_ALLOWED, PRIVATE_ONLY
+from bot.pipeline.exchange import ChannelSettings
 from core.conversation import Conversation
 from memory.turns import Fact, FactBook, SessionKey
 from tests.support.openai_server import FakeOpenAI, Script

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.command_table import PRIVATE_ONLY, SENT_PRIVATELY
+from bot.commands.table import PRIVATE_ONLY, SENT_PRIVATELY
 from core.config import Settings, load_config
 from memory.open import open_store
 from memory.turns import Fact, FactBook

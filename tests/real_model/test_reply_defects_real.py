@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.defects import DefectScan, known_words, language_of
+from bot.checks.defects import DefectScan, known_words, language_of
 from tests.conftest import MakeSettings
 from tests.real_model.llama import LlamaServer
 from tests.real_model.test_real_model import dm, llm, no_tracebacks

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.command_table import Access, find, invoke
-from bot.commands import Commands
+from bot.commands.handlers import Commands
+from bot.commands.table import Access, find, invoke
 from bot.scene.commands import ELSEWHERE, ON_QQ
 from core.messages import Incoming
 from tests.conftest import MakeSettings

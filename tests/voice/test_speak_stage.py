@@ -77,7 +77,7 @@ async def test_engine_failure_leaves_the_text_alone(
     vits.fail = "model crashed"
     llm.default = Script(text="わっちは元気じゃ。")
     app = await voiced_app(make_settings, app_factory, llm, vits)
-    with caplog.at_level(logging.WARNING, logger="bot.stages.speak"):
+    with caplog.at_level(logging.WARNING, logger="bot.pipeline.stages.speak"):
         reply = await app.chain.handle(dm("你好吗"))
         assert reply.text == "わっちは元気じゃ。"
         assert await reply.voice is None

@@ -1,0 +1,1 @@
+"""The message path: the chain and its intake, ordering and journal, the typed exchange, the stages."""

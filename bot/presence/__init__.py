@@ -1,0 +1,1 @@
+"""Presence beyond answering: an emoji for a short acknowledgement, and speaking first."""

@@ -1,0 +1,1 @@
+"""The terminal front: chat in a terminal, interactive or scripted."""
