@@ -1,9 +1,8 @@
 """The copies of one QQ group message that every account of a scene receives.
 
 They are told apart from a new message by sender, time and content, not by message id: NapCat (and
-LLOneBot) derive a message's id from the receiving client's own record of it, so one message has a
-different id on each account; go-cqhttp and Lagrange derive it from the group's sequence number and
-agree. Each account's own id for the message is kept, so the line an account posts quotes the
+LLOneBot) hash the receiving QQ client's own local id of a message, which need not match between
+accounts; go-cqhttp and Lagrange derive it from the group's sequence number and agree. Each account's own id for the message is kept, so the line an account posts quotes the
 message as that account knows it.
 """
 
