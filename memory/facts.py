@@ -35,7 +35,7 @@ _RULES = re.compile(
     rf"{_OPEN}{_ROLES}s?\s{{0,3}}[\])>}}】）」』》]?\s{{0,3}}[:：]"
     r"|<\||\|>|\[/?inst\]|<</?sys>>|\b(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id"
     r"|begin_of_text|start_of_turn|end_of_turn)\b"
-    r"|\bfrom\s+now\s+on\b|\bhenceforth\b|\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+)?"
+    r"|\bfrom\s+now\s+on\b|\bhenceforth\b|\b(?:ignor(?:e|es|ed|ing)|disregard(?:s|ed|ing)?|forget)\s+(?:all\s+|any\s+|the\s+)?"
     r"(?:previous|prior|above|earlier|your)\b|\bsystem\s+prompt\b|\bjailbreak"
     r"|\b(?:new|these|the\s+following)\s+(?:rules?|instructions?|persona)\b|\byou\s+are\s+now\b"
     rf"|\b{_SUBJECT_EN}\s+{_MODAL_EN}"
