@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
+from bot.checks.hygiene import _SENTENCE_END, ReplyCheck
 from core.messages import Incoming
 from memory.turns import SessionKey
 from tests.conftest import ROOT, MakeSettings
@@ -108,8 +109,12 @@ async def test_streamed_reply_shows_before_it_ends(
     reply = await app.chain.handle(dm("给咱讲讲麦田和丰收节的事吧。"), Recorder(partial=sink))
     done = loop.time()
     assert answered(reply, caplog)
-    assert len(seen) >= 2 and seen[0][0] < done - 0.05  # text arrived before the reply was complete
     assert "".join(d for _, d in seen).strip().startswith(reply.text[:10])
+    # the screen shows whole sentences, the last few characters held back: a reply with a sentence end
+    # well before its close arrives in pieces (the tiny model sometimes writes one long run without any)
+    ends = [m.end() for m in _SENTENCE_END.finditer(reply.text)]
+    if any(len(reply.text) - end > 2 * ReplyCheck.HOLD for end in ends):
+        assert len(seen) >= 2 and seen[0][0] < done - 0.05  # text arrived before the reply was complete
 
 
 async def test_memory_survives_a_restart_and_background_jobs_finish_within_caps(
