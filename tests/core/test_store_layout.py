@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -64,6 +65,18 @@ def expected_why() -> LastContext:
                        (("system", 120),))
 
 
+async def reads_back(turns: Any, facts: Any) -> None:
+    """The turns, archive, summary, session list and fact book the old layout holds, through the new stores."""
+    assert await turns.recent(KEY, 10) == expected_turns()
+    span = await turns.turns_since(KEY, 0)
+    assert (span.floor, span.last) == (0, 3)
+    assert [t.text for t in span.turns] == ["从前的话", "苹果呢？", "咱要吃苹果。"]
+    assert await turns.summary(KEY) == Summary("罗伦斯问起苹果。", 1)
+    page = await turns.sessions(0, 10)
+    assert (page.total, page.turns, [(i.key, i.turns) for i in page.items]) == (1, 3, [(KEY, 3)])
+    assert await facts.fact_book("horo", "qq", "20001") == expected_book()
+
+
 async def test_redis_keys_of_the_one_class_store_read_back_through_each_store(redis_url: str, redis_prefix: str) -> None:
     assert str(KEY) == SESSION and WHERE.key == CHANNEL  # the key names the stores build
     ns = f"{redis_prefix}:v2"
@@ -84,14 +97,7 @@ async def test_redis_keys_of_the_one_class_store_read_back_through_each_store(re
     turns, facts, replies = RedisTurnLog(link), RedisFacts(link), RedisReplies(link)
     settings, counters = RedisSettings(link), RedisCounters(link)
     try:
-        assert await turns.recent(KEY, 10) == expected_turns()
-        span = await turns.turns_since(KEY, 0)
-        assert (span.floor, span.last) == (0, 3)
-        assert [t.text for t in span.turns] == ["从前的话", "苹果呢？", "咱要吃苹果。"]
-        assert await turns.summary(KEY) == Summary("罗伦斯问起苹果。", 1)
-        page = await turns.sessions(0, 10)
-        assert (page.total, page.turns, [(i.key, i.turns) for i in page.items]) == (1, 3, [(KEY, 3)])
-        assert await facts.fact_book("horo", "qq", "20001") == expected_book()
+        await reads_back(turns, facts)
         assert await facts.facts("horo", "qq", "20001") == ["喜欢苹果"]
         assert await replies.last_context(KEY) == expected_why()
         old = await replies.contexts(SessionKey("horo", "qq", "dm", "old"), 5)
@@ -154,14 +160,7 @@ async def test_sqlite_rows_of_the_one_class_store_read_back_through_each_store(t
     facts, replies, settings = SQLiteFacts(file), SQLiteReplies(file), SQLiteSettings(file)
     counters = SQLiteCounters(file, clock=lambda: now)
     try:
-        assert await turns.recent(KEY, 10) == expected_turns()
-        span = await turns.turns_since(KEY, 0)
-        assert (span.floor, span.last) == (0, 3)
-        assert [t.text for t in span.turns] == ["从前的话", "苹果呢？", "咱要吃苹果。"]
-        assert await turns.summary(KEY) == Summary("罗伦斯问起苹果。", 1)
-        page = await turns.sessions(0, 10)
-        assert (page.total, page.turns, [(i.key, i.turns) for i in page.items]) == (1, 3, [(KEY, 3)])
-        assert await facts.fact_book("horo", "qq", "20001") == expected_book()
+        await reads_back(turns, facts)
         assert await replies.last_context(KEY) == expected_why()
         assert [c.message for c in await replies.contexts(SessionKey("horo", "qq", "dm", "old"), 5)] == ["上一次"]
         assert await settings.settings(WHERE) == {"persona": "horo", "voice": "1"}
