@@ -32,6 +32,7 @@ from typing import Any
 
 from bench.load import ModelProcess, echoed, ingest, mark, pct, redis_prefix, report
 from bench.qq import SELF_ID, TOKEN, _change, shipped_config
+from core.loop import run as run_loop
 from tests.qq.onebot_impl import text
 from tests.support.bot_process import BotProcess, Recorder
 
@@ -58,14 +59,14 @@ def register(sub: Any) -> None:
 
 
 def _intake(args: argparse.Namespace) -> int:
-    result = asyncio.run(intake(args.rate, args.seconds, args.burst, args.llm_latency_ms,
+    result = run_loop(intake(args.rate, args.seconds, args.burst, args.llm_latency_ms,
                                 [_change(s) for s in args.set], args.log))
     report(result, {"chatter CPU/event p50 <= 2 ms": result["chatter_cpu_ms_p50"] <= 2.0}, args.json)
     return 0
 
 
 def _flood(args: argparse.Namespace) -> int:
-    result = asyncio.run(flood(args.rate, args.seconds, args.llm_latency_ms, [_change(s) for s in args.set], args.log))
+    result = run_loop(flood(args.rate, args.seconds, args.llm_latency_ms, [_change(s) for s in args.set], args.log))
     floors = {"others all by the model": min(result["others_by_model_plain"], result["others_by_model_at"]) >= 1.0,
               "others p95 < 2 x quiet": max(result["others_p95_s_plain"], result["others_p95_s_at"])
               < 2 * result["others_p95_s_quiet"],

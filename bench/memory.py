@@ -42,6 +42,7 @@ from bot.app import App, Clocks
 from bot.pipeline.exchange import ChannelSettings, Exchange
 from bot.pipeline.stages.recall import Recall
 from core.config import load_config
+from core.loop import run as run_loop
 from core.messages import Incoming
 from core.text import estimate_tokens
 from memory.quoting import THEM
@@ -491,7 +492,7 @@ def main(args: argparse.Namespace) -> int:
         from bench.qq import _change
 
         ids = [i.strip() for i in args.conversations.split(",") if i.strip()]
-        found = asyncio.run(locomo.run(args.locomo, ids, [_change(item) for item in args.set], args.misses,
+        found = run_loop(locomo.run(args.locomo, ids, [_change(item) for item in args.set], args.misses,
                                        args.python or sys.executable, args.embed_wait))
         if args.json:
             print(json.dumps(found, ensure_ascii=False))
@@ -513,10 +514,10 @@ def main(args: argparse.Namespace) -> int:
                   flush=True)
 
         for backend in ("redis", "sqlite") if args.backend == "both" else (args.backend,):
-            asyncio.run(latency_only(backend, args.turns, args.queries, args.seed, show))
+            run_loop(latency_only(backend, args.turns, args.queries, args.seed, show))
         return 0
     embedding = (args.embedding_url, args.embedding_model or "embedding")
-    result = asyncio.run(run(args.seed, args.turns, args.queries, embedding, args.embed_wait))
+    result = run_loop(run(args.seed, args.turns, args.queries, embedding, args.embed_wait))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0

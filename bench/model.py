@@ -14,7 +14,6 @@ reuse is then not measured: only llama.cpp's log reports it here).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.model_chats import CHATS
+from core.loop import run as run_loop
 from tests.support.outlet import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             server = LlamaServer(python, find_gguf(python), args.n_ctx, Path(tmp) / "server.log").start()
         try:
             for setting in args.settings.split(","):
-                results[setting] = asyncio.run(_setting(setting, server, args, Path(tmp) / setting))
+                results[setting] = run_loop(_setting(setting, server, args, Path(tmp) / setting))
         finally:
             if server is not None:
                 server.stop()

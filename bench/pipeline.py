@@ -40,6 +40,7 @@ from bot.app import App
 from bot.pipeline.stages.generate import Generate
 from core.config import load_config
 from core.llm import ChatMessage, ChatModel
+from core.loop import run as run_loop
 from core.messages import Incoming
 from tests.support.requests import is_background
 
@@ -92,7 +93,7 @@ def register(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the bench and print the numbers."""
-    result = asyncio.run(
+    result = run_loop(
         run(args.channels, args.messages, args.llm_latency_ms, args.rate, args.concurrency, args.context_tokens)
     )
     floors = {

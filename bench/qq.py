@@ -31,6 +31,7 @@ import tomli_w
 from bench.answers import Tally, spread
 from bench.load import REDIS_URL, ROOT, ModelProcess, ideal, ingest, mark, pct, question, redis_prefix, report
 from bench.qq_web import Browsers, compare
+from core.loop import run as run_loop
 from persona.library import PersonaLibrary
 from persona.lines import BUSY
 from tests.qq.onebot_impl import OneBotImpl, text
@@ -86,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     if args.web_streams:
         return compare(args.web_streams, args.rounds, lambda browsers: run(
             args.groups, args.messages, args.rate, args.llm_latency_ms, changes, args.log, browsers), changes, args.json)
-    result = asyncio.run(run(args.groups, args.messages, args.rate, args.llm_latency_ms, changes, args.log))
+    result = run_loop(run(args.groups, args.messages, args.rate, args.llm_latency_ms, changes, args.log))
     floors = {"0 lost": result["lost"] == 0, "0 duplicated": result["duplicated"] == 0,
               "0 out of order": result["out_of_order"] == 0, ">= 99 % by the model": result["by_model"] >= 0.99,
               "0 answers without a quote": result["unquoted"] == 0, "0 breaker openings": result["breaker_openings"] == 0}

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from bench.load import ROOT, pct, question, report
+from core.loop import run as run_loop
 from tests.support.ports import free_port
 
 TIMES = ("p50_s", "p95_s")
@@ -101,7 +102,7 @@ def compare(streams: int, rounds: int, run: Run, changes: list[tuple[str, str, A
     for _ in range(rounds):
         for name, count in (("without", 0), ("with", streams)):
             browsers = Browsers(count, 60.0 / float(limit))
-            result = asyncio.run(run(browsers)) | browsers.numbers | {"load_average": os.getloadavg()[0]}
+            result = run_loop(run(browsers)) | browsers.numbers | {"load_average": os.getloadavg()[0]}
             runs[name].append(result)
             if not as_json:
                 shown = (f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
@@ -122,7 +123,7 @@ def compare(streams: int, rounds: int, run: Run, changes: list[tuple[str, str, A
 def _browse(base: str, token: str, streams: int, interval: float, conn: Connection) -> None:
     """The browsers' process: at the lowest priority, it takes only the CPU the bot leaves."""
     os.nice(19)
-    asyncio.run(_chats(base, token, streams, interval, conn))
+    run_loop(_chats(base, token, streams, interval, conn))
 
 
 async def _chats(base: str, token: str, streams: int, interval: float, conn: Connection) -> None:

@@ -8,13 +8,13 @@ reply checks alone over growing streams, to show how their cost grows with the t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.load import ROOT
+from core.loop import run as run_loop
 
 TEXT = "咱乃贤狼赫萝，汝可要记好了。苹果和酒，咱都喜欢。"
 
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the numbers."""
-    asyncio.run(_through_app(args))
+    run_loop(_through_app(args))
     sizes = [int(s) for s in args.check_sizes.split(",") if s.strip()]
     print("reply checks alone (2 characters a piece):")
     for size in sizes:

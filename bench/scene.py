@@ -31,6 +31,7 @@ from bench.pipeline import _WAITED, TimedModel
 from bot.app import App
 from bot.pipeline.stages.generate import Generate
 from core.config import load_config
+from core.loop import run as run_loop
 from core.messages import Incoming, Reply
 from core.outlet import ClipTask
 from tests.support.openai_server import Script
@@ -96,7 +97,7 @@ def register(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the bench and print the numbers."""
-    result = asyncio.run(run(args.groups, args.messages, args.llm_latency_ms, args.concurrency, args.max_bot_turns))
+    result = run_loop(run(args.groups, args.messages, args.llm_latency_ms, args.concurrency, args.max_bot_turns))
     floors = {
         f"lines per message <= {args.max_bot_turns}": result["lines_max"] <= args.max_bot_turns,
         "duplicates == 0": result["duplicates"] == 0,

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from bench.load import REDIS_URL, ModelProcess, redis_prefix, report, write_config
+from core.loop import run as run_loop
 from tests.qq.onebot_impl import text
 from tests.support.bot_process import BotProcess, Recorder
 
@@ -44,7 +45,7 @@ def register(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the bench and print the numbers."""
-    result = asyncio.run(run(args.messages, args.groups, args.stop_after, args.kill, args.drain_seconds,
+    result = run_loop(run(args.messages, args.groups, args.stop_after, args.kill, args.drain_seconds,
                              args.llm_latency_ms, args.concurrency))
     floors = {"every message answered": result["lost"] == 0, "none twice": result["duplicated"] == 0,
               "no traceback": result["tracebacks"] == 0}

@@ -46,6 +46,7 @@ from bot.pipeline.stages.generate import Generate
 from bot.web.run import fronts
 from bot.web.server import WebServer
 from core.config import load_config
+from core.loop import run as run_loop
 from core.messages import Incoming
 from memory.open import SHAPES
 from memory.redis_store import RedisStore
@@ -94,7 +95,7 @@ def register(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the bench and print the numbers."""
-    result = asyncio.run(run(args.conversations, args.turns, args.requests, args.browsers, args.messages,
+    result = run_loop(run(args.conversations, args.turns, args.requests, args.browsers, args.messages,
                              args.llm_latency_ms))
     floors = {
         "conversation list p95 <= 100 ms": result["list_p95_ms"] <= 100,
@@ -316,5 +317,5 @@ def _browsers(base: str, browsers: int, messages: int, conn: Connection) -> None
     async def everyone() -> None:
         await asyncio.gather(*(browser(b) for b in range(browsers)))
 
-    asyncio.run(everyone())
+    run_loop(everyone())
     conn.send((firsts, deltas))

@@ -35,10 +35,16 @@ class Lookup:
 class Knowledge(Protocol[Character]):
     """Retrieval over a persona's source work and card."""
 
+    async def search(self, persona: Character, query: str, max_chapter: int | None) -> tuple[Passage, ...]:
+        """The source passages for a question: the part of `lookup` that needs nothing but the question."""
+        ...
+
     async def lookup(
-        self, persona: Character, query: str, recent: Sequence[str], max_chapter: int | None
+        self, persona: Character, query: str, recent: Sequence[str], max_chapter: int | None,
+        passages: tuple[Passage, ...] | None = None,
     ) -> Lookup:
-        """Passages, lore and scenes for this message, within their token budgets."""
+        """Passages, lore and scenes for this message, within their token budgets (`passages` found by
+        `search` already are not searched again)."""
         ...
 
     async def close(self) -> None:
@@ -49,8 +55,13 @@ class Knowledge(Protocol[Character]):
 class NoKnowledge:
     """Knowledge switched off: nothing is looked up."""
 
+    async def search(self, persona: object, query: str, max_chapter: int | None) -> tuple[Passage, ...]:
+        """Nothing found."""
+        return ()
+
     async def lookup(
-        self, persona: object, query: str, recent: Sequence[str], max_chapter: int | None
+        self, persona: object, query: str, recent: Sequence[str], max_chapter: int | None,
+        passages: tuple[Passage, ...] | None = None,
     ) -> Lookup:
         """Nothing found."""
         return Lookup()

@@ -60,8 +60,21 @@ class RedisFacts(RedisPart):
         await self._r.delete(self._facts_key(persona, platform, user_id))
 
 
+# A reply's context in front of the conversation's list, which keeps the newest ARGV[2] (and expires after ARGV[3] s).
+_PUSH_CONTEXT = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+
 class RedisReplies(RedisPart):
     """ReplyContexts: a list per conversation, newest first, trimmed to CONTEXTS_KEPT."""
+
+    def __init__(self, link: RedisLink):
+        super().__init__(link)
+        self._push = self._r.register_script(_PUSH_CONTEXT)
 
     @transient("read")
     async def last_context(self, key: SessionKey) -> LastContext | None:
@@ -82,13 +95,7 @@ class RedisReplies(RedisPart):
     @transient("write")
     async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
         """Record what the reply just made was given (the last CONTEXTS_KEPT are kept)."""
-        name = self.link.session_key(key, "whys")
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.lpush(name, context.dumps())
-            pipe.ltrim(name, 0, CONTEXTS_KEPT - 1)
-            if self.link.ttl:
-                pipe.expire(name, self.link.ttl)
-            await pipe.execute()
+        await self._push(keys=[self.link.session_key(key, "whys")], args=[context.dumps(), CONTEXTS_KEPT, self.link.ttl or 0])
 
 
 class RedisSettings(RedisPart):

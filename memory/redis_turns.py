@@ -167,6 +167,9 @@ class RedisTurnLog(RedisPart):
         The script goes by its sha (a pipeline of Script calls would ask SCRIPT EXISTS first, a second
         round trip); a Redis that forgot it (restarted) gets it loaded again here."""
         calls = [self._append_call(key, turns, call_id) for (key, turns), call_id in zip(parts, call_ids, strict=True)]
+        if len(calls) == 1:  # one session: the script alone, with no pipeline around it
+            keys, args = calls[0]
+            return [int(await self._append(keys=keys, args=args))]
         async with self._r.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 pipe.evalsha(self._append.sha, len(keys), *keys, *args)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from bot.pipeline.stages.compose import Compose
 from core.boot import settings_from
 from core.config import Settings
 from core.llm import LLMError, OpenAIChat
+from core.loop import run as run_loop
 from memory.knowledge import knowledge_check
 from memory.open import open_store, safe_url
 from memory.store import StoreError
@@ -158,7 +158,7 @@ def render(checks: list[Check]) -> str:
 def doctor_cmd(args: argparse.Namespace) -> int:
     """Print the table; exit 0 only when every required check passes."""
     settings = settings_from(args)
-    checks = asyncio.run(_run_all(settings))
+    checks = run_loop(_run_all(settings))
     print(render(checks))
     return 0 if all(c.ok or not c.required for c in checks) else 1
 

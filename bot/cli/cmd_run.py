@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -16,6 +15,7 @@ from core.boot import settings_from
 from core.config import Settings
 from core.llm import LLMError
 from core.logs import setup_logging
+from core.loop import run as run_loop
 from persona.library import PersonaLibrary
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ async def announce_model(app: App) -> None:
 def chat_cmd(args: argparse.Namespace) -> int:
     """Terminal chat."""
     settings = settings_from(args, log_file=CHAT_LOG)
-    return asyncio.run(_chat(settings, args.persona, args.session, name=args.name))
+    return run_loop(_chat(settings, args.persona, args.session, name=args.name))
 
 
 async def _chat(settings: Settings, persona: str, session: str, hint: bool = False, name: str = "",
@@ -120,4 +120,4 @@ def run_cmd(args: argparse.Namespace) -> int:
           + (" and the web page." if web_on else "."), file=sys.stderr)
     setup_logging(os.environ.get("BOT_LOG_LEVEL", settings.bot.log_level), settings.secrets(),
                   settings.bot.data_dir / CHAT_LOG)
-    return asyncio.run(_chat(settings, "", "terminal", hint=True, web=web_on))
+    return run_loop(_chat(settings, "", "terminal", hint=True, web=web_on))

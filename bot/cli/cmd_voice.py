@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 from core.boot import settings_from
 from core.config import Settings
 from core.llm import ChatModel, OpenAIChat
+from core.loop import run as run_loop
 from persona.library import PersonaLibrary
 from voice import VoiceError, build_voice
 from voice.audio import format_of
@@ -35,7 +35,7 @@ def voice_cmd(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = settings_from(args)
-    return asyncio.run(_speak(settings, args.persona, args.text, args.out, fmt, not args.no_translate))
+    return run_loop(_speak(settings, args.persona, args.text, args.out, fmt, not args.no_translate))
 
 
 async def _speak(settings: Settings, pid: str, text: str, out: Path, fmt: str, translate: bool) -> int:

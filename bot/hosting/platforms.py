@@ -24,6 +24,7 @@ from bot.hosting.onebot_guard import guard_nonebot
 from bot.web.server import web_problem
 from core.config import Settings
 from core.config.core import exposed_without_token
+from core.loop import run as run_loop
 from core.outlet import Poster
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def serve(settings: Settings, *, discord: bool, qq: bool, web: bool = False) -> 
         return _serve_qq(settings, discord=discord, web=web)
     if discord or web:
         try:
-            return asyncio.run(_discord_only(settings, discord, web))
+            return run_loop(_discord_only(settings, discord, web))
         except KeyboardInterrupt:
             return 0
     print("error: no platform to start", file=sys.stderr)

@@ -48,10 +48,27 @@ class KnowledgeBase:
         self._lock = asyncio.Lock()
         self._open_lock = threading.Lock()
 
+    async def search(self, persona: Persona, query: str, max_chapter: int | None) -> tuple[Passage, ...]:
+        """The source passages for a question (none before an ingest, or from a broken index). BM25 alone
+        runs here, on the loop (a thread's hop and its fight for the GIL cost more than the search); an
+        embedder or a reranker is waited for in a thread."""
+        try:
+            index = await self.index(persona.id)
+            if index is None or not index.chunks:
+                return ()
+            if self._lexical_only(query):
+                return tuple(self._passages(persona.id, index, query, max_chapter))
+            return tuple(await asyncio.to_thread(self._passages, persona.id, index, query, max_chapter))
+        except Exception as exc:  # a broken index must not silence the character
+            log.warning("knowledge search for %s failed: %s", persona.id, exc)
+            return ()
+
     async def lookup(
-        self, persona: Persona, query: str, recent: Sequence[str], max_chapter: int | None
+        self, persona: Persona, query: str, recent: Sequence[str], max_chapter: int | None,
+        passages: tuple[Passage, ...] | None = None,
     ) -> Lookup:
-        """Lore from the card; passages and scenes from the ingested source, within the limit."""
+        """Lore from the card; passages (unless `search` found them already) and scenes from the ingested
+        source, within the limit."""
         lore = scan(persona.card.lorebook, query, recent, self.cfg.scan_depth, self.cfg.lore_tokens, max_chapter)
         try:
             index = await self.index(persona.id)
@@ -59,11 +76,13 @@ class KnowledgeBase:
                 return Lookup(lore=tuple(lore))
             # scenes follow the conversation (the last message too), passages the question
             talk = "\n".join([*list(recent)[-1:], query])
-            passages, scenes = await asyncio.to_thread(self._search, persona, index, query, talk, max_chapter)
+            if passages is None:
+                passages = await self.search(persona, query, max_chapter)
+            scenes = self._scenes(persona, index, talk, max_chapter)  # BM25 over the lines alone: on the loop
         except Exception as exc:  # a broken index must not silence the character: lore still works
             log.warning("knowledge lookup for %s failed: %s", persona.id, exc)
-            return Lookup(lore=tuple(lore))
-        return Lookup(tuple(passages), tuple(lore), tuple(scenes))
+            return Lookup(passages or (), tuple(lore))
+        return Lookup(passages, tuple(lore), tuple(scenes))
 
     async def index(self, persona_id: str) -> SourceIndex | None:
         """The persona's index, (re)loaded in a thread when the saved one changed."""
@@ -80,20 +99,26 @@ class KnowledgeBase:
             self._indexes[persona_id] = (marker, index)
             return index
 
-    def _search(
-        self, persona: Persona, index: SourceIndex, query: str, talk: str, max_chapter: int | None
-    ) -> tuple[list[Passage], list[Passage]]:
+    def _mode(self, query: str) -> tuple[Mode, bool]:
+        """The retrieval mode now (BM25 while the embedder is down) and whether dense search takes part."""
         mode = self.mode if self._clock() >= self._dense_down_until else "bm25"
         dense = mode == "dense" or (mode == "hybrid" and dense_weight(self.cfg.dense_weight, self.embedder, query) > 0)
-        vectors = self._vectors_for(persona.id) if self.embedder is not None and dense else None
+        return mode, dense and self.embedder is not None
+
+    def _lexical_only(self, query: str) -> bool:
+        """Whether the search is BM25 alone (no embedding, no reranking): quick enough for the loop."""
+        return self.retriever.reranker is None and not self._mode(query)[1]
+
+    def _passages(self, persona_id: str, index: SourceIndex, query: str, max_chapter: int | None) -> list[Passage]:
+        mode, dense = self._mode(query)
+        vectors = self._vectors_for(persona_id) if dense else None
         try:
             found = self.retriever.search(index, vectors, query, self.cfg.top_k, max_chapter, mode)
         except Exception as exc:  # a vector store or embedding server that went away must not silence the character
             self._dense_down_until = self._clock() + DENSE_RETRY_SECONDS
             log.warning("dense retrieval failed, using BM25 only for %.0f s: %s", DENSE_RETRY_SECONDS, exc)
             found = self.retriever.search(index, None, query, self.cfg.top_k, max_chapter, "bm25")
-        passages = pack([as_passage(f) for f in found], self.cfg.passage_tokens)
-        return passages, self._scenes(persona, index, talk, max_chapter)
+        return pack([as_passage(f) for f in found], self.cfg.passage_tokens)
 
     def _scenes(self, persona: Persona, index: SourceIndex, query: str, max_chapter: int | None) -> list[Passage]:
         k = self.cfg.scenes_k

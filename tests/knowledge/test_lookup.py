@@ -48,6 +48,33 @@ async def test_lore_only_without_an_index(tmp_path: Path) -> None:
     await kb.close()
 
 
+async def test_the_question_is_searched_once_and_its_passages_reach_the_lookup(
+    tmp_path: Path, novel: Callable[..., Path]
+) -> None:
+    """Recall searches the question while the store is read, then hands the passages to the lookup."""
+    ingest(tmp_path / "kb", [novel(1, 7)])
+    kb = KnowledgeBase(KnowledgeConfig(mode="bm25", top_k=3), tmp_path / "kb")
+    query = "悟空在八卦炉里炼了多久？"
+    passages = await kb.search(wukong(), query, None)
+    assert passages == (await kb.lookup(wukong(), query, [], None)).passages
+    assert passages and "八卦炉" in passages[0].text
+    assert all("第七回" not in p.source for p in await kb.search(wukong(), query, 5))  # the spoiler limit holds
+    searched = 0
+    search = kb.retriever.search
+
+    def counted(*args: Any, **kwargs: Any) -> list[Found]:
+        nonlocal searched
+        searched += 1
+        return search(*args, **kwargs)
+
+    kb.retriever.search = counted  # type: ignore[method-assign]
+    given = await kb.lookup(wukong(), query, ["弼马温 官"], None, passages[:1])
+    assert searched == 0 and given.passages == passages[:1]  # not searched again
+    assert given.scenes == (await kb.lookup(wukong(), query, ["弼马温 官"], None)).scenes and searched == 1
+    assert await KnowledgeBase(KnowledgeConfig(), tmp_path / "empty").search(wukong(), query, None) == ()
+    await kb.close()
+
+
 async def test_bm25_passages_scenes_and_spoiler_limit(tmp_path: Path, novel: Callable[..., Path]) -> None:
     ingest(tmp_path / "kb", [novel(1, 7)])
     kb = KnowledgeBase(KnowledgeConfig(mode="bm25", top_k=3), tmp_path / "kb")

@@ -6,11 +6,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, NamedTuple
 
 from bot.pipeline.exchange import Exchange
-from core.awaiting import at_once, each_of
+from core.awaiting import each_of
 from core.config import MemoryConfig
-from core.knowledge import Knowledge
+from core.knowledge import Knowledge, Passage
 from core.messages import said_at
 from core.stores import FactStore, Summaries, TurnLog
 from core.text import estimate_tokens
@@ -21,13 +22,23 @@ from memory.facts import conversation_of
 from memory.profiles import Item
 from memory.recall_dense import DenseRecall
 from memory.recollections import Recollection
-from memory.turns import Fact, FactBook, Turn
+from memory.turns import Fact, FactBook, Summary, Turn
 from persona.card import Persona
 
 CONTEXT_TURNS = 3  # the last few messages, besides the message itself, that steer recall
 ALWAYS_SHOWN = 4  # the newest window turns, which the prompt always holds: never recalled
 RECALL_K = 24  # recalled candidates; compose drops those its window holds and packs the rest
 NOTES_K = 40  # timeline and profile items offered to compose (short lines: it packs what fits)
+
+
+class Read(NamedTuple):
+    """What recall reads from the store for one message."""
+
+    idx: EpisodeIndex | None  # the conversation's index, up to date (None when recall is off)
+    query: asyncio.Task[list[list[float]]] | None  # the message's embedding, being made (dense recall)
+    turns: list[Turn]  # the newest stored turns
+    summary: Summary
+    book: FactBook | None  # the member's facts (None when facts are off)
 
 
 def select_window(
@@ -92,17 +103,28 @@ class Recall:
 
     async def __call__(self, ex: Exchange) -> Exchange:
         """Fill history, summary, facts, older turns recalled, passages, lore and scenes."""
-        idx: EpisodeIndex | None = None
-        query = None
-        # the turns, the summary and the member's facts are read at once: one wait on the store, not three
-        book_read = self._fact_book(ex)
+        # the store is read first (one wait, not three); while its answers travel, the passages are searched
+        reads: list[asyncio.Future[Any]] = [asyncio.ensure_future(aw) for aw in (
+            self._index(ex) if self.cfg.recall_tokens > 0 else self.store.recent(ex.session, self.cfg.max_turns),
+            self.summaries.summary(ex.session),
+            self._fact_book(ex),
+        )]
+        try:
+            await asyncio.sleep(0)  # the reads go out
+            passages = await self.knowledge.search(ex.persona, ex.text, ex.settings.max_chapter)
+            turns_or_index, summary, book = await each_of(reads)
+        finally:
+            for read in reads:
+                read.cancel()  # (the search was stopped: the reads are not waited for)
         if self.cfg.recall_tokens > 0:
             # the index holds every stored turn: the window is its newest part, with no second read
-            (idx, fresh, query), summary, book = await at_once(self._index(ex), self.summaries.summary(ex.session), book_read)
+            idx, fresh, query = turns_or_index
             turns = idx.window(self.cfg.max_turns) if idx is not None and fresh else []
-        else:
-            turns, summary, book = await at_once(self.store.recent(ex.session, self.cfg.max_turns),
-                                                  self.summaries.summary(ex.session), book_read)
+            return await self._recall(ex, Read(idx, query, turns, summary, book), passages)
+        return await self._recall(ex, Read(None, None, turns_or_index, summary, book), passages)
+
+    async def _recall(self, ex: Exchange, read: Read, passages: tuple[Passage, ...]) -> Exchange:
+        idx, query, turns, summary, book = read
         # a generous window: compose fits it to the server's context in its own tokens
         window, older = select_window(
             turns, summary.upto, self.cfg.history_tokens * 4, self.cfg.group_context_turns
@@ -137,7 +159,7 @@ class Recall:
                                         ignore=ex.persona.triggers(), k=NOTES_K * 2)
             notes, forgotten = await self._unforgotten(ex, found, book)
         recent_text = [t.text for t in window]  # the lorebook cuts this to its scan depth
-        known = await self.knowledge.lookup(ex.persona, ex.text, recent_text, ex.settings.max_chapter)
+        known = await self.knowledge.lookup(ex.persona, ex.text, recent_text, ex.settings.max_chapter, passages)
         return replace(
             ex,
             history=tuple(window),
