@@ -1,6 +1,8 @@
 """The model behind the character: any OpenAI-compatible chat-completions server.
 
-One small HTTP client (httpx, server-sent events) behind the `ChatModel` interface. Every request
+A small HTTP client behind the `ChatModel` interface: the chat completions stream over aiohttp (its
+parser is compiled: a real server sends an event per token), the rest (probe, models, token counts)
+over httpx. Every request
 carries a reply cap the server honours (`max_tokens`), streams (so an abandoned request is closed
 and the server stops generating), and waits for a slot: replies before background work, replies of
 different conversations in turn. The caller learns when its request leaves the queue (`on_sent`):
@@ -29,13 +31,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import aiohttp
 import httpx
 
 from core.config import LLMConfig
 from core.images import Image
 from core.serving import ServerProfile, count_with, probe_server
 from core.slots import Priority, Slots
-from core.sse import LineTooLong, head, lines
+from core.sse import LineTooLong, head, lines, text_of
 
 log = logging.getLogger(__name__)
 PROBE_EVERY = 30.0  # seconds between attempts to learn about a server that did not answer
@@ -155,8 +158,23 @@ class OpenAIChat:
         self._http = httpx.AsyncClient(
             base_url=cfg.base_url.rstrip("/") + "/", headers=headers, timeout=timeout, limits=limits
         )
+        self._headers = headers
+        self._streams: aiohttp.ClientSession | None = None  # made on the first stream, inside the loop
         self._probed_at = float("-inf")
         self.last_usage: dict[str, Any] = {}
+
+    def _session(self) -> aiohttp.ClientSession:
+        """The streams' session: the same base URL, key, timeouts (the read timeout between two pieces)
+        and connection bound as the httpx client; proxies from the environment, as httpx takes them."""
+        if self._streams is None or self._streams.closed:
+            cfg = self.cfg
+            self._streams = aiohttp.ClientSession(
+                base_url=cfg.base_url.rstrip("/") + "/", headers=self._headers, trust_env=True,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(5.0, cfg.request_timeout),
+                                              sock_read=cfg.request_timeout),
+                connector=aiohttp.TCPConnector(limit=cfg.max_concurrency + 4),
+            )
+        return self._streams
 
     async def probe(self) -> ServerProfile:
         """Ask the server what it is (kind, context size, tokenizer); once it has answered, cached."""
@@ -262,11 +280,11 @@ class OpenAIChat:
         got_data = finished = opened = done = False
         lines_left = chars + 1024  # events and comments: an honest stream has fewer than it has characters
         try:
-            async with self._http.stream("POST", "chat/completions", json=body) as resp:
-                if resp.status_code >= 400:
-                    raise _http_error(resp.status_code, await head(resp, ERROR_BODY))
+            async with self._session().post("chat/completions", json=body) as resp:
+                if resp.status >= 400:
+                    raise _http_error(resp.status, await head(resp, ERROR_BODY))
                 opened = True
-                async for line in lines(resp, LONGEST_LINE):
+                async for line in lines(text_of(resp), LONGEST_LINE):
                     if not line:
                         continue
                     lines_left -= 1
@@ -292,7 +310,7 @@ class OpenAIChat:
                         yield delta
         except LineTooLong as exc:
             raise BrokenStream(str(exc)) from None
-        except httpx.HTTPError as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             if got_data:
                 raise BrokenStream(f"stream cut: {_brief(exc)}") from exc
             if not opened:
@@ -317,10 +335,10 @@ class OpenAIChat:
         probe.pop("max_completion_tokens", None)
         for tries_left in (1, 0):
             try:  # the failed stream may have left a dead pooled connection: one retry
-                async with self._http.stream("POST", "chat/completions", json=probe) as resp:
-                    status, text = resp.status_code, await head(resp, ERROR_BODY)
+                async with self._session().post("chat/completions", json=probe) as resp:
+                    status, text = resp.status, await head(resp, ERROR_BODY)
                 break
-            except httpx.TransportError as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 if not tries_left:
                     return LLMError(f"{what}; then {_brief(exc)}")
         if status >= 400:
@@ -363,6 +381,8 @@ class OpenAIChat:
     async def close(self) -> None:
         """Release connections."""
         await self._http.aclose()
+        if self._streams is not None:
+            await self._streams.close()
 
 
 def _http_error(status: int, text: str) -> LLMError:

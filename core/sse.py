@@ -1,11 +1,16 @@
-"""Reading an HTTP answer within bounds: server-sent-event lines of a bounded length, the head of a body."""
+"""Reading an HTTP answer within bounds: server-sent-event lines of a bounded length, the head of a body.
+
+The answers are aiohttp's: its parser is compiled, which matters on the hot path of a stream (one
+event per token from a real server).
+"""
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 
 _BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -14,11 +19,22 @@ class LineTooLong(Exception):
     """A line went on past the bound (a server sending one endless event)."""
 
 
-async def lines(resp: httpx.Response, longest: int) -> AsyncIterator[str]:
-    """The answer's lines (ended by CRLF, LF or CR, as SSE has them), none held past `longest` characters."""
+async def text_of(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The body as text (UTF-8, as SSE is), piece by piece as it arrives; a character split between
+    pieces comes whole with the later one."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    async for chunk in resp.content.iter_any():
+        if text := decoder.decode(chunk):
+            yield text
+    if rest := decoder.decode(b"", final=True):
+        yield rest
+
+
+async def lines(pieces: AsyncIterator[str], longest: int) -> AsyncIterator[str]:
+    """The text's lines (ended by CRLF, LF or CR, as SSE has them), none held past `longest` characters."""
     held: list[str] = []  # the start of a line whose end has not come yet
     size = 0
-    async for piece in resp.aiter_text():
+    async for piece in pieces:
         parts = _BREAK.split(piece)
         if len(parts) > 1:
             parts[0] = "".join(held) + parts[0]
@@ -35,11 +51,9 @@ async def lines(resp: httpx.Response, longest: int) -> AsyncIterator[str]:
         yield "".join(held)
 
 
-async def head(resp: httpx.Response, limit: int) -> str:
+async def head(resp: aiohttp.ClientResponse, limit: int) -> str:
     """At most `limit` bytes of an answer's body, as text (the rest is not read)."""
     data = bytearray()
-    async for chunk in resp.aiter_bytes():
-        data += chunk[: limit - len(data)]
-        if len(data) >= limit:
-            break
+    while len(data) < limit and (chunk := await resp.content.read(limit - len(data))):
+        data += chunk
     return data.decode("utf-8", "replace")

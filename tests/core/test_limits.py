@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import stat
@@ -72,7 +73,7 @@ async def test_a_runaway_stream_is_cut_at_the_reply_cap_and_closed(
     assert 0 < len(reply.text) <= cap and len("".join(shown)) <= cap
     stored = await app.store.recent(SessionKey("horo", "test", "dm", "u1"), 10)
     assert [t.role for t in stored] == ["user", "assistant"] and len(stored[1].text) <= cap
-    sent = llm.wait_for_streams(1)
+    sent = await asyncio.to_thread(llm.wait_for_streams, 1)  # the loop runs meanwhile: the hang-up reaches the socket
     assert llm.hung_up == 1 and sent[0] < len(RUNAWAY.encode())  # the client closed the stream early
 
 
@@ -82,7 +83,8 @@ async def test_background_completions_are_cut_too(make_settings: MakeSettings, a
     assert app.model is not None
     text = await app.model.complete([ChatMessage("user", "总结")], max_tokens=50, temperature=0.0)
     assert text == RUNAWAY[: reply_chars(50)]
-    assert llm.wait_for_streams(1) and llm.hung_up == 1
+    # waited in a thread: the loop must run for the client's hang-up to reach the socket
+    assert await asyncio.to_thread(llm.wait_for_streams, 1) and llm.hung_up == 1
 
 
 def test_checks_on_a_streamed_reply_take_linear_time() -> None:

@@ -106,7 +106,7 @@ async def test_a_runaway_stream_ends_as_a_bounded_forward_in_time(bot: Bot, llm:
     nodes = sent["messages"]
     assert 1 < len(nodes) <= MAX_PARTS
     assert all(len(seg["data"]["text"]) <= 50 for node in nodes for seg in node["data"]["content"])
-    assert llm.wait_for_streams(1) and llm.hung_up == 1
+    assert await asyncio.to_thread(llm.wait_for_streams, 1) and llm.hung_up == 1
 
 
 async def test_a_1_mb_message_leaves_short_log_lines_and_no_text_at_info(bot: Bot, llm: FakeOpenAI) -> None:

@@ -189,6 +189,8 @@ class Generate:
                         got_first = True
                         metrics.first_token(self.clock() - arrived)
                     stall_by = min(sent_at + self.cfg.deadline, self.clock() + self.cfg.request_timeout)
+                    if stall_by <= self.clock():  # past the deadline (a stream read from its buffer need not pause)
+                        raise TimeoutError
                     limit.reschedule(_loop_time(stall_by, self.clock))
                     shown = check.feed(delta)
                     if shown and ex.sink:
