@@ -10,6 +10,8 @@ group costs one read a second, and a change made through another process shows w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -110,27 +112,50 @@ class ResilientFacts:
 
 
 class ResilientReplies:
-    """What replies were given is neither read nor kept while the backend is away (only /why misses it)."""
+    """What replies were given is neither read nor kept while the backend is away (only /why misses it).
+
+    A record is written behind its reply: the reply goes out while it is written, records of one
+    conversation are written in order, and a read of that conversation waits for its writes.
+    """
 
     def __init__(self, inner: ReplyContexts, outage: Outage):
         self.inner, self.outage = inner, outage
+        self._writing: dict[SessionKey, asyncio.Future[None]] = {}  # per conversation: its last write
 
     async def last_context(self, key: SessionKey) -> LastContext | None:
         """What the last reply was given; None while the store is away."""
+        await self._written(key)
         return await self.outage.read(lambda: self.inner.last_context(key), None)
 
     async def contexts(self, key: SessionKey, limit: int) -> list[LastContext]:
         """What the recent replies were given; none while the store is away."""
+        await self._written(key)
         return await self.outage.read(lambda: self.inner.contexts(key, limit), [])
 
     async def set_last_context(self, key: SessionKey, context: LastContext) -> None:
-        """Record what the reply was given; while the store is away it is not kept."""
+        """Record what the reply was given (the write goes on behind the caller); while the store is
+        away it is not kept."""
         if not self.outage.available:
             return
+        writing = asyncio.ensure_future(self._write(self._writing.get(key), key, context))
+        self._writing[key] = writing
+        writing.add_done_callback(lambda done: self._writing.pop(key) if self._writing.get(key) is done else None)
+
+    async def settle(self) -> None:
+        """Every record on its way is written (or given up)."""
+        await asyncio.gather(*self._writing.values(), return_exceptions=True)
+
+    async def _write(self, before: asyncio.Future[None] | None, key: SessionKey, context: LastContext) -> None:
+        if before is not None:
+            await asyncio.gather(before, return_exceptions=True)
         try:
             await self.inner.set_last_context(key, context)
         except StoreError as exc:
             self.outage.lost(exc)
+
+    async def _written(self, key: SessionKey) -> None:
+        if (writing := self._writing.get(key)) is not None:
+            await asyncio.gather(writing, return_exceptions=True)
 
 
 class ResilientSettings:
@@ -201,12 +226,13 @@ class ResilientStore(Stores):
         self.inner = inner
         self.grace = grace
         self.outage = outage = Outage(inner.ping, inner.turns.append, max_pending=max_pending, probe_every=probe_every)
+        self._replies = ResilientReplies(inner.replies, outage)
         super().__init__(
             inner.name,
             ResilientTurnLog(inner.turns, outage),
             ResilientSummaries(inner.summaries, outage),
             ResilientFacts(inner.facts_store, outage),
-            ResilientReplies(inner.replies, outage),
+            self._replies,
             ResilientSettings(inner.channel_settings, outage, remember, clock),
             ResilientCounters(inner.counters, outage),
             ResilientJournal(inner.journal, lambda: outage.down, outage.lost, remember),
@@ -227,4 +253,6 @@ class ResilientStore(Stores):
     async def _settle_and_close(self) -> None:
         """Give waiting exchanges `grace` seconds to be written, name any dropped, then close the store."""
         await self.outage.settle(self.grace)
+        with contextlib.suppress(TimeoutError):  # what replies were given: only /why would miss one
+            await asyncio.wait_for(self._replies.settle(), self.grace)
         await self.inner.close()
