@@ -2,10 +2,9 @@
 
 A small HTTP client behind the `ChatModel` interface: the chat completions stream over aiohttp (its
 parser is compiled: a real server sends an event per token), the rest (probe, models, token counts)
-over httpx. Every request
-carries a reply cap the server honours (`max_tokens`), streams (so an abandoned request is closed
-and the server stops generating), and waits for a slot: replies before background work, replies of
-different conversations in turn. The caller learns when its request leaves the queue (`on_sent`):
+over httpx. Every request carries a reply cap the server honours (`max_tokens`), streams (so an
+abandoned request is closed and the server stops generating), and waits for a slot: replies before
+background work, replies of different conversations in turn. The caller learns when its request leaves the queue (`on_sent`):
 the server is only judged on the time after that. A server that ignores the cap is cut off by the
 client: past `reply_chars(max_tokens)` characters, or a stream line longer than `LONGEST_LINE`, the
 stream is closed whatever the server goes on sending.
