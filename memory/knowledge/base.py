@@ -56,9 +56,10 @@ class KnowledgeBase:
             index = await self.index(persona.id)
             if index is None or not index.chunks:
                 return ()
-            if self._lexical_only(query):
-                return tuple(self._passages(persona.id, index, query, max_chapter))
-            return tuple(await asyncio.to_thread(self._passages, persona.id, index, query, max_chapter))
+            mode, dense = self._mode(query)
+            if not dense and self.retriever.reranker is None:
+                return tuple(self._passages(persona.id, index, query, max_chapter, mode, dense))
+            return tuple(await asyncio.to_thread(self._passages, persona.id, index, query, max_chapter, mode, dense))
         except Exception as exc:  # a broken index must not silence the character
             log.warning("knowledge search for %s failed: %s", persona.id, exc)
             return ()
@@ -105,12 +106,8 @@ class KnowledgeBase:
         dense = mode == "dense" or (mode == "hybrid" and dense_weight(self.cfg.dense_weight, self.embedder, query) > 0)
         return mode, dense and self.embedder is not None
 
-    def _lexical_only(self, query: str) -> bool:
-        """Whether the search is BM25 alone (no embedding, no reranking): quick enough for the loop."""
-        return self.retriever.reranker is None and not self._mode(query)[1]
-
-    def _passages(self, persona_id: str, index: SourceIndex, query: str, max_chapter: int | None) -> list[Passage]:
-        mode, dense = self._mode(query)
+    def _passages(self, persona_id: str, index: SourceIndex, query: str, max_chapter: int | None, mode: Mode,
+                  dense: bool) -> list[Passage]:
         vectors = self._vectors_for(persona_id) if dense else None
         try:
             found = self.retriever.search(index, vectors, query, self.cfg.top_k, max_chapter, mode)
