@@ -164,7 +164,7 @@ class App:
         chain = Chain(stages, store.journal, store.turns, store.counters, conversations, settings.bot, clocks.mono, clocks.wall, observers=[watchlist])
         initiative = Initiative(settings.initiative, store.counters, chain, watchlist, posters or {}, clocks.wall)
         replay = Replay(chain.ledger, settings.bot.replay_minutes, clocks.wall)
-        scenes = Scenes(settings.scene, settings.bot, chain, personas, clocks.wall, clocks.mono, clocks.chance)
+        scenes = Scenes(settings.scene, settings.bot, chain, personas, clocks.wall, clocks.mono, clocks.chance, background)
         app = cls(settings, store, personas, model, knowledge, voice, background, chain, initiative, replay, scenes,
                   clocks, episodes)
         exporter: metrics.Exporter | None = None

@@ -11,6 +11,7 @@ own, and nothing of another character's card ever enters its prompt: only what t
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 
 from core.conversation import Conversation
@@ -18,6 +19,7 @@ from core.sanitize import clean_name, clean_text
 from core.stores import TurnLog
 from memory.turns import SessionKey, Turn
 
+log = logging.getLogger(__name__)
 CHARACTER = "scene:"  # the user id a character's line is kept under (never a platform's user id)
 
 
@@ -41,40 +43,55 @@ async def record(store: TurnLog, where: Conversation, turns: Mapping[str, Turn])
 
 
 class Keeper:
-    """Writes a round's lines into the characters' memories in order, while the characters go on talking.
+    """Writes a channel's scene lines into the characters' memories in order, while the characters go on talking.
 
-    Each write follows the one before it; `ready(pid)` waits until every line meant for that character
-    is written (so, before it speaks, its memory is in order), `close()` until all are.
+    Each write follows the one before it, across rounds; `ready(pid)` waits until every line meant for
+    that character is written (so, before it speaks, its memory is in order), `close()` until all are.
+    A round's last line is written after the round: the channel's next round finds it in order. A write
+    that fails is logged and the ones after it go on (the character speaks without that line).
     """
 
     def __init__(self, store: TurnLog, where: Conversation):
         self.store = store
         self.where = where
+        self.rounds = 0  # rounds of the channel running with this keeper (0 or 1: a scene's lock holds them)
         self._last: asyncio.Future[None] | None = None
         self._owed: set[str] = set()  # characters with a line on its way
+
+    @property
+    def idle(self) -> bool:
+        """Every line kept is written."""
+        return self._last is None or self._last.done()
 
     def keep(self, turns: Mapping[str, Turn]) -> None:
         """Start writing these lines (persona id -> its copy), after the ones before them."""
         if turns:
             self._last = asyncio.ensure_future(self._write(self._last, dict(turns)))
+            self._last.add_done_callback(self._failed)
             self._owed |= set(turns)
 
     async def _write(self, before: asyncio.Future[None] | None, turns: Mapping[str, Turn]) -> None:
-        if before is not None:
-            await before
+        if before is not None and not before.done():
+            await asyncio.wait((before,))  # after it, whether it was written or failed
         await record(self.store, self.where, turns)
+
+    def _failed(self, write: asyncio.Future[None]) -> None:
+        if not write.cancelled() and (exc := write.exception()) is not None:
+            log.warning("a scene line of %s was not kept in the characters' memories: %s", self.where, exc)
 
     async def ready(self, persona: str) -> None:
         """Every line meant for `persona` is in its memory."""
-        if persona in self._owed and self._last is not None:
-            await self._last
-            self._owed.clear()
+        if persona in self._owed:
+            await self.close()
 
     async def close(self) -> None:
-        """Every line is written (a write that failed raises here)."""
-        if self._last is not None:
-            await self._last
-            self._owed.clear()
+        """Every line is written (or failed), those kept meanwhile too."""
+        last = None
+        while self._last is not last:
+            last = self._last
+            if last is not None and not last.done():
+                await asyncio.wait((last,))
+        self._owed.clear()
 
 
 def said_by(turn: Turn, persona: str) -> str:

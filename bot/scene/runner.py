@@ -18,6 +18,7 @@ from dataclasses import replace
 from bot.pipeline.chain import Chain, SessionLocks
 from bot.scene.once import Once
 from bot.scene.policy import Floor, Line, Member, named
+from core.background import Background
 from core.config import BotConfig, SceneConfig
 from core.messages import Incoming, Reply, said_at
 from core.outlet import ClipTask, Outlet
@@ -64,7 +65,7 @@ class Scenes:
 
     def __init__(self, cfg: SceneConfig, bot: BotConfig, chain: Chain, personas: PersonaLibrary,
                  wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic,
-                 chance: Callable[[], float] | None = None):
+                 chance: Callable[[], float] | None = None, background: Background | None = None):
         self.cfg = cfg
         self.bot = bot
         self.chain = chain
@@ -74,6 +75,8 @@ class Scenes:
         self.once = Once(cfg.dedup_seconds, mono)
         self.locks = SessionLocks()
         self._drawn: OrderedDict[str, float] = OrderedDict()
+        self.background = background  # where a round's last memory writes finish (without it, the round waits)
+        self._keepers: dict[str, Keeper] = {}  # per channel, while it has lines on their way
 
     def first_copy(self, msg: Incoming, keys: Sequence[str] = ()) -> bool:
         """False for a copy of a message already taken (every account of a scene receives each one).
@@ -110,7 +113,8 @@ class Scenes:
         """The round itself, in the scene's turn.
 
         What the characters who do not speak now keep of each line is written while the next one
-        speaks (memory/scene.py Keeper), so no speaker waits on the others' memories, only on its own.
+        speaks (memory/scene.py Keeper), so no speaker waits on the others' memories, only on its own;
+        the round's last line is written after it (the channel's next round waits for it where it must).
         """
         members = [Member.of(self.personas.get(pid)) for pid in dict.fromkeys(cast) if pid in self.personas]
         ids = [m.id for m in members]
@@ -118,11 +122,28 @@ class Scenes:
         settings = await self.chain.conversations.settings(where)  # read outside the turn: kept briefly
         chance = settings.chance if settings.chance is not None else self.bot.reply_chance
         async with self.locks.hold(where.key):
-            keeper = Keeper(self.chain.turns, where)
+            keeper = self._keepers.setdefault(where.key, Keeper(self.chain.turns, where))
+            keeper.rounds += 1
             try:
                 return await self._lines(msg, members, ids, held, to, routes, chance, keeper)
             finally:
-                await keeper.close()
+                keeper.rounds -= 1
+                if not keeper.idle and self.background is not None:
+                    self.background.spawn(self._settle(where.key, keeper), name=f"scene memories of {where.key}")
+                else:
+                    await keeper.close()
+                    self._keepers.pop(where.key, None)
+
+    async def _settle(self, key: str, keeper: Keeper) -> None:
+        """The channel's lines written; its keeper let go once no round uses it."""
+        await keeper.close()
+        if not keeper.rounds and self._keepers.get(key) is keeper:
+            del self._keepers[key]
+
+    async def settle(self) -> None:
+        """Every scene line kept so far is in the characters' memories."""
+        for keeper in list(self._keepers.values()):
+            await keeper.close()
 
     async def _lines(self, msg: Incoming, members: list[Member], ids: list[str], held: Mapping[str, Held], to: str,
                      routes: Mapping[str, Route], chance: float, keeper: Keeper) -> list[Reply]:

@@ -184,8 +184,8 @@ class Recall:
         return idx, fresh, self.episodes.embed_query(ex.session, ex.text) if idx is not None else None
 
     async def _fact_book(self, ex: Exchange) -> FactBook | None:
-        """The member's fact book, when facts are kept."""
-        if not self.cfg.facts:
+        """The member's fact book, when facts are kept (a scene's character has none: facts are about members)."""
+        if not self.cfg.facts or ex.incoming.speaker:
             return None
         return await self.facts.fact_book(ex.persona.id, ex.incoming.platform, ex.incoming.user_id)
 
