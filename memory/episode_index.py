@@ -153,7 +153,9 @@ class EpisodeIndex:
             scores[speakers == speaker] *= SAME_SPEAKER
         named = set().union(*(self.names.get(t, set()) for t in weights if weights[t] >= 1.0))
         if named and len(named) < len(self._speaker_ids):
-            scores[np.isin(speakers, list(named))] *= NAMED_SPEAKER
+            chosen = np.zeros(len(self._speaker_ids), dtype=bool)
+            chosen[list(named)] = True
+            scores[chosen[speakers]] *= NAMED_SPEAKER
         scores[np.frombuffer(self.asked, dtype=np.int8, count=n)[cand] == 1] *= ASKED
         if when is not None and when.ranged:
             ats = np.frombuffer(self.ats, dtype=np.float64, count=n)[cand]
@@ -165,13 +167,14 @@ class EpisodeIndex:
             scores[np.frombuffer(self.timed, dtype=np.int8, count=n)[cand] == 1] *= TIMED_TURN
         want = min(len(cand), k * 4 + 8)
         top = np.argpartition(-scores, want - 1)[:want] if want < len(cand) else np.arange(len(cand))
-        ranked = sorted(((float(scores[i]), int(i)) for i in top if scores[i] > 0), reverse=True)
+        top = top[scores[top] > 0]
+        top = top[np.lexsort((-top, -scores[top]))]  # best first; a tie goes to the later turn
         out: list[tuple[float, float, Turn]] = []
-        for score, i in ranked:
-            turn = self.turns[int(cand[i])]
+        for score, part, doc in zip(scores[top].tolist(), shared[top].tolist(), cand[top].tolist(), strict=True):
+            turn = self.turns[doc]
             if skip(turn):
                 continue
-            out.append((score, float(shared[i]), turn))
+            out.append((score, part, turn))
             if len(out) >= k:
                 break
         return out
@@ -190,8 +193,9 @@ class EpisodeIndex:
         norm = K1 * (1 - B + B * lengths / (self.total / n or 1.0))
         idf = np.log(1 + (n - sizes + 0.5) / (sizes + 0.5)).astype(np.float32)
         parts = (np.repeat(idf, sizes) * tfs * (K1 + 1) / (tfs + norm)).astype(np.float32)
-        cuts = np.cumsum(sizes)[:-1]
-        memo.update(zip(terms, zip(np.split(docs, cuts), np.split(parts, cuts), strict=True), strict=True))
+        ends = np.cumsum(sizes).tolist()
+        for term, start, end in zip(terms, [0, *ends[:-1]], ends, strict=True):  # slices: np.split costs more
+            memo[term] = (docs[start:end], parts[start:end])
 
     def window(self, limit: int) -> list[Turn]:
         """The newest `limit` turns, oldest first: what the store's window holds once it is up to date."""
