@@ -120,6 +120,15 @@ async def test_memory_sections_keep_to_their_budget(talk_app: Any, llm: FakeOpen
     assert 0 < ServerProfile().count(body) <= 120 + 10  # the blocks, one token a quoted line aside
 
 
+async def test_recalled_turns_fill_their_budget_as_the_prompt_shows_them(talk_app: Any, llm: FakeOpenAI) -> None:
+    budget = 200
+    app = await talk_app(recall_tokens=budget, profile_tokens=0)
+    prompt = await ask(app, llm, "What did Lena, Omar and Kai say about cats, cooking, drums, climbing and the lake?", "q6")
+    block = prompt.split("【What you remember from before】")[1].split("\n\n")[0]
+    shown = ServerProfile().count(block)  # quoted ("> ") line by line, as the model reads it
+    assert budget - 40 < shown <= budget  # all of it but a line's worth, never more
+
+
 async def test_what_a_member_says_in_private_never_reaches_the_group(talk_app: Any, llm: FakeOpenAI) -> None:
     app = await talk_app(facts=True, share_facts=True)
     secret = "my salary is ninety thousand and I am quitting in June"

@@ -210,10 +210,11 @@ class Compose:
         notes_title = notes_heading(persona.card.language)
         # the timelines and profiles keep their share: the recalled turns take what is left of the memory budget
         reserve = min(self.memory.profile_tokens, max(0, memory // 3)) + count(notes_title) + 8 if ex.notes else 0
-        # each recalled line is quoted ("> "): about one token a line more than the budget counts
         room = min(self.memory.recall_tokens, left - count(title) - 8 - reserve, memory - count(title) - 8 - reserve)
+        # each recalled line is counted as it is shown, quoted ("> "): the budget is used, never overrun
         remembered, recalled = render_memories(
-            ex.memories, max(0, room * 9 // 10), count, persona.name, persona.card.language, in_window | seen.memories,
+            ex.memories, max(0, room), lambda text: count(quote(text)), persona.name, persona.card.language,
+            in_window | seen.memories,
         )
         block("memories", title, quote(remembered), quoted, memory)
         # what members told of themselves, less what the recalled turns and the window show whole
