@@ -151,7 +151,7 @@ class EpisodeIndex:
         speaker = self._speaker_ids.get(user_id) if user_id else None
         if speaker is not None:
             scores[speakers == speaker] *= SAME_SPEAKER
-        named = set().union(*(self.names.get(t, set()) for t in weights if weights[t] >= 1.0))
+        named = self._named(weights)
         if named and len(named) < len(self._speaker_ids):
             chosen = np.zeros(len(self._speaker_ids), dtype=bool)
             chosen[list(named)] = True
@@ -178,6 +178,19 @@ class EpisodeIndex:
             if len(out) >= k:
                 break
         return out
+
+    def member(self, weights: dict[str, float]) -> int | None:
+        """The one speaker (by number) the query's own terms name, when they name exactly one of several."""
+        named = self._named(weights)
+        return next(iter(named)) if len(named) == 1 and len(self._speaker_ids) > 1 else None
+
+    def speaker_of(self, turn: Turn) -> int:
+        """The number of a turn's speaker (-1 for one not indexed)."""
+        return self._speaker_ids.get(turn.user_id or f"~{turn.name}", -1)
+
+    def _named(self, weights: dict[str, float]) -> set[int]:
+        """The speakers whose names are among the query's own terms (the message's, not its context's)."""
+        return set().union(*(self.names.get(t, set()) for t in weights if weights[t] >= 1.0))
 
     def _score(self, terms: list[str], memo: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         """Each term's documents and its BM25 part in each (idf times the saturated term frequency), into `memo`:

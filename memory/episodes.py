@@ -230,7 +230,11 @@ class EpisodicMemory:
         hits = interleave(lists)
         if self.dense is not None and query is not None:
             # the message and each clause by meaning, taken in turns like the parts, fused with the words' ranking
-            near = interleave(await self.dense.nearest(key, idx, query, skip, k))
+            # a question about one member (what has Ann cooked?) by meaning among that member's turns alone: the
+            # words' side still ranks everyone's, and the others' turns would take the few dense places
+            member = idx.member(weights)
+            near_skip = skip if member is None else (lambda turn: skip(turn) or idx.speaker_of(turn) != member)
+            near = interleave(await self.dense.nearest(key, idx, query, near_skip, k))
             hits = fuse(hits, near)[: k + PART_K * (len(lists) - 1)]
         out = []
         for score, turn in hits:

@@ -245,6 +245,21 @@ async def test_dense_recall_stays_in_its_conversation(memory: Memory, stub: Embe
     embedder.close()
 
 
+async def test_a_question_about_one_member_looks_by_meaning_among_their_turns(
+    memory: Memory, stub: EmbeddingsServer
+) -> None:
+    # Raj talks of his violin lessons again and again, nearer the question's words than Mei's cello
+    violin = [said(f"Violin lessons {i}, learning scales on the violin, violin practice", "e3", "Raj", T0 + 10_000 + 60 * i)
+              for i in range(9)]
+    await memory.store.append(KEY, chat(CELLO, size=300) + violin)
+    episodes = memory.episodes(HttpEmbedder(stub.url, "concepts"))
+    await memory.primed(episodes)
+    found = texts(await memory.recall(episodes, "Which instrument is Mei learning?", user_id="e1"))
+    assert CELLO in found, found
+    assert any("Violin" in text for text in texts(await memory.recall(episodes, "Which instrument is Raj learning?",
+                                                                     user_id="e1")))
+
+
 async def test_a_reset_drops_the_conversations_vectors(memory: Memory, stub: EmbeddingsServer) -> None:
     await memory.store.append(KEY, chat(CELLO))
     episodes = memory.episodes(HttpEmbedder(stub.url, "concepts"))
