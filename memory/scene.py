@@ -56,7 +56,7 @@ class Keeper:
         self.where = where
         self.rounds = 0  # rounds of the channel running with this keeper (0 or 1: a scene's lock holds them)
         self._last: asyncio.Future[None] | None = None
-        self._owed: set[str] = set()  # characters with a line on its way
+        self._owed: dict[str, asyncio.Future[None]] = {}  # character -> the last write holding a line for it
 
     @property
     def idle(self) -> bool:
@@ -68,7 +68,7 @@ class Keeper:
         if turns:
             self._last = asyncio.ensure_future(self._write(self._last, dict(turns)))
             self._last.add_done_callback(self._failed)
-            self._owed |= set(turns)
+            self._owed.update(dict.fromkeys(turns, self._last))
 
     async def _write(self, before: asyncio.Future[None] | None, turns: Mapping[str, Turn]) -> None:
         if before is not None and not before.done():
@@ -80,9 +80,12 @@ class Keeper:
             log.warning("a scene line of %s was not kept in the characters' memories: %s", self.where, exc)
 
     async def ready(self, persona: str) -> None:
-        """Every line meant for `persona` is in its memory."""
-        if persona in self._owed:
-            await self.close()
+        """Every line meant for `persona` is in its memory (the writes after it are not waited for)."""
+        write = self._owed.get(persona)
+        if write is not None and not write.done():
+            await asyncio.wait((write,))  # the writes go in order: the ones before it are done too
+        if self._owed.get(persona) is write:
+            self._owed.pop(persona, None)
 
     async def close(self) -> None:
         """Every line is written (or failed), those kept meanwhile too."""

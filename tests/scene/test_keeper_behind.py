@@ -75,3 +75,33 @@ async def test_a_settle_writes_what_a_round_left_on_its_way(
     await asyncio.wait_for(settling, 5)
     horo = [t.text for t in await app.store.recent(SessionKey.of("horo", WHERE), 10)]
     assert horo == ["赫萝和叶修在吗", "咱在。", "嗯。"]  # his line, kept for her after the round
+
+
+async def test_a_speaker_waits_only_for_the_lines_meant_for_it(
+    make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI, memory: dict[str, Any], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    app, _ = await open_scene(make_settings, app_factory, llm, memory)
+    llm.responder = lambda body: Script(text={"horo": "咱在。", "yexiu": "嗯。"}[by_persona(body)])
+    his_line, his_copy = asyncio.Event(), asyncio.Event()
+    append_each = app.chain.turns.append_each
+
+    async def gated(items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> Any:
+        said = [t for _, turns in items for t in turns]
+        if any(t.speaker == "yexiu" for t in said):  # his line, kept for her
+            await his_line.wait()
+        if any(t.text == "赫萝你说呢" for t in said):  # the copy he keeps of a message to her
+            await his_copy.wait()
+        return await append_each(items)
+
+    monkeypatch.setattr(app.chain.turns, "append_each", gated)
+    cast = ["horo", "yexiu"]
+    await asyncio.wait_for(app.scenes.handle(said("赫萝和叶修在吗", "m1"), cast, {}), 5)
+    # she is @'d next: she waits for his line, not for his copy of the message, written after it
+    second = asyncio.ensure_future(app.scenes.handle(said("赫萝你说呢", "m2"), cast, {}, to="horo"))
+    await asyncio.sleep(0.2)
+    assert not second.done() and len(llm.requests) == 2
+    his_line.set()
+    assert [r.persona_id for r in await asyncio.wait_for(second, 5)] == ["horo"]
+    his_copy.set()
+    await asyncio.wait_for(app.scenes.settle(), 5)
+    assert [t.text for t in await app.store.recent(SessionKey.of("yexiu", WHERE), 10)][-2:] == ["赫萝你说呢", "咱在。"]
