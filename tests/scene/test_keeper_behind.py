@@ -4,7 +4,7 @@ speaker does, and a settle (as the app's stop does) writes it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -15,6 +15,20 @@ from tests.scene.test_transcript import WHERE, by_persona, memory, open_scene, s
 from tests.support.openai_server import FakeOpenAI, Script
 
 
+def hold_writes(app: Any, monkeypatch: pytest.MonkeyPatch, *gates: tuple[Callable[[Turn], bool], asyncio.Event]) -> None:
+    """The characters' memory writes holding a turn that a gate's test picks wait until that gate opens."""
+    append_each = app.chain.turns.append_each
+
+    async def gated(items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> Any:
+        said = [t for _, turns in items for t in turns]
+        for picks, gate in gates:
+            if any(picks(t) for t in said):
+                await gate.wait()
+        return await append_each(items)
+
+    monkeypatch.setattr(app.chain.turns, "append_each", gated)
+
+
 async def test_the_last_line_is_kept_after_the_round_and_before_the_next_speaker_needs_it(
     make_settings: MakeSettings, app_factory: Any, llm: FakeOpenAI, memory: dict[str, Any], monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
@@ -23,14 +37,7 @@ async def test_the_last_line_is_kept_after_the_round_and_before_the_next_speaker
     lines = {"horo": ["咱先说：苹果最好。", "汝刚才说得对。"], "yexiu": ["我没意见，打游戏去了。"]}
     llm.responder = lambda body: Script(text=lines[by_persona(body)].pop(0))
     gate = asyncio.Event()
-    append_each = app.chain.turns.append_each
-
-    async def gated(items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> Any:
-        if any(t.speaker == "yexiu" for _, turns in items for t in turns):  # his lines wait at the gate
-            await gate.wait()
-        return await append_each(items)
-
-    monkeypatch.setattr(app.chain.turns, "append_each", gated)
+    hold_writes(app, monkeypatch, (lambda t: t.speaker == "yexiu", gate))  # his lines wait at the gate
     cast = ["horo", "yexiu"]
 
     # yexiu's line closes the round: horo keeps it, and that write is held at the gate
@@ -58,14 +65,7 @@ async def test_a_settle_writes_what_a_round_left_on_its_way(
     app, _ = await open_scene(make_settings, app_factory, llm, memory)
     llm.responder = lambda body: Script(text={"horo": "咱在。", "yexiu": "嗯。"}[by_persona(body)])
     gate = asyncio.Event()
-    append_each = app.chain.turns.append_each
-
-    async def gated(items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> Any:
-        if any(t.speaker == "yexiu" for _, turns in items for t in turns):  # his lines wait at the gate
-            await gate.wait()
-        return await append_each(items)
-
-    monkeypatch.setattr(app.chain.turns, "append_each", gated)
+    hold_writes(app, monkeypatch, (lambda t: t.speaker == "yexiu", gate))  # his lines wait at the gate
     replies = await asyncio.wait_for(app.scenes.handle(said("赫萝和叶修在吗", "m1"), ["horo", "yexiu"], {}), 5)
     assert [r.persona_id for r in replies] == ["horo", "yexiu"]
     settling = asyncio.ensure_future(app.scenes.settle())
@@ -83,17 +83,8 @@ async def test_a_speaker_waits_only_for_the_lines_meant_for_it(
     app, _ = await open_scene(make_settings, app_factory, llm, memory)
     llm.responder = lambda body: Script(text={"horo": "咱在。", "yexiu": "嗯。"}[by_persona(body)])
     his_line, his_copy = asyncio.Event(), asyncio.Event()
-    append_each = app.chain.turns.append_each
-
-    async def gated(items: Sequence[tuple[SessionKey, Sequence[Turn]]]) -> Any:
-        said = [t for _, turns in items for t in turns]
-        if any(t.speaker == "yexiu" for t in said):  # his line, kept for her
-            await his_line.wait()
-        if any(t.text == "赫萝你说呢" for t in said):  # the copy he keeps of a message to her
-            await his_copy.wait()
-        return await append_each(items)
-
-    monkeypatch.setattr(app.chain.turns, "append_each", gated)
+    # his line, kept for her; the copy he keeps of a message to her
+    hold_writes(app, monkeypatch, (lambda t: t.speaker == "yexiu", his_line), (lambda t: t.text == "赫萝你说呢", his_copy))
     cast = ["horo", "yexiu"]
     await asyncio.wait_for(app.scenes.handle(said("赫萝和叶修在吗", "m1"), cast, {}), 5)
     # she is @'d next: she waits for his line, not for his copy of the message, written after it
